@@ -1,0 +1,320 @@
+//! `kith.v1.CustomerService`.
+
+use std::sync::Arc;
+
+use prost_types::FieldMask;
+use tonic::{Request, Response, Status};
+
+use super::convert::{metadata_from_proto, metadata_to_proto, timestamp};
+use super::workspace_of;
+use crate::domain::customer::{
+    AddressInput, BillingAddress, Customer, CustomerFilter, CustomerInput, CustomerLookup,
+    CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
+};
+use crate::domain::page::PageRequest;
+use crate::domain::{Change, now};
+use crate::error::{Error, FieldViolation};
+use crate::pb::kith::v1::customer_service_server::CustomerService;
+use crate::pb::kith::v1::{
+    self as pb, CreateCustomerRequest, CreateCustomerResponse, DeleteCustomerRequest,
+    DeleteCustomerResponse, GetCustomerRequest, GetCustomerResponse, ListCustomersRequest,
+    ListCustomersResponse, UpdateCustomerRequest, UpdateCustomerResponse,
+};
+use crate::store::Store;
+
+pub struct CustomerApi {
+    store: Arc<dyn Store>,
+}
+
+impl CustomerApi {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomerApi {
+    async fn create_customer(
+        &self,
+        request: Request<CreateCustomerRequest>,
+    ) -> Result<Response<CreateCustomerResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let customer = request.into_inner().customer.unwrap_or_default();
+        let customer =
+            NewCustomer::parse(customer_input(customer)?)?.into_customer(workspace, now());
+        self.store.insert_customer(&customer).await?;
+        Ok(Response::new(CreateCustomerResponse {
+            customer: Some(customer_to_proto(&customer)),
+        }))
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<GetCustomerRequest>,
+    ) -> Result<Response<GetCustomerResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let lookup = lookup(request.into_inner().lookup)?;
+        let customer = self.store.get_customer(workspace, &lookup).await?;
+        Ok(Response::new(GetCustomerResponse {
+            customer: Some(customer_to_proto(&customer)),
+        }))
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<ListCustomersRequest>,
+    ) -> Result<Response<ListCustomersResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let filter = CustomerFilter::parse(
+            &request.email,
+            &request.external_id,
+            metadata_from_proto(request.metadata)?,
+        )?;
+        let page = PageRequest::parse(
+            request.page_size.into(),
+            &request.page_token,
+            &filter.canonical(workspace),
+        )?;
+        let page = self.store.list_customers(workspace, &filter, &page).await?;
+        Ok(Response::new(ListCustomersResponse {
+            customers: page.items.iter().map(customer_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_customer(
+        &self,
+        request: Request<UpdateCustomerRequest>,
+    ) -> Result<Response<UpdateCustomerResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let lookup = update_lookup(request.lookup)?;
+        let patch = patch_input(request.customer.unwrap_or_default(), request.update_mask)?;
+        let patch = CustomerPatch::parse(patch)?;
+        let customer = self
+            .store
+            .update_customer(workspace, &lookup, &patch)
+            .await?;
+        Ok(Response::new(UpdateCustomerResponse {
+            customer: Some(customer_to_proto(&customer)),
+        }))
+    }
+
+    async fn delete_customer(
+        &self,
+        request: Request<DeleteCustomerRequest>,
+    ) -> Result<Response<DeleteCustomerResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let lookup = delete_lookup(request.into_inner().lookup)?;
+        let customer = self.store.delete_customer(workspace, &lookup).await?;
+        Ok(Response::new(DeleteCustomerResponse {
+            customer: Some(customer_to_proto(&customer)),
+        }))
+    }
+}
+
+// The three requests share the `lookup` oneof shape but prost generates a
+// type per message, so each gets a one-line adapter to the shared parser.
+fn lookup(lookup: Option<pb::get_customer_request::Lookup>) -> Result<CustomerLookup, Error> {
+    use pb::get_customer_request::Lookup;
+    parse_lookup(lookup.map(|l| match l {
+        Lookup::Id(id) => (true, id),
+        Lookup::ExternalId(id) => (false, id),
+    }))
+}
+
+fn update_lookup(
+    lookup: Option<pb::update_customer_request::Lookup>,
+) -> Result<CustomerLookup, Error> {
+    use pb::update_customer_request::Lookup;
+    parse_lookup(lookup.map(|l| match l {
+        Lookup::Id(id) => (true, id),
+        Lookup::ExternalId(id) => (false, id),
+    }))
+}
+
+fn delete_lookup(
+    lookup: Option<pb::delete_customer_request::Lookup>,
+) -> Result<CustomerLookup, Error> {
+    use pb::delete_customer_request::Lookup;
+    parse_lookup(lookup.map(|l| match l {
+        Lookup::Id(id) => (true, id),
+        Lookup::ExternalId(id) => (false, id),
+    }))
+}
+
+fn parse_lookup(lookup: Option<(bool, String)>) -> Result<CustomerLookup, Error> {
+    match lookup {
+        Some((true, id)) => CustomerLookup::by_id(&id),
+        Some((false, external_id)) => CustomerLookup::by_external_id(&external_id),
+        None => Err(Error::invalid("id", "set either id or external_id")),
+    }
+}
+
+fn customer_type(value: i32) -> Result<Option<CustomerType>, Error> {
+    match pb::CustomerType::try_from(value) {
+        Ok(pb::CustomerType::Unspecified) => Ok(None),
+        Ok(pb::CustomerType::Individual) => Ok(Some(CustomerType::Individual)),
+        Ok(pb::CustomerType::Team) => Ok(Some(CustomerType::Team)),
+        Err(_) => Err(Error::invalid(
+            "type",
+            format!("unknown customer type {value}"),
+        )),
+    }
+}
+
+fn address_input(address: pb::BillingAddress) -> AddressInput {
+    AddressInput {
+        country: address.country,
+        line1: address.line1,
+        line2: address.line2,
+        postal_code: address.postal_code,
+        city: address.city,
+        state: address.state,
+    }
+}
+
+fn customer_input(customer: pb::Customer) -> Result<CustomerInput, Error> {
+    Ok(CustomerInput {
+        kind: customer_type(customer.r#type)?,
+        metadata: Some(metadata_from_proto(customer.metadata)?),
+        external_id: customer.external_id,
+        email: customer.email,
+        name: customer.name,
+        billing_address: customer.billing_address.map(address_input),
+    })
+}
+
+/// The fields an update may name; `*` names them all.
+const UPDATABLE_FIELDS: [&str; 6] = [
+    "email",
+    "name",
+    "billing_address",
+    "metadata",
+    "external_id",
+    "type",
+];
+
+/// Turns a customer and its mask into a patch (AIP-134): a named field is set
+/// to its value, or cleared when unset; without a mask every populated field
+/// is named.
+fn patch_input(
+    customer: pb::Customer,
+    mask: Option<FieldMask>,
+) -> Result<CustomerPatchInput, Error> {
+    let paths = match mask {
+        Some(mask) if !mask.paths.is_empty() => mask.paths,
+        _ => populated_fields(&customer),
+    };
+    let mut unknown = Vec::new();
+    let mut named: Vec<&str> = Vec::new();
+    for path in &paths {
+        if path == "*" {
+            named.extend(UPDATABLE_FIELDS);
+        } else if let Some(field) = UPDATABLE_FIELDS.iter().find(|field| *field == path) {
+            named.push(field);
+        } else {
+            unknown.push(FieldViolation::new(
+                "update_mask",
+                format!(
+                    "'{path}' cannot be updated; updatable fields are {}",
+                    UPDATABLE_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::InvalidArgument(unknown));
+    }
+
+    let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
+    let mut patch = CustomerPatchInput::default();
+    let pb::Customer {
+        external_id,
+        email,
+        name,
+        billing_address,
+        metadata,
+        r#type,
+        ..
+    } = customer;
+    if named.contains(&"email") {
+        patch.email = set_or_clear(email);
+    }
+    if named.contains(&"name") {
+        patch.name = set_or_clear(name);
+    }
+    if named.contains(&"external_id") {
+        patch.external_id = set_or_clear(external_id);
+    }
+    if named.contains(&"billing_address") {
+        patch.billing_address = billing_address
+            .map(address_input)
+            .map_or(Change::Clear, Change::Set);
+    }
+    if named.contains(&"metadata") {
+        patch.metadata = Change::Set(metadata_from_proto(metadata)?);
+    }
+    if named.contains(&"type") {
+        patch.kind = customer_type(r#type)?.map_or(Change::Clear, Change::Set);
+    }
+    Ok(patch)
+}
+
+fn populated_fields(customer: &pb::Customer) -> Vec<String> {
+    let populated = [
+        ("email", customer.email.is_some()),
+        ("name", customer.name.is_some()),
+        ("external_id", customer.external_id.is_some()),
+        ("billing_address", customer.billing_address.is_some()),
+        ("metadata", !customer.metadata.is_empty()),
+        ("type", customer.r#type != 0),
+    ];
+    populated
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| field.to_owned())
+        .collect()
+}
+
+fn address_to_proto(address: &BillingAddress) -> pb::BillingAddress {
+    let lines = address.lines();
+    pb::BillingAddress {
+        country: lines.country,
+        line1: lines.line1,
+        line2: lines.line2,
+        postal_code: lines.postal_code,
+        city: lines.city,
+        state: lines.state,
+    }
+}
+
+pub(super) fn customer_to_proto(customer: &Customer) -> pb::Customer {
+    let kind = match customer.kind {
+        CustomerType::Individual => pb::CustomerType::Individual,
+        CustomerType::Team => pb::CustomerType::Team,
+    };
+    pb::Customer {
+        id: customer.id.to_string(),
+        external_id: customer
+            .external_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
+        email: customer
+            .email
+            .as_ref()
+            .map(|email| email.as_str().to_owned()),
+        email_verified: customer.email_verified,
+        name: customer.name.as_ref().map(|name| name.as_str().to_owned()),
+        billing_address: customer.billing_address.as_ref().map(address_to_proto),
+        metadata: metadata_to_proto(customer.metadata.iter()),
+        r#type: kind.into(),
+        avatar_url: customer.avatar_url().unwrap_or_default(),
+        workspace_id: customer.workspace_id.to_string(),
+        created_at: Some(timestamp(customer.created_at)),
+        modified_at: customer.modified_at.map(timestamp),
+        deleted_at: customer.deleted_at.map(timestamp),
+        members: Vec::new(),
+    }
+}

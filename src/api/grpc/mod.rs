@@ -1,0 +1,23 @@
+//! The gRPC transport: thin tonic adapters that turn messages into domain
+//! inputs, call the store, and turn results and errors back into messages.
+
+mod auth;
+mod convert;
+mod customers;
+mod status;
+
+pub use auth::RequireApiKey;
+pub use customers::CustomerApi;
+
+use tonic::{Request, Status};
+
+use crate::domain::WorkspaceId;
+
+/// The workspace `RequireApiKey` resolved for this call.
+fn workspace_of<T>(request: &Request<T>) -> Result<WorkspaceId, Status> {
+    request
+        .extensions()
+        .get::<WorkspaceId>()
+        .copied()
+        .ok_or_else(|| crate::error::Error::Unauthenticated.into())
+}

@@ -1,0 +1,128 @@
+//! Command-line flags, each also read from a `KITH_*` environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kith",
+    version,
+    about = "A customer and identity directory served over gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC services (and the REST gateway).
+    Serve(ServeArgs),
+    /// Manage workspaces.
+    Workspaces {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and print its id.
+    Create {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key for a workspace and print it (it is shown only once).
+    Create {
+        /// The workspace's name or id.
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List a workspace's keys (ids and state, never the keys themselves).
+    List {
+        /// The workspace's name or id.
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a key by the id `kith keys list` shows.
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `postgres://…` for PostgreSQL; a file path or `sqlite:` URL for SQLite.
+    #[arg(long, env = "KITH_DATABASE_URL", default_value = "sqlite:kith.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC server.
+    #[arg(long, env = "KITH_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the REST gateway.
+    #[arg(long, env = "KITH_REST_ADDR", default_value = "127.0.0.1:8080")]
+    pub rest_addr: SocketAddr,
+
+    /// Do not serve the REST gateway.
+    #[arg(long, env = "KITH_NO_REST")]
+    pub no_rest: bool,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Log format on stderr.
+    #[arg(long, env = "KITH_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+
+    /// Seconds between database health checks.
+    #[arg(long, env = "KITH_HEALTH_INTERVAL", default_value_t = 2)]
+    pub health_interval_secs: u64,
+}
+
+/// What `Application::build` needs; tests build it directly.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub grpc_addr: SocketAddr,
+    pub rest_addr: Option<SocketAddr>,
+    pub database_url: String,
+    pub health_interval: Duration,
+}
+
+impl From<&ServeArgs> for ServeConfig {
+    fn from(args: &ServeArgs) -> Self {
+        Self {
+            grpc_addr: args.grpc_addr,
+            rest_addr: (!args.no_rest).then_some(args.rest_addr),
+            database_url: args.database.database_url.clone(),
+            health_interval: Duration::from_secs(args.health_interval_secs.max(1)),
+        }
+    }
+}

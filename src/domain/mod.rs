@@ -1,0 +1,52 @@
+//! The rules of Kith, free of any wire format or SQL: value types that cannot
+//! hold an invalid value, and the transitions records may make.
+
+pub mod customer;
+pub mod page;
+pub mod workspace;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+pub use workspace::WorkspaceId;
+
+/// The current time at the millisecond precision Kith stores and returns, so
+/// a record reads back exactly as it was written on every backend.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// What a partial update does to one optional field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Change<T> {
+    /// Leave the stored value alone.
+    #[default]
+    Keep,
+    /// Store this value.
+    Set(T),
+    /// Remove the stored value.
+    Clear,
+}
+
+impl<T> Change<T> {
+    /// Applies a fallible parse to the new value, if there is one.
+    pub fn try_map<U, E>(self, parse: impl FnOnce(T) -> Result<U, E>) -> Result<Change<U>, E> {
+        Ok(match self {
+            Self::Keep => Change::Keep,
+            Self::Clear => Change::Clear,
+            Self::Set(value) => Change::Set(parse(value)?),
+        })
+    }
+}
+
+/// A string of at most `max` characters with no control characters; the
+/// common shape of names and identifiers.
+pub(crate) fn bounded_text(value: &str, max: usize) -> Result<(), String> {
+    let len = value.chars().count();
+    if len > max {
+        return Err(format!("must be at most {max} characters, got {len}"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Cursor pagination shared by every List method: page sizes and opaque page
+//! tokens that resume a query after the last record it returned.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, FieldViolation, Result};
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// Where a page starts: after the record with this creation time and id.
+/// Records are listed in `(created_at, id)` order, which concurrent writes
+/// cannot reshuffle: a new record always sorts after every existing one or at
+/// a fixed place, so no record is skipped or repeated between pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub size: usize,
+    pub after: Option<Cursor>,
+    /// Digest of the query the token belongs to; a token replayed against a
+    /// different query is refused rather than silently mixing result sets.
+    query_digest: [u8; 8],
+}
+
+/// One page of results and the token of the next, if any.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+impl PageRequest {
+    /// `query` is a canonical rendering of everything that selects the rows
+    /// (workspace and filters), so tokens are bound to it.
+    pub fn parse(page_size: i64, page_token: &str, query: &str) -> Result<Self> {
+        let size = match page_size {
+            ..0 => {
+                return Err(Error::InvalidArgument(vec![FieldViolation::new(
+                    "page_size",
+                    "must not be negative",
+                )]));
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE),
+        };
+        let query_digest = digest(query);
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(decode(page_token, query_digest)?)
+        };
+        Ok(Self {
+            size,
+            after,
+            query_digest,
+        })
+    }
+
+    /// Builds the page from up to `size + 1` rows fetched in cursor order: the
+    /// extra row only tells that another page exists.
+    pub fn finish<T>(&self, mut rows: Vec<T>, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+        let next_token = if rows.len() > self.size {
+            rows.truncate(self.size);
+            rows.last()
+                .map(|last| encode(cursor_of(last), self.query_digest))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_token,
+        }
+    }
+
+    /// How many rows the store should fetch.
+    pub fn fetch_limit(&self) -> i64 {
+        i64::try_from(self.size + 1).expect("page sizes are small")
+    }
+}
+
+fn digest(query: &str) -> [u8; 8] {
+    let full = Sha256::digest(query.as_bytes());
+    full[..8].try_into().expect("sha256 is 32 bytes")
+}
+
+const TOKEN_LEN: usize = 8 + 16 + 8;
+
+fn encode(cursor: Cursor, query_digest: [u8; 8]) -> String {
+    let mut bytes = Vec::with_capacity(TOKEN_LEN);
+    bytes.extend_from_slice(&cursor.created_at.timestamp_millis().to_be_bytes());
+    bytes.extend_from_slice(cursor.id.as_bytes());
+    bytes.extend_from_slice(&query_digest);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode(token: &str, query_digest: [u8; 8]) -> Result<Cursor> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| Error::InvalidPageToken("not a page token"))?;
+    let bytes: [u8; TOKEN_LEN] = bytes
+        .try_into()
+        .map_err(|_| Error::InvalidPageToken("not a page token"))?;
+    let (millis, rest) = bytes.split_at(8);
+    let (id, digest) = rest.split_at(16);
+    if digest != query_digest {
+        return Err(Error::InvalidPageToken(
+            "the token belongs to a different query",
+        ));
+    }
+    let millis = i64::from_be_bytes(millis.try_into().expect("8 bytes"));
+    let created_at = DateTime::from_timestamp_millis(millis)
+        .ok_or(Error::InvalidPageToken("not a page token"))?;
+    Ok(Cursor {
+        created_at,
+        id: Uuid::from_slice(id).expect("16 bytes"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor() -> Cursor {
+        Cursor {
+            created_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+            id: Uuid::new_v4(),
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_and_clamp() {
+        assert_eq!(
+            PageRequest::parse(0, "", "q").unwrap().size,
+            DEFAULT_PAGE_SIZE
+        );
+        assert_eq!(
+            PageRequest::parse(1000, "", "q").unwrap().size,
+            MAX_PAGE_SIZE
+        );
+        assert_eq!(PageRequest::parse(7, "", "q").unwrap().size, 7);
+        let err = PageRequest::parse(-1, "", "q").unwrap_err();
+        assert_eq!(err.violations()[0].field, "page_size");
+    }
+
+    #[test]
+    fn a_token_resumes_its_own_query_only() {
+        let first = PageRequest::parse(1, "", "q").unwrap();
+        let page = first.finish(vec![cursor(), cursor()], |c| *c);
+        let token = page.next_token.unwrap();
+        let next = PageRequest::parse(1, &token, "q").unwrap();
+        assert_eq!(next.after, Some(page.items[0]));
+        assert!(matches!(
+            PageRequest::parse(1, &token, "other"),
+            Err(Error::InvalidPageToken(_))
+        ));
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        for token in ["x", "!!!", "AAAA"] {
+            assert!(matches!(
+                PageRequest::parse(1, token, "q"),
+                Err(Error::InvalidPageToken(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn the_last_page_has_no_token() {
+        let request = PageRequest::parse(2, "", "q").unwrap();
+        assert!(
+            request
+                .finish(vec![cursor(), cursor()], |c| *c)
+                .next_token
+                .is_none()
+        );
+    }
+}

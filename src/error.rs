@@ -1,0 +1,140 @@
+//! The one error type of the service. Domain rules, the store and the auth
+//! layer all speak it; each transport maps it to its own wire shape in one
+//! table (`api::grpc::status`).
+
+use std::fmt;
+
+/// A problem with one request field, named by its path relative to the
+/// request's resource (`metadata.plan`, `billing_address.country`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// The same violation, seen from an enclosing message: `country` inside
+    /// `billing_address` becomes `billing_address.country`.
+    #[must_use]
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_owned()
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fields whose values break a rule on their own.
+    #[error("invalid request: {}", list(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+
+    /// Valid values that the record's current state does not allow.
+    #[error("change not allowed: {}", list(.0))]
+    ForbiddenTransition(Vec<FieldViolation>),
+
+    /// A value that must be unique in the workspace is taken.
+    #[error("{0}")]
+    AlreadyExists(FieldViolation),
+
+    /// No such record in the caller's workspace.
+    #[error("{resource} not found")]
+    NotFound { resource: &'static str },
+
+    #[error("invalid page token: {0}")]
+    InvalidPageToken(&'static str),
+
+    #[error("missing, unknown or revoked API key")]
+    Unauthenticated,
+
+    /// The database cannot be reached; the caller may retry.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+
+    /// Anything else: a bug or corrupt data. Never shown to callers.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+fn list(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn internal(error: impl Into<BoxError>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    /// The field violations the error carries, if any.
+    pub fn violations(&self) -> &[FieldViolation] {
+        match self {
+            Self::InvalidArgument(v) | Self::ForbiddenTransition(v) => v,
+            Self::AlreadyExists(v) => std::slice::from_ref(v),
+            _ => &[],
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Collects every violation of one request so they are reported together.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Keeps the value of `result`, or records its violation.
+    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
+        result.map_err(|v| self.0.push(v)).ok()
+    }
+
+    pub fn push(&mut self, violation: FieldViolation) {
+        self.0.push(violation);
+    }
+
+    pub fn extend(&mut self, violations: impl IntoIterator<Item = FieldViolation>) {
+        self.0.extend(violations);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.0
+    }
+
+    /// `Ok(value)` when nothing was recorded, else the error `kind` builds.
+    pub fn finish<T>(self, value: T, kind: fn(Vec<FieldViolation>) -> Error) -> Result<T> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(kind(self.0))
+        }
+    }
+}

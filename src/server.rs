@@ -1,0 +1,217 @@
+//! Startup and wiring: the store, the bootstrap key, health, reflection, the
+//! gRPC server and the REST listener, all stopped by one shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::grpc::{CustomerApi, RequireApiKey};
+use crate::auth::Authenticator;
+use crate::config::ServeConfig;
+use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
+use crate::store::{self, Store};
+
+/// The gRPC services health reports on, by their full names.
+const SERVICES: [&str; 1] = ["kith.v1.CustomerService"];
+
+pub struct Application {
+    store: Arc<dyn Store>,
+    grpc: TcpListener,
+    rest: Option<TcpListener>,
+    bootstrap_key: Option<String>,
+    health_interval: Duration,
+}
+
+impl Application {
+    /// Opens and migrates the database, creates the first workspace and key
+    /// on an empty one, and binds both listeners (port 0 picks a free port).
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let store = store::connect(&config.database_url)
+            .await
+            .context("opening the database")?;
+        let bootstrap_key = store.bootstrap().await?.map(|(workspace, key)| {
+            tracing::info!(workspace = %workspace.id, key_id = %key.id, "created the default workspace and its first key");
+            key.reveal().to_owned()
+        });
+        let grpc = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
+        let rest = match config.rest_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the REST address {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            store,
+            grpc,
+            rest,
+            bootstrap_key,
+            health_interval: config.health_interval,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
+    /// The key created by the first start on an empty database, to be shown
+    /// once.
+    pub fn bootstrap_key(&self) -> Option<&str> {
+        self.bootstrap_key.as_deref()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` completes: then health turns NOT_SERVING,
+    /// listeners stop accepting, and in-flight calls are drained.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        // Both versions: `buf curl` and new grpcurl speak v1, older grpcurl v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let (stopping_tx, stopping) = watch::channel(false);
+        let watchdog = tokio::spawn(watch_database(
+            self.store.clone(),
+            health.clone(),
+            self.health_interval,
+            stopping.clone(),
+        ));
+
+        let signal_health = health.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight calls");
+            set_all(&signal_health, ServingStatus::NotServing).await;
+            let _ = stopping_tx.send(true);
+        });
+
+        let rest = self.rest.map(|listener| {
+            let router = crate::api::rest::router(self.store.clone());
+            let stop = stopped(stopping.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            })
+        });
+
+        tracing::info!(
+            grpc = %self.grpc.local_addr()?,
+            backend = self.store.backend(),
+            "serving"
+        );
+        let authenticator = Authenticator::new(self.store.clone());
+        Server::builder()
+            .layer(RequireApiKey::new(authenticator))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(CustomerServiceServer::new(CustomerApi::new(
+                self.store.clone(),
+            )))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), stopped(stopping))
+            .await
+            .context("serving gRPC")?;
+
+        if let Some(rest) = rest {
+            rest.await?.context("serving REST")?;
+        }
+        watchdog.abort();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+async fn set_all(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Pings the database every `interval` and mirrors the answer in health:
+/// NOT_SERVING while it is unreachable, SERVING again once it answers.
+async fn watch_database(
+    store: Arc<dyn Store>,
+    health: HealthReporter,
+    interval: Duration,
+    stopping: watch::Receiver<bool>,
+) {
+    let mut serving = None;
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let healthy = matches!(
+            tokio::time::timeout(interval, store.ping()).await,
+            Ok(Ok(()))
+        );
+        if serving != Some(healthy) {
+            if healthy {
+                tracing::info!("database reachable: serving");
+            } else {
+                tracing::warn!("database unreachable: not serving");
+            }
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_all(&health, status).await;
+            serving = Some(healthy);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

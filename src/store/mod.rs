@@ -1,0 +1,141 @@
+//! The repository interface and its two backends.
+//!
+//! `Store` is all the service knows of storage. `SqliteStore` and `PgStore`
+//! implement it from one body of code (`sql.rs`), so the behaviour the
+//! conformance suite proves on one holds on the other; each backend module
+//! holds only what its dialect does differently.
+
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::error::ErrorKind;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::WorkspaceId;
+use crate::domain::customer::{Customer, CustomerFilter, CustomerLookup, CustomerPatch};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, WorkspaceName};
+use crate::error::{Error, FieldViolation, Result};
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds while the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// On an empty database, creates the `default` workspace with one key and
+    /// returns both; otherwise (or when another replica won the race) `None`.
+    async fn bootstrap(&self) -> Result<Option<(Workspace, NewApiKey)>>;
+
+    async fn create_workspace(&self, name: &WorkspaceName) -> Result<Workspace>;
+    /// Finds a workspace by its name or its id.
+    async fn find_workspace(&self, name_or_id: &str) -> Result<Option<Workspace>>;
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<()>;
+    async fn find_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>>;
+    /// Revokes a key; revoking twice keeps the first revocation time.
+    async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey>;
+
+    async fn insert_customer(&self, customer: &Customer) -> Result<()>;
+    /// A live customer of the workspace, else `NotFound`.
+    async fn get_customer(
+        &self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+    ) -> Result<Customer>;
+    async fn list_customers(
+        &self,
+        workspace: WorkspaceId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>>;
+    /// Applies the patch (`Customer::apply`) to the current row atomically.
+    async fn update_customer(
+        &self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+        patch: &CustomerPatch,
+    ) -> Result<Customer>;
+    /// Soft-deletes a live customer and returns it as deleted.
+    async fn delete_customer(
+        &self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+    ) -> Result<Customer>;
+}
+
+/// Opens the database a URL names, `postgres://` or `postgresql://` for
+/// PostgreSQL and anything else for a SQLite file, and brings its schema up
+/// to date.
+pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> =
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Arc::new(PgStore::connect(database_url).await?)
+        } else {
+            Arc::new(SqliteStore::connect(database_url).await?)
+        };
+    Ok(store)
+}
+
+/// Which field a unique index protects, recognised by the index or column
+/// name in the database's message, and what to tell the caller.
+const UNIQUE_FIELDS: [(&str, &str, &str); 3] = [
+    (
+        "email_key",
+        "email",
+        "A customer with this email address already exists.",
+    ),
+    (
+        "external_id",
+        "external_id",
+        "A customer with this external ID already exists.",
+    ),
+    (
+        "workspaces",
+        "name",
+        "A workspace with this name already exists.",
+    ),
+];
+
+/// Maps a database error to the service's: unique clashes name their field,
+/// lost connections are retryable, everything else is internal.
+pub(crate) fn db_error(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+            let source = db.constraint().unwrap_or_else(|| db.message()).to_owned();
+            UNIQUE_FIELDS
+                .iter()
+                .find(|(needle, _, _)| source.contains(needle))
+                .map_or_else(
+                    || Error::internal(sqlx::Error::Database(db)),
+                    |(_, field, message)| {
+                        Error::AlreadyExists(FieldViolation::new(*field, *message))
+                    },
+                )
+        }
+        // Connection lost, or the server shutting down (SQLSTATE 08xxx, 57P0x).
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
+        {
+            Error::Unavailable(Box::new(sqlx::Error::Database(db)))
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(Box::new(error)),
+        other => Error::internal(other),
+    }
+}

@@ -1,0 +1,47 @@
+//! PostgreSQL: for production and for several replicas on one database.
+//! Every uniqueness rule is an index, so replicas racing cannot both win.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::sql::impl_store;
+use crate::domain::customer::MetadataValue;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    const BACKEND: &'static str = "postgres";
+
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // Fail fast while the database is down instead of queueing calls
+            // past their deadlines.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `metadata` holds `key` with this value (jsonb containment).
+    fn push_metadata_filter(query: &mut QueryBuilder<Postgres>, key: &str, value: &MetadataValue) {
+        let pair = serde_json::json!({ key: value });
+        query.push("metadata @> ").push_bind(Json(pair));
+    }
+}
+
+impl_store!(PgStore, Postgres, lock_row = " FOR UPDATE");

@@ -1,0 +1,110 @@
+//! Rows as both backends return them, and their conversion to domain
+//! records. Values were validated when written, so they are taken as stored:
+//! a rule tightened later must not make old records unreadable.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::domain::WorkspaceId;
+use crate::domain::customer::{
+    BillingAddress, Customer, CustomerName, CustomerType, Email, ExternalId, Metadata,
+};
+use crate::domain::page::Cursor;
+use crate::domain::workspace::{ApiKey, ApiKeyId, SecretHash, Workspace, WorkspaceName};
+use crate::error::{Error, Result};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct WorkspaceRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<WorkspaceRow> for Workspace {
+    fn from(row: WorkspaceRow) -> Self {
+        Self {
+            id: WorkspaceId(row.id),
+            name: WorkspaceName::from_stored(row.name),
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiKeyRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    secret_hash: Vec<u8>,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = Error;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self> {
+        let hash = row
+            .secret_hash
+            .try_into()
+            .map_err(|_| Error::internal("stored API key hash is not 32 bytes"))?;
+        Ok(Self {
+            id: ApiKeyId(row.id),
+            workspace_id: WorkspaceId(row.workspace_id),
+            secret_hash: SecretHash(hash),
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// The columns every customer query selects, in `CustomerRow`'s order.
+macro_rules! customer_columns {
+    () => {
+        "id, workspace_id, external_id, email, email_verified, name, billing_address, \
+         metadata, kind, created_at, modified_at, deleted_at"
+    };
+}
+pub(super) use customer_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CustomerRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    external_id: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    billing_address: Option<Json<BillingAddress>>,
+    metadata: Json<Metadata>,
+    kind: String,
+    created_at: DateTime<Utc>,
+    modified_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<CustomerRow> for Customer {
+    fn from(row: CustomerRow) -> Self {
+        Self {
+            id: row.id,
+            workspace_id: WorkspaceId(row.workspace_id),
+            external_id: row.external_id.map(ExternalId::from_stored),
+            email: row.email.map(Email::from_stored),
+            email_verified: row.email_verified,
+            name: row.name.map(CustomerName::from_stored),
+            billing_address: row.billing_address.map(|Json(address)| address),
+            metadata: row.metadata.0,
+            kind: CustomerType::from_stored(&row.kind),
+            created_at: row.created_at,
+            modified_at: row.modified_at,
+            deleted_at: row.deleted_at,
+        }
+    }
+}
+
+pub(super) fn customer_cursor(customer: &Customer) -> Cursor {
+    Cursor {
+        created_at: customer.created_at,
+        id: customer.id,
+    }
+}

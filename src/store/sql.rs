@@ -1,0 +1,384 @@
+//! The one implementation of `Store`, instantiated for each backend.
+//!
+//! The SQL here is portable: `$N` placeholders, `ON CONFLICT`, `RETURNING`
+//! and row-value comparisons mean the same on SQLite and PostgreSQL. sqlx
+//! types each query by its database, so the shared body is a macro expanded
+//! once per backend rather than a generic function whose trait bounds would
+//! outweigh the code. A backend supplies, as inherent items of its store:
+//! `reader()` and `writer()` pools, `BACKEND`, and `push_metadata_filter`;
+//! plus the literal that locks a selected row for the rest of a transaction.
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, lock_row = $lock:literal) => {
+        impl $store {
+            async fn insert_workspace<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: &$crate::domain::workspace::Workspace,
+            ) -> $crate::error::Result<()> {
+                sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(workspace.id.0)
+                    .bind(workspace.name.as_str())
+                    .bind(workspace.created_at)
+                    .execute(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            async fn insert_key<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                key: &$crate::domain::workspace::NewApiKey,
+            ) -> $crate::error::Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, workspace_id, secret_hash, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(key.id.0)
+                .bind(key.workspace_id.0)
+                .bind(&key.secret_hash.0[..])
+                .bind(key.created_at)
+                .execute(executor)
+                .await
+                .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            /// The live customer `lookup` names, locked for the rest of the
+            /// transaction when `lock` is set.
+            async fn fetch_live_customer<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::customer::CustomerLookup,
+                lock: bool,
+            ) -> $crate::error::Result<$crate::domain::customer::Customer> {
+                use $crate::domain::customer::CustomerLookup;
+                use $crate::store::rows::{customer_columns, CustomerRow};
+                macro_rules! select {
+                    ($by:literal, $suffix:literal) => {
+                        concat!(
+                            "SELECT ", customer_columns!(), " FROM customers WHERE ", $by,
+                            " = $1 AND workspace_id = $2 AND deleted_at IS NULL",
+                            $suffix
+                        )
+                    };
+                }
+                let query = match (lookup, lock) {
+                    (CustomerLookup::Id(id), false) => {
+                        sqlx::query_as::<_, CustomerRow>(select!("id", "")).bind(*id)
+                    }
+                    (CustomerLookup::Id(id), true) => {
+                        sqlx::query_as(select!("id", $lock)).bind(*id)
+                    }
+                    (CustomerLookup::ExternalId(id), false) => {
+                        sqlx::query_as(select!("external_id", "")).bind(id.as_str())
+                    }
+                    (CustomerLookup::ExternalId(id), true) => {
+                        sqlx::query_as(select!("external_id", $lock)).bind(id.as_str())
+                    }
+                };
+                query
+                    .bind(workspace.0)
+                    .fetch_optional(executor)
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .map(Into::into)
+                    .ok_or($crate::error::Error::NotFound { resource: "customer" })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn ping(&self) -> $crate::error::Result<()> {
+                sqlx::query("SELECT 1")
+                    .execute(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            async fn bootstrap(
+                &self,
+            ) -> $crate::error::Result<
+                Option<(
+                    $crate::domain::workspace::Workspace,
+                    $crate::domain::workspace::NewApiKey,
+                )>,
+            > {
+                use $crate::domain::workspace::{NewApiKey, Workspace, WorkspaceName};
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                if workspaces > 0 {
+                    return Ok(None);
+                }
+                let workspace = Workspace {
+                    id: $crate::domain::WorkspaceId(uuid::Uuid::new_v4()),
+                    name: WorkspaceName::parse(WorkspaceName::DEFAULT).expect("valid name"),
+                    created_at: $crate::domain::now(),
+                };
+                let key = NewApiKey::generate(workspace.id);
+                let created = async {
+                    Self::insert_workspace(&mut *tx, &workspace).await?;
+                    Self::insert_key(&mut *tx, &key).await?;
+                    tx.commit().await.map_err($crate::store::db_error)
+                };
+                match created.await {
+                    Ok(()) => Ok(Some((workspace, key))),
+                    // Another replica bootstrapped the same empty database.
+                    Err($crate::error::Error::AlreadyExists(_)) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            }
+
+            async fn create_workspace(
+                &self,
+                name: &$crate::domain::workspace::WorkspaceName,
+            ) -> $crate::error::Result<$crate::domain::workspace::Workspace> {
+                let workspace = $crate::domain::workspace::Workspace {
+                    id: $crate::domain::WorkspaceId(uuid::Uuid::new_v4()),
+                    name: name.clone(),
+                    created_at: $crate::domain::now(),
+                };
+                Self::insert_workspace(self.writer(), &workspace).await?;
+                Ok(workspace)
+            }
+
+            async fn find_workspace(
+                &self,
+                name_or_id: &str,
+            ) -> $crate::error::Result<Option<$crate::domain::workspace::Workspace>> {
+                use $crate::store::rows::WorkspaceRow;
+                let query = match uuid::Uuid::try_parse(name_or_id) {
+                    Ok(id) => sqlx::query_as::<_, WorkspaceRow>(
+                        "SELECT id, name, created_at FROM workspaces WHERE id = $1",
+                    )
+                    .bind(id),
+                    Err(_) => sqlx::query_as(
+                        "SELECT id, name, created_at FROM workspaces WHERE name = $1",
+                    )
+                    .bind(name_or_id),
+                };
+                let row = query
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn insert_api_key(
+                &self,
+                key: &$crate::domain::workspace::NewApiKey,
+            ) -> $crate::error::Result<()> {
+                Self::insert_key(self.writer(), key).await
+            }
+
+            async fn find_api_key(
+                &self,
+                id: $crate::domain::workspace::ApiKeyId,
+            ) -> $crate::error::Result<Option<$crate::domain::workspace::ApiKey>> {
+                sqlx::query_as::<_, $crate::store::rows::ApiKeyRow>(
+                    "SELECT id, workspace_id, secret_hash, created_at, revoked_at \
+                     FROM api_keys WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(self.reader())
+                .await
+                .map_err($crate::store::db_error)?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn list_api_keys(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+            ) -> $crate::error::Result<Vec<$crate::domain::workspace::ApiKey>> {
+                sqlx::query_as::<_, $crate::store::rows::ApiKeyRow>(
+                    "SELECT id, workspace_id, secret_hash, created_at, revoked_at \
+                     FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id",
+                )
+                .bind(workspace.0)
+                .fetch_all(self.reader())
+                .await
+                .map_err($crate::store::db_error)?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn revoke_api_key(
+                &self,
+                id: $crate::domain::workspace::ApiKeyId,
+            ) -> $crate::error::Result<$crate::domain::workspace::ApiKey> {
+                sqlx::query_as::<_, $crate::store::rows::ApiKeyRow>(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+                     RETURNING id, workspace_id, secret_hash, created_at, revoked_at",
+                )
+                .bind(id.0)
+                .bind($crate::domain::now())
+                .fetch_optional(self.writer())
+                .await
+                .map_err($crate::store::db_error)?
+                .ok_or($crate::error::Error::NotFound { resource: "API key" })?
+                .try_into()
+            }
+
+            async fn insert_customer(
+                &self,
+                customer: &$crate::domain::customer::Customer,
+            ) -> $crate::error::Result<()> {
+                use sqlx::types::Json;
+                sqlx::query(
+                    "INSERT INTO customers (id, workspace_id, external_id, email, email_key, \
+                     email_verified, name, billing_address, metadata, kind, created_at, \
+                     modified_at, deleted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(customer.id)
+                .bind(customer.workspace_id.0)
+                .bind(customer.external_id.as_ref().map(|id| id.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.key()))
+                .bind(customer.email_verified)
+                .bind(customer.name.as_ref().map(|name| name.as_str()))
+                .bind(customer.billing_address.as_ref().map(Json))
+                .bind(Json(&customer.metadata))
+                .bind(customer.kind.as_str())
+                .bind(customer.created_at)
+                .bind(customer.modified_at)
+                .bind(customer.deleted_at)
+                .execute(self.writer())
+                .await
+                .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            async fn get_customer(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::customer::CustomerLookup,
+            ) -> $crate::error::Result<$crate::domain::customer::Customer> {
+                Self::fetch_live_customer(self.reader(), workspace, lookup, false).await
+            }
+
+            async fn list_customers(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                filter: &$crate::domain::customer::CustomerFilter,
+                page: &$crate::domain::page::PageRequest,
+            ) -> $crate::error::Result<
+                $crate::domain::page::Page<$crate::domain::customer::Customer>,
+            > {
+                use $crate::store::rows::{customer_columns, customer_cursor, CustomerRow};
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", customer_columns!(),
+                    " FROM customers WHERE deleted_at IS NULL AND workspace_id = "
+                ));
+                query.push_bind(workspace.0);
+                if let Some(email) = &filter.email {
+                    query.push(" AND email_key = ").push_bind(email.key());
+                }
+                if let Some(external_id) = &filter.external_id {
+                    query.push(" AND external_id = ").push_bind(external_id.as_str().to_owned());
+                }
+                for (key, value) in &filter.metadata {
+                    query.push(" AND ");
+                    Self::push_metadata_filter(&mut query, key, value);
+                }
+                if let Some(after) = page.after {
+                    query
+                        .push(" AND (created_at, id) > (")
+                        .push_bind(after.created_at)
+                        .push(", ")
+                        .push_bind(after.id)
+                        .push(")");
+                }
+                query
+                    .push(" ORDER BY created_at, id LIMIT ")
+                    .push_bind(page.fetch_limit());
+                let rows: Vec<CustomerRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                let customers = rows.into_iter().map(Into::into).collect();
+                Ok(page.finish(customers, customer_cursor))
+            }
+
+            async fn update_customer(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::customer::CustomerLookup,
+                patch: &$crate::domain::customer::CustomerPatch,
+            ) -> $crate::error::Result<$crate::domain::customer::Customer> {
+                use sqlx::types::Json;
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let current = Self::fetch_live_customer(&mut *tx, workspace, lookup, true).await?;
+                let next = current.apply(patch, $crate::domain::now())?;
+                if next == current {
+                    return Ok(current);
+                }
+                sqlx::query(
+                    "UPDATE customers SET external_id = $3, email = $4, email_key = $5, \
+                     email_verified = $6, name = $7, billing_address = $8, metadata = $9, \
+                     kind = $10, modified_at = $11 WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(workspace.0)
+                .bind(next.id)
+                .bind(next.external_id.as_ref().map(|id| id.as_str()))
+                .bind(next.email.as_ref().map(|email| email.as_str()))
+                .bind(next.email.as_ref().map(|email| email.key()))
+                .bind(next.email_verified)
+                .bind(next.name.as_ref().map(|name| name.as_str()))
+                .bind(next.billing_address.as_ref().map(Json))
+                .bind(Json(&next.metadata))
+                .bind(next.kind.as_str())
+                .bind(next.modified_at)
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::store::db_error)?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(next)
+            }
+
+            async fn delete_customer(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::customer::CustomerLookup,
+            ) -> $crate::error::Result<$crate::domain::customer::Customer> {
+                use $crate::domain::customer::CustomerLookup;
+                use $crate::store::rows::{customer_columns, CustomerRow};
+                macro_rules! soft_delete {
+                    ($by:literal) => {
+                        concat!(
+                            "UPDATE customers SET deleted_at = $3 WHERE workspace_id = $1 AND ",
+                            $by, " = $2 AND deleted_at IS NULL RETURNING ", customer_columns!()
+                        )
+                    };
+                }
+                let query = match lookup {
+                    CustomerLookup::Id(id) => {
+                        sqlx::query_as::<_, CustomerRow>(soft_delete!("id")).bind(workspace.0).bind(*id)
+                    }
+                    CustomerLookup::ExternalId(id) => sqlx::query_as(soft_delete!("external_id"))
+                        .bind(workspace.0)
+                        .bind(id.as_str()),
+                };
+                query
+                    .bind($crate::domain::now())
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .map(Into::into)
+                    .ok_or($crate::error::Error::NotFound { resource: "customer" })
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
