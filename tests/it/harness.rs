@@ -1,0 +1,347 @@
+//! Test databases on both backends, and the real server on a free port.
+//!
+//! PostgreSQL comes from `KITH_TEST_POSTGRES_URL` (a server where the tests
+//! may create databases) or, failing that, from a throwaway server started
+//! with Debian's binaries. Without either the PostgreSQL half is skipped,
+//! loudly; with `KITH_REQUIRE_POSTGRES=1` (CI) that is a failure instead.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use kith::config::ServeConfig;
+use kith::domain::workspace::{NewApiKey, WorkspaceName};
+use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
+use kith::server::Application;
+use kith::store::{self, Store};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database of one backend, removed with the value.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    /// `None` when the backend is not available here (PostgreSQL only).
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = TempDir::new().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("kith.db").display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let server = postgres_server()?;
+                let name = format!("kith_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create a test database");
+                admin.close().await;
+                Some(Self {
+                    url: format!("{server}/{name}"),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Arc<dyn Store> {
+        store::connect(&self.url)
+            .await
+            .expect("open the test store")
+    }
+}
+
+/// The base URL (no database) of the PostgreSQL server tests use.
+fn postgres_server() -> Option<String> {
+    static SERVER: OnceLock<Option<String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let found = std::env::var("KITH_TEST_POSTGRES_URL")
+                .ok()
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .or_else(start_throwaway_postgres);
+            if found.is_none() {
+                let required = std::env::var("KITH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "KITH_REQUIRE_POSTGRES=1 but no PostgreSQL server is available"
+                );
+                // Straight to stderr: libtest captures print macros, not this.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n==== PostgreSQL half SKIPPED: no server. Set KITH_TEST_POSTGRES_URL or \
+                     install Debian's `postgresql` package (see README). ====\n"
+                );
+            }
+            found
+        })
+        .clone()
+}
+
+/// Starts a private server with Debian's binaries, stopped by a watchdog when
+/// this test process exits.
+fn start_throwaway_postgres() -> Option<String> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .max()?;
+    let dir = std::env::temp_dir().join(format!("kith-pg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let data = dir.join("data");
+    // initdb refuses to run as root: use the `postgres` account then.
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0"));
+    let run = |program: PathBuf, args: &[&str]| {
+        let mut command = if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        command.args(args).output()
+    };
+    if as_root {
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .ok()?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let data_str = data.to_str()?;
+    let init = run(
+        bin.join("initdb"),
+        &["-D", data_str, "-A", "trust", "-U", "postgres", "--no-sync"],
+    )
+    .ok()?;
+    if !init.status.success() {
+        return None;
+    }
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        dir.display()
+    );
+    let log = dir.join("postgres.log");
+    let started = run(
+        bin.join("pg_ctl"),
+        &[
+            "-D",
+            data_str,
+            "-o",
+            &options,
+            "-l",
+            log.to_str()?,
+            "-w",
+            "start",
+        ],
+    )
+    .ok()?;
+    if !started.status.success() {
+        return None;
+    }
+    let watchdog = format!(
+        "while [ -d /proc/{pid} ]; do sleep 1; done; \
+         {pg_ctl} -D {data_str} -m immediate stop; rm -rf {dir}",
+        pid = std::process::id(),
+        pg_ctl = bin.join("pg_ctl").display(),
+        dir = dir.display(),
+    );
+    let mut stopper = if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c", &watchdog]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", &watchdog]);
+        c
+    };
+    stopper.spawn().ok()?;
+    Some(format!("postgres://postgres@127.0.0.1:{port}"))
+}
+
+/// A running Kith server with a key for its default workspace.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub rest_addr: SocketAddr,
+    pub key: String,
+    pub store: Arc<dyn Store>,
+    pub db: TestDb,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+impl TestApp {
+    /// Starts Kith on a fresh database; `None` when the backend is missing.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let config = ServeConfig {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            rest_addr: Some("127.0.0.1:0".parse().unwrap()),
+            database_url: db.url.clone(),
+            health_interval: Duration::from_millis(200),
+        };
+        let app = Application::build(&config).await.expect("build the app");
+        let key = app
+            .bootstrap_key()
+            .expect("a fresh database prints a key")
+            .to_owned();
+        let grpc_addr = app.grpc_addr();
+        let rest_addr = app.rest_addr().expect("REST is on");
+        let store = app.store();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .unwrap()
+            .connect_lazy();
+        Some(Self {
+            grpc_addr,
+            rest_addr,
+            key,
+            store,
+            db,
+            channel,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A customer client sending the default workspace's key.
+    pub fn customers(&self) -> CustomerServiceClient<Authed> {
+        self.customers_with(Some(&self.key))
+    }
+
+    pub fn customers_with(&self, key: Option<&str>) -> CustomerServiceClient<Authed> {
+        CustomerServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// A new workspace and a key for it.
+    pub async fn other_workspace_key(&self) -> String {
+        let name = format!("ws-{}", uuid::Uuid::new_v4().simple());
+        let workspace = self
+            .store
+            .create_workspace(&WorkspaceName::parse(&name).unwrap())
+            .await
+            .unwrap();
+        let key = NewApiKey::generate(workspace.id);
+        self.store.insert_api_key(&key).await.unwrap();
+        key.reveal().to_owned()
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<AsciiMetadataValue>);
+
+impl Bearer {
+    pub fn new(key: Option<&str>) -> Self {
+        Self(key.map(|key| MetadataValue::try_from(format!("Bearer {key}")).unwrap()))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Runs each listed test once per backend, as `sqlite::name` and
+/// `postgres::name`; a test is an `async fn(Backend)`.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use backend_tests;
+
+/// Returns from the test when the backend is not available (already
+/// reported once by the harness).
+macro_rules! require {
+    ($option:expr) => {
+        match $option {
+            Some(value) => value,
+            None => return,
+        }
+    };
+}
+pub(crate) use require;
