@@ -397,11 +397,11 @@ impl Customer {
             )),
         }
 
-        if let Some(email) = &patch.email {
-            if self.email.as_ref() != Some(email) {
-                next.email = Some(email.clone());
-                next.email_verified = false;
-            }
+        if let Some(email) = &patch.email
+            && self.email.as_ref() != Some(email)
+        {
+            next.email = Some(email.clone());
+            next.email_verified = false;
         }
         match &patch.name {
             Change::Keep => {}

@@ -192,11 +192,10 @@ fn start_throwaway_postgres() -> Option<String> {
 
 /// A running Kith server with a key for its default workspace.
 pub struct TestApp {
-    pub grpc_addr: SocketAddr,
-    pub rest_addr: SocketAddr,
     pub key: String,
     pub store: Arc<dyn Store>,
-    pub db: TestDb,
+    /// Held so the database outlives the server.
+    _db: TestDb,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -208,10 +207,16 @@ impl TestApp {
     /// Starts Kith on a fresh database; `None` when the backend is missing.
     pub async fn spawn(backend: Backend) -> Option<Self> {
         let db = TestDb::new(backend).await?;
+        let url = db.url.clone();
+        Some(Self::start(db, url).await)
+    }
+
+    /// Starts Kith on `db`, reaching it through `url` (a proxy, say).
+    pub async fn start(db: TestDb, url: String) -> Self {
         let config = ServeConfig {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             rest_addr: Some("127.0.0.1:0".parse().unwrap()),
-            database_url: db.url.clone(),
+            database_url: url,
             health_interval: Duration::from_millis(200),
         };
         let app = Application::build(&config).await.expect("build the app");
@@ -220,7 +225,6 @@ impl TestApp {
             .expect("a fresh database prints a key")
             .to_owned();
         let grpc_addr = app.grpc_addr();
-        let rest_addr = app.rest_addr().expect("REST is on");
         let store = app.store();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -229,16 +233,14 @@ impl TestApp {
         let channel = Endpoint::from_shared(format!("http://{grpc_addr}"))
             .unwrap()
             .connect_lazy();
-        Some(Self {
-            grpc_addr,
-            rest_addr,
+        Self {
             key,
             store,
-            db,
+            _db: db,
             channel,
             stop: Some(stop),
             server: Some(server),
-        })
+        }
     }
 
     pub fn channel(&self) -> Channel {
@@ -284,6 +286,63 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// A TCP proxy in front of a database that a test can cut and restore: while
+/// down it refuses new connections and drops open ones, as an outage does.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if !*watch.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// Kith on a fresh PostgreSQL database reached through a `Proxy`.
+pub async fn spawn_behind_proxy() -> Option<(TestApp, Proxy)> {
+    use sqlx::ConnectOptions as _;
+    use std::str::FromStr as _;
+    let db = TestDb::new(Backend::Postgres).await?;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&db.url).unwrap();
+    let target = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let url = options
+        .host("127.0.0.1")
+        .port(proxy.addr.port())
+        .to_url_lossy()
+        .to_string();
+    Some((TestApp::start(db, url).await, proxy))
 }
 
 /// Adds `authorization: Bearer <key>` to every call.

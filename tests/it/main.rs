@@ -1,4 +1,8 @@
 //! Kith's integration tests: one binary, so it links once.
 
+mod cli;
+mod customers;
+mod grpc_support;
 mod harness;
+mod service;
 mod store_conformance;

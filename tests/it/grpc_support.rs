@@ -1,0 +1,37 @@
+//! Helpers for reading gRPC results in tests.
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// The code, the ErrorInfo reason and the BadRequest field paths of an error.
+pub fn error_of<T: std::fmt::Debug>(result: Result<T, Status>) -> (Code, String, Vec<String>) {
+    let status = result.expect_err("the call should fail");
+    let details = status.get_error_details();
+    let info = details.error_info().expect("every error carries ErrorInfo");
+    assert_eq!(info.domain, "kith");
+    let fields = details
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status.code(), info.reason.clone(), fields)
+}
+
+/// Asserts a call failed with `code` and exactly these field paths.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, fields: &[&str]) {
+    let (actual_code, reason, actual_fields) = error_of(result);
+    assert_eq!(
+        actual_code, code,
+        "reason {reason}, fields {actual_fields:?}"
+    );
+    let mut actual_fields = actual_fields;
+    actual_fields.sort();
+    let mut fields: Vec<_> = fields.iter().map(ToString::to_string).collect();
+    fields.sort();
+    assert_eq!(actual_fields, fields);
+}
