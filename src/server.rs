@@ -100,10 +100,14 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
+        // Health answers for every service from the first call on.
+        let healthy = database_answers(self.store.as_ref(), self.health_interval).await;
+        set_all(&health, serving_status(healthy)).await;
         let (stopping_tx, stopping) = watch::channel(false);
         let watchdog = tokio::spawn(watch_database(
             self.store.clone(),
             health.clone(),
+            healthy,
             self.health_interval,
             stopping.clone(),
         ));
@@ -164,38 +168,45 @@ async fn set_all(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
+fn serving_status(healthy: bool) -> ServingStatus {
+    if healthy {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+async fn database_answers(store: &dyn Store, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, store.ping()).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Pings the database every `interval` and mirrors the answer in health:
 /// NOT_SERVING while it is unreachable, SERVING again once it answers.
 async fn watch_database(
     store: Arc<dyn Store>,
     health: HealthReporter,
+    mut serving: bool,
     interval: Duration,
     stopping: watch::Receiver<bool>,
 ) {
-    let mut serving = None;
     loop {
+        tokio::time::sleep(interval).await;
         if *stopping.borrow() {
             return;
         }
-        let healthy = matches!(
-            tokio::time::timeout(interval, store.ping()).await,
-            Ok(Ok(()))
-        );
-        if serving != Some(healthy) {
+        let healthy = database_answers(store.as_ref(), interval).await;
+        if healthy != serving {
             if healthy {
-                tracing::info!("database reachable: serving");
+                tracing::info!("database reachable again: serving");
             } else {
                 tracing::warn!("database unreachable: not serving");
             }
-            let status = if healthy {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_all(&health, status).await;
-            serving = Some(healthy);
+            set_all(&health, serving_status(healthy)).await;
+            serving = healthy;
         }
-        tokio::time::sleep(interval).await;
     }
 }
 

@@ -172,7 +172,7 @@ fn start_throwaway_postgres() -> Option<String> {
     }
     let watchdog = format!(
         "while [ -d /proc/{pid} ]; do sleep 1; done; \
-         {pg_ctl} -D {data_str} -m immediate stop; rm -rf {dir}",
+         {pg_ctl} -D {data_str} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
         pid = std::process::id(),
         pg_ctl = bin.join("pg_ctl").display(),
         dir = dir.display(),
