@@ -2,6 +2,7 @@
 //! hold an invalid value, and the transitions records may make.
 
 pub mod customer;
+pub mod entity;
 pub mod page;
 pub mod workspace;
 

@@ -19,7 +19,12 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::WorkspaceId;
-use crate::domain::customer::{Customer, CustomerFilter, CustomerLookup, CustomerPatch};
+use crate::domain::customer::{
+    Customer, CustomerFilter, CustomerLookup, CustomerPatch, ExternalId,
+};
+use crate::domain::entity::{
+    Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
+};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use crate::error::{Error, FieldViolation, Result};
@@ -72,6 +77,49 @@ pub trait Store: Send + Sync + 'static {
         workspace: WorkspaceId,
         lookup: &CustomerLookup,
     ) -> Result<Customer>;
+
+    /// Applies a batch of type upserts in one transaction; request order.
+    async fn upsert_entity_types(
+        &self,
+        workspace: WorkspaceId,
+        batch: &[EntityTypeUpsert],
+    ) -> Result<Vec<EntityType>>;
+    async fn list_entity_types(
+        &self,
+        workspace: WorkspaceId,
+        page: &PageRequest,
+    ) -> Result<Page<EntityType>>;
+
+    /// Applies a parsed batch to one live customer's entities in one
+    /// transaction (`entity::apply_batch`), serialised per customer.
+    async fn upsert_entities(
+        &self,
+        workspace: WorkspaceId,
+        owner: &ExternalId,
+        batch: &[EntityUpsert],
+    ) -> Result<Vec<Entity>>;
+    async fn get_entity(
+        &self,
+        workspace: WorkspaceId,
+        owner: &ExternalId,
+        id: &EntityId,
+    ) -> Result<Entity>;
+    async fn list_entities(
+        &self,
+        workspace: WorkspaceId,
+        owner: &ExternalId,
+        filter: &EntityFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Entity>>;
+    /// Archives (or restores) existing entities; `NotFound` if any id is
+    /// unknown, and then nothing changes. Request order.
+    async fn set_entities_archived(
+        &self,
+        workspace: WorkspaceId,
+        owner: &ExternalId,
+        ids: &[EntityId],
+        archived: bool,
+    ) -> Result<Vec<Entity>>;
 }
 
 /// Opens the database a URL names, `postgres://` or `postgresql://` for

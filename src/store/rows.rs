@@ -2,6 +2,8 @@
 //! records. Values were validated when written, so they are taken as stored:
 //! a rule tightened later must not make old records unreadable.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -10,6 +12,7 @@ use crate::domain::WorkspaceId;
 use crate::domain::customer::{
     BillingAddress, Customer, CustomerName, CustomerType, Email, ExternalId, Metadata,
 };
+use crate::domain::entity::{Entity, EntityId, EntityType};
 use crate::domain::page::Cursor;
 use crate::domain::workspace::{ApiKey, ApiKeyId, SecretHash, Workspace, WorkspaceName};
 use crate::error::{Error, Result};
@@ -106,5 +109,87 @@ pub(super) fn customer_cursor(customer: &Customer) -> Cursor {
     Cursor {
         created_at: customer.created_at,
         id: customer.id,
+    }
+}
+
+macro_rules! entity_columns {
+    () => {
+        "pk, customer_id, id, type_id, display_name, metadata, created_at, updated_at, archived_at"
+    };
+}
+pub(super) use entity_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EntityRow {
+    pk: Uuid,
+    customer_id: Uuid,
+    id: String,
+    type_id: String,
+    display_name: Option<String>,
+    metadata: Json<BTreeMap<String, String>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    archived_at: Option<DateTime<Utc>>,
+}
+
+impl From<EntityRow> for Entity {
+    fn from(row: EntityRow) -> Self {
+        Self {
+            key: row.pk,
+            customer_id: row.customer_id,
+            id: EntityId::from_stored(row.id),
+            type_id: EntityId::from_stored(row.type_id),
+            display_name: row.display_name,
+            metadata: row.metadata.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            archived_at: row.archived_at,
+        }
+    }
+}
+
+pub(super) fn entity_cursor(entity: &Entity) -> Cursor {
+    Cursor {
+        created_at: entity.created_at,
+        id: entity.key,
+    }
+}
+
+macro_rules! entity_type_columns {
+    () => {
+        "pk, id, display_name, attribution_keys, created_at, updated_at, archived_at"
+    };
+}
+pub(super) use entity_type_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EntityTypeRow {
+    pk: Uuid,
+    id: String,
+    display_name: String,
+    attribution_keys: Json<Vec<String>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    archived_at: Option<DateTime<Utc>>,
+}
+
+impl From<EntityTypeRow> for EntityType {
+    fn from(row: EntityTypeRow) -> Self {
+        Self {
+            key: row.pk,
+            id: EntityId::from_stored(row.id),
+            display_name: row.display_name,
+            attribution_keys: row.attribution_keys.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            archived_at: row.archived_at,
+        }
+    }
+}
+
+pub(super) fn entity_type_cursor(entity_type: &EntityType) -> Cursor {
+    Cursor {
+        created_at: entity_type.created_at,
+        id: entity_type.key,
     }
 }

@@ -84,6 +84,117 @@ macro_rules! impl_store {
                     .map(Into::into)
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
             }
+
+            /// The entities of one customer with these ids.
+            async fn fetch_entities<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                customer_id: uuid::Uuid,
+                ids: impl Iterator<Item = &$crate::domain::entity::EntityId>,
+            ) -> $crate::error::Result<
+                std::collections::HashMap<
+                    $crate::domain::entity::EntityId,
+                    $crate::domain::entity::Entity,
+                >,
+            > {
+                use $crate::store::rows::{entity_columns, EntityRow};
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", entity_columns!(), " FROM entities WHERE customer_id = "
+                ));
+                query.push_bind(customer_id).push(" AND id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str().to_owned());
+                }
+                query.push(")");
+                let rows: Vec<EntityRow> = query
+                    .build_query_as()
+                    .fetch_all(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let entity = $crate::domain::entity::Entity::from(row);
+                        (entity.id.clone(), entity)
+                    })
+                    .collect())
+            }
+
+            /// The workspace's entity types with these ids.
+            async fn fetch_entity_types<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                ids: impl Iterator<Item = &$crate::domain::entity::EntityId>,
+            ) -> $crate::error::Result<
+                std::collections::HashMap<
+                    $crate::domain::entity::EntityId,
+                    $crate::domain::entity::EntityType,
+                >,
+            > {
+                use $crate::store::rows::{entity_type_columns, EntityTypeRow};
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", entity_type_columns!(), " FROM entity_types WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.0).push(" AND id IN (");
+                let mut list = query.separated(", ");
+                let mut any = false;
+                for id in ids {
+                    list.push_bind(id.as_str().to_owned());
+                    any = true;
+                }
+                if !any {
+                    return Ok(std::collections::HashMap::new());
+                }
+                query.push(")");
+                let rows: Vec<EntityTypeRow> = query
+                    .build_query_as()
+                    .fetch_all(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let entity_type = $crate::domain::entity::EntityType::from(row);
+                        (entity_type.id.clone(), entity_type)
+                    })
+                    .collect())
+            }
+
+            /// Writes whole entity rows with one multi-row statement.
+            async fn write_entities<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                entities: &[$crate::domain::entity::Entity],
+            ) -> $crate::error::Result<()> {
+                use sqlx::types::Json;
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO entities (pk, workspace_id, customer_id, id, type_id, \
+                     display_name, metadata, created_at, updated_at, archived_at) ",
+                );
+                query.push_values(entities, |mut row, entity| {
+                    row.push_bind(entity.key)
+                        .push_bind(workspace.0)
+                        .push_bind(entity.customer_id)
+                        .push_bind(entity.id.as_str().to_owned())
+                        .push_bind(entity.type_id.as_str().to_owned())
+                        .push_bind(entity.display_name.clone())
+                        .push_bind(Json(entity.metadata.clone()))
+                        .push_bind(entity.created_at)
+                        .push_bind(entity.updated_at)
+                        .push_bind(entity.archived_at);
+                });
+                query.push(
+                    " ON CONFLICT (customer_id, id) DO UPDATE SET type_id = excluded.type_id, \
+                     display_name = excluded.display_name, metadata = excluded.metadata, \
+                     updated_at = excluded.updated_at, archived_at = excluded.archived_at",
+                );
+                query
+                    .build()
+                    .execute(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(())
+            }
         }
 
         #[async_trait::async_trait]
@@ -376,6 +487,207 @@ macro_rules! impl_store {
                     .map_err($crate::store::db_error)?
                     .map(Into::into)
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
+            }
+            async fn upsert_entity_types(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::entity::EntityTypeUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::entity::EntityType>> {
+                use sqlx::types::Json;
+                use $crate::store::rows::{entity_type_columns, EntityTypeRow};
+                let now = $crate::domain::now();
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let current =
+                    Self::fetch_entity_types(&mut *tx, workspace, batch.iter().map(|t| &t.id)).await?;
+                let types: Vec<_> = batch.iter().map(|t| t.apply(current.get(&t.id), now)).collect();
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO entity_types (pk, workspace_id, id, display_name, \
+                     attribution_keys, created_at, updated_at, archived_at) ",
+                );
+                query.push_values(&types, |mut row, t| {
+                    row.push_bind(t.key)
+                        .push_bind(workspace.0)
+                        .push_bind(t.id.as_str().to_owned())
+                        .push_bind(t.display_name.clone())
+                        .push_bind(Json(t.attribution_keys.clone()))
+                        .push_bind(t.created_at)
+                        .push_bind(t.updated_at)
+                        .push_bind(t.archived_at);
+                });
+                // A concurrent batch may have created a type since it was read:
+                // RETURNING reports what is stored, not what was computed.
+                query.push(concat!(
+                    " ON CONFLICT (workspace_id, id) DO UPDATE SET \
+                     display_name = excluded.display_name, attribution_keys = excluded.attribution_keys, \
+                     updated_at = excluded.updated_at, archived_at = excluded.archived_at RETURNING ",
+                    entity_type_columns!()
+                ));
+                let rows: Vec<EntityTypeRow> = query
+                    .build_query_as()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                let mut stored: std::collections::HashMap<_, _> = rows
+                    .into_iter()
+                    .map(|row| {
+                        let t = $crate::domain::entity::EntityType::from(row);
+                        (t.id.clone(), t)
+                    })
+                    .collect();
+                Ok(batch
+                    .iter()
+                    .filter_map(|t| stored.remove(&t.id))
+                    .collect())
+            }
+
+            async fn list_entity_types(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                page: &$crate::domain::page::PageRequest,
+            ) -> $crate::error::Result<
+                $crate::domain::page::Page<$crate::domain::entity::EntityType>,
+            > {
+                use $crate::store::rows::{entity_type_columns, entity_type_cursor, EntityTypeRow};
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", entity_type_columns!(), " FROM entity_types WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.0);
+                if let Some(after) = page.after {
+                    query
+                        .push(" AND (created_at, pk) > (")
+                        .push_bind(after.created_at)
+                        .push(", ")
+                        .push_bind(after.id)
+                        .push(")");
+                }
+                query
+                    .push(" ORDER BY created_at, pk LIMIT ")
+                    .push_bind(page.fetch_limit());
+                let rows: Vec<EntityTypeRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(page.finish(rows.into_iter().map(Into::into).collect(), entity_type_cursor))
+            }
+
+            async fn upsert_entities(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                owner: &$crate::domain::customer::ExternalId,
+                batch: &[$crate::domain::entity::EntityUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::entity::Entity>> {
+                use $crate::domain::customer::CustomerLookup;
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                // The owner's row lock serialises batches of one customer, so
+                // the read-merge-write below never races another.
+                let lookup = CustomerLookup::ExternalId(owner.clone());
+                let customer = Self::fetch_live_customer(&mut *tx, workspace, &lookup, true).await?;
+                let type_ids = batch.iter().filter_map(|u| u.type_id.as_ref());
+                let types = Self::fetch_entity_types(&mut *tx, workspace, type_ids).await?;
+                let existing =
+                    Self::fetch_entities(&mut *tx, customer.id, batch.iter().map(|u| &u.id)).await?;
+                let entities = $crate::domain::entity::apply_batch(
+                    customer.id,
+                    batch,
+                    &existing,
+                    &types,
+                    $crate::domain::now(),
+                )?;
+                Self::write_entities(&mut *tx, workspace, &entities).await?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(entities)
+            }
+
+            async fn get_entity(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                owner: &$crate::domain::customer::ExternalId,
+                id: &$crate::domain::entity::EntityId,
+            ) -> $crate::error::Result<$crate::domain::entity::Entity> {
+                use $crate::domain::customer::CustomerLookup;
+                let lookup = CustomerLookup::ExternalId(owner.clone());
+                let customer = Self::fetch_live_customer(self.reader(), workspace, &lookup, false).await?;
+                Self::fetch_entities(self.reader(), customer.id, std::iter::once(id))
+                    .await?
+                    .remove(id)
+                    .ok_or($crate::error::Error::NotFound { resource: "entity" })
+            }
+
+            async fn list_entities(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                owner: &$crate::domain::customer::ExternalId,
+                filter: &$crate::domain::entity::EntityFilter,
+                page: &$crate::domain::page::PageRequest,
+            ) -> $crate::error::Result<$crate::domain::page::Page<$crate::domain::entity::Entity>> {
+                use $crate::domain::customer::CustomerLookup;
+                use $crate::store::rows::{entity_columns, entity_cursor, EntityRow};
+                let lookup = CustomerLookup::ExternalId(owner.clone());
+                let customer = Self::fetch_live_customer(self.reader(), workspace, &lookup, false).await?;
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", entity_columns!(), " FROM entities WHERE customer_id = "
+                ));
+                query.push_bind(customer.id);
+                if let Some(type_id) = &filter.type_id {
+                    query.push(" AND type_id = ").push_bind(type_id.as_str().to_owned());
+                }
+                if !filter.include_archived {
+                    query.push(" AND archived_at IS NULL");
+                }
+                if let Some(after) = page.after {
+                    query
+                        .push(" AND (created_at, pk) > (")
+                        .push_bind(after.created_at)
+                        .push(", ")
+                        .push_bind(after.id)
+                        .push(")");
+                }
+                query
+                    .push(" ORDER BY created_at, pk LIMIT ")
+                    .push_bind(page.fetch_limit());
+                let rows: Vec<EntityRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(page.finish(rows.into_iter().map(Into::into).collect(), entity_cursor))
+            }
+
+            async fn set_entities_archived(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                owner: &$crate::domain::customer::ExternalId,
+                ids: &[$crate::domain::entity::EntityId],
+                archived: bool,
+            ) -> $crate::error::Result<Vec<$crate::domain::entity::Entity>> {
+                use $crate::domain::customer::CustomerLookup;
+                let now = $crate::domain::now();
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let lookup = CustomerLookup::ExternalId(owner.clone());
+                let customer = Self::fetch_live_customer(&mut *tx, workspace, &lookup, true).await?;
+                let existing = Self::fetch_entities(&mut *tx, customer.id, ids.iter()).await?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let mut entity = existing
+                        .get(id)
+                        .cloned()
+                        .ok_or($crate::error::Error::NotFound { resource: "entity" })?;
+                    match (archived, entity.archived_at) {
+                        (true, None) => entity.archived_at = Some(now),
+                        (false, Some(_)) => entity.archived_at = None,
+                        _ => {
+                            out.push(entity);
+                            continue;
+                        }
+                    }
+                    entity.updated_at = now;
+                    out.push(entity);
+                }
+                Self::write_entities(&mut *tx, workspace, &out).await?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(out)
             }
         }
     };

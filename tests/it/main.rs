@@ -2,6 +2,7 @@
 
 mod cli;
 mod customers;
+mod entities;
 mod grpc_support;
 mod harness;
 mod service;

@@ -7,6 +7,7 @@ use kith::domain::customer::{
     AddressInput, Customer, CustomerFilter, CustomerInput, CustomerLookup, CustomerPatch,
     CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
 };
+use kith::domain::entity::{self, EntityId, EntityTypeInput, EntityUpsertInput};
 use kith::domain::page::PageRequest;
 use kith::domain::workspace::{NewApiKey, PresentedKey, WorkspaceName};
 use kith::domain::{Change, WorkspaceId, now};
@@ -27,6 +28,7 @@ backend_tests!(
     a_changed_email_resets_verification,
     listing_pages_in_creation_order_without_gaps,
     listing_filters_by_email_external_id_and_typed_metadata,
+    entity_batches_merge_in_the_store_and_archive_atomically,
 );
 
 async fn fresh(backend: Backend) -> Option<(TestDb, Arc<dyn Store>, WorkspaceId)> {
@@ -539,4 +541,65 @@ async fn listing_filters_by_email_external_id_and_typed_metadata(backend: Backen
         .await
         .is_empty()
     );
+}
+
+async fn entity_batches_merge_in_the_store_and_archive_atomically(backend: Backend) {
+    let (_db, store, ws) = require!(fresh(backend).await);
+    let owner = entity::parse_owner("owner-1").unwrap();
+    insert(
+        store.as_ref(),
+        ws,
+        new_customer("o@example.com", Some("owner-1")),
+    )
+    .await;
+    let types = entity::parse_type_batch(vec![EntityTypeInput {
+        id: "user".into(),
+        display_name: "User".into(),
+        ..EntityTypeInput::default()
+    }])
+    .unwrap();
+    store.upsert_entity_types(ws, &types).await.unwrap();
+
+    let item = |id: &str, pairs: &[(&str, &str)]| EntityUpsertInput {
+        id: id.to_owned(),
+        type_id: Some("user".to_owned()),
+        metadata: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..EntityUpsertInput::default()
+    };
+    let first =
+        entity::parse_batch(vec![item("a", &[("x", "1"), ("y", "2")]), item("b", &[])]).unwrap();
+    store.upsert_entities(ws, &owner, &first).await.unwrap();
+    let second = entity::parse_batch(vec![item("a", &[("y", ""), ("z", "3")])]).unwrap();
+    let merged = store.upsert_entities(ws, &owner, &second).await.unwrap();
+    let a = EntityId::parse("a", "id").unwrap();
+    let stored = store.get_entity(ws, &owner, &a).await.unwrap();
+    assert_eq!(merged[0], stored);
+    let keys: Vec<_> = stored.metadata.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["x", "z"]);
+
+    let ghost = EntityId::parse("ghost", "id").unwrap();
+    let b = EntityId::parse("b", "id").unwrap();
+    assert!(matches!(
+        store
+            .set_entities_archived(ws, &owner, &[b.clone(), ghost], true)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        store
+            .get_entity(ws, &owner, &b)
+            .await
+            .unwrap()
+            .archived_at
+            .is_none()
+    );
+    let archived = store
+        .set_entities_archived(ws, &owner, std::slice::from_ref(&b), true)
+        .await
+        .unwrap();
+    assert_eq!(store.get_entity(ws, &owner, &b).await.unwrap(), archived[0]);
+    assert!(archived[0].archived_at.is_some());
 }

@@ -4,10 +4,12 @@
 mod auth;
 mod convert;
 mod customers;
+mod entities;
 mod status;
 
 pub use auth::RequireApiKey;
 pub use customers::CustomerApi;
+pub use entities::EntityApi;
 
 use tonic::{Request, Status};
 

@@ -1,0 +1,219 @@
+//! `kith.v1.EntityService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::timestamp;
+use super::workspace_of;
+use crate::domain::entity::{
+    self, Entity, EntityFilter, EntityId, EntityType, EntityTypeInput, EntityUpsertInput,
+};
+use crate::domain::page::PageRequest;
+use crate::error::{Error, Result};
+use crate::pb::kith::v1::entity_service_server::EntityService;
+use crate::pb::kith::v1::{
+    self as pb, BatchArchiveEntitiesRequest, BatchArchiveEntitiesResponse,
+    BatchUnarchiveEntitiesRequest, BatchUnarchiveEntitiesResponse, BatchUpsertEntitiesRequest,
+    BatchUpsertEntitiesResponse, BatchUpsertEntityTypesRequest, BatchUpsertEntityTypesResponse,
+    GetEntityRequest, GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse,
+    ListEntityTypesRequest, ListEntityTypesResponse,
+};
+use crate::store::Store;
+
+pub struct EntityApi {
+    store: Arc<dyn Store>,
+}
+
+impl EntityApi {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn set_archived(
+        &self,
+        workspace: crate::domain::WorkspaceId,
+        customer_id: &str,
+        ids: &[String],
+        archived: bool,
+    ) -> Result<Vec<pb::Entity>> {
+        let owner = owner(customer_id)?;
+        let ids = entity::parse_ids(ids)?;
+        let entities = self
+            .store
+            .set_entities_archived(workspace, &owner, &ids, archived)
+            .await?;
+        Ok(entities
+            .iter()
+            .map(|e| entity_to_proto(e, &owner))
+            .collect())
+    }
+}
+
+fn owner(customer_id: &str) -> Result<crate::domain::customer::ExternalId> {
+    entity::parse_owner(customer_id).map_err(|v| Error::InvalidArgument(vec![v]))
+}
+
+#[tonic::async_trait]
+impl EntityService for EntityApi {
+    async fn batch_upsert_entities(
+        &self,
+        request: Request<BatchUpsertEntitiesRequest>,
+    ) -> Result<Response<BatchUpsertEntitiesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let owner = owner(&request.customer_id)?;
+        let inputs = request
+            .entities
+            .into_iter()
+            .map(|e| EntityUpsertInput {
+                id: e.id,
+                type_id: e.type_id,
+                display_name: e.display_name,
+                metadata: e.metadata.into_iter().collect(),
+            })
+            .collect();
+        let batch = entity::parse_batch(inputs)?;
+        let entities = self
+            .store
+            .upsert_entities(workspace, &owner, &batch)
+            .await?;
+        Ok(Response::new(BatchUpsertEntitiesResponse {
+            entities: entities
+                .iter()
+                .map(|e| entity_to_proto(e, &owner))
+                .collect(),
+        }))
+    }
+
+    async fn get_entity(
+        &self,
+        request: Request<GetEntityRequest>,
+    ) -> Result<Response<GetEntityResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let owner = owner(&request.customer_id)?;
+        let id = EntityId::parse(&request.entity_id, "entity_id")
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let entity = self.store.get_entity(workspace, &owner, &id).await?;
+        Ok(Response::new(GetEntityResponse {
+            entity: Some(entity_to_proto(&entity, &owner)),
+        }))
+    }
+
+    async fn list_entities(
+        &self,
+        request: Request<ListEntitiesRequest>,
+    ) -> Result<Response<ListEntitiesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let owner = owner(&request.customer_id)?;
+        let filter = EntityFilter::parse(&request.type_id, request.include_archived)?;
+        let page = PageRequest::parse(
+            request.page_size.into(),
+            &request.page_token,
+            &filter.canonical(workspace, &owner),
+        )?;
+        let page = self
+            .store
+            .list_entities(workspace, &owner, &filter, &page)
+            .await?;
+        Ok(Response::new(ListEntitiesResponse {
+            entities: page
+                .items
+                .iter()
+                .map(|e| entity_to_proto(e, &owner))
+                .collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn batch_archive_entities(
+        &self,
+        request: Request<BatchArchiveEntitiesRequest>,
+    ) -> Result<Response<BatchArchiveEntitiesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let entities = self
+            .set_archived(workspace, &request.customer_id, &request.ids, true)
+            .await?;
+        Ok(Response::new(BatchArchiveEntitiesResponse { entities }))
+    }
+
+    async fn batch_unarchive_entities(
+        &self,
+        request: Request<BatchUnarchiveEntitiesRequest>,
+    ) -> Result<Response<BatchUnarchiveEntitiesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let entities = self
+            .set_archived(workspace, &request.customer_id, &request.ids, false)
+            .await?;
+        Ok(Response::new(BatchUnarchiveEntitiesResponse { entities }))
+    }
+
+    async fn batch_upsert_entity_types(
+        &self,
+        request: Request<BatchUpsertEntityTypesRequest>,
+    ) -> Result<Response<BatchUpsertEntityTypesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let inputs = request
+            .into_inner()
+            .types
+            .into_iter()
+            .map(|t| EntityTypeInput {
+                id: t.id,
+                display_name: t.display_name,
+                attribution_keys: t.attribution_keys,
+                archived: t.archived,
+            })
+            .collect();
+        let batch = entity::parse_type_batch(inputs)?;
+        let types = self.store.upsert_entity_types(workspace, &batch).await?;
+        Ok(Response::new(BatchUpsertEntityTypesResponse {
+            types: types.iter().map(entity_type_to_proto).collect(),
+        }))
+    }
+
+    async fn list_entity_types(
+        &self,
+        request: Request<ListEntityTypesRequest>,
+    ) -> Result<Response<ListEntityTypesResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let page = PageRequest::parse(
+            request.page_size.into(),
+            &request.page_token,
+            &format!("entity_types|{workspace}"),
+        )?;
+        let page = self.store.list_entity_types(workspace, &page).await?;
+        Ok(Response::new(ListEntityTypesResponse {
+            types: page.items.iter().map(entity_type_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+}
+
+fn entity_to_proto(entity: &Entity, owner: &crate::domain::customer::ExternalId) -> pb::Entity {
+    pb::Entity {
+        id: entity.id.as_str().to_owned(),
+        customer_id: owner.as_str().to_owned(),
+        type_id: entity.type_id.as_str().to_owned(),
+        display_name: entity.display_name.clone(),
+        metadata: entity.metadata.clone().into_iter().collect(),
+        created_at: Some(timestamp(entity.created_at)),
+        updated_at: Some(timestamp(entity.updated_at)),
+        archived_at: entity.archived_at.map(timestamp),
+    }
+}
+
+fn entity_type_to_proto(entity_type: &EntityType) -> pb::EntityType {
+    pb::EntityType {
+        id: entity_type.id.as_str().to_owned(),
+        display_name: entity_type.display_name.clone(),
+        attribution_keys: entity_type.attribution_keys.clone(),
+        created_at: Some(timestamp(entity_type.created_at)),
+        updated_at: Some(timestamp(entity_type.updated_at)),
+        archived_at: entity_type.archived_at.map(timestamp),
+    }
+}
