@@ -14,15 +14,20 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::grpc::{CustomerApi, EntityApi, RequireApiKey};
+use crate::api::grpc::{CustomerApi, EntityApi, PeopleApi, RequireApiKey};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
 use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
+use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
 use crate::store::{self, Store};
 
 /// The gRPC services health reports on, by their full names.
-const SERVICES: [&str; 2] = ["kith.v1.CustomerService", "kith.v1.EntityService"];
+const SERVICES: [&str; 3] = [
+    "kith.v1.CustomerService",
+    "kith.v1.EntityService",
+    "kith.v1.PeopleService",
+];
 
 pub struct Application {
     store: Arc<dyn Store>,
@@ -146,6 +151,7 @@ impl Application {
                 self.store.clone(),
             )))
             .add_service(EntityServiceServer::new(EntityApi::new(self.store.clone())))
+            .add_service(PeopleServiceServer::new(PeopleApi::new(self.store.clone())))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), stopped(stopping))
             .await
             .context("serving gRPC")?;

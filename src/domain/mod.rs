@@ -4,6 +4,7 @@
 pub mod customer;
 pub mod entity;
 pub mod page;
+pub mod person;
 pub mod workspace;
 
 use chrono::{DateTime, SubsecRound, Utc};

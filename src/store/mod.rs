@@ -26,6 +26,9 @@ use crate::domain::entity::{
     Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
 };
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::person::{
+    Person, PersonFilter, PersonLookup, PersonPatch, PersonUpsert, Upserted,
+};
 use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use crate::error::{Error, FieldViolation, Result};
 
@@ -120,6 +123,30 @@ pub trait Store: Send + Sync + 'static {
         ids: &[EntityId],
         archived: bool,
     ) -> Result<Vec<Entity>>;
+
+    /// Applies a parsed batch in one transaction (`person::plan_batch`).
+    /// Batches naming the same people are serialised, so the counts of
+    /// created and updated people are exact under concurrency.
+    async fn upsert_people(
+        &self,
+        workspace: WorkspaceId,
+        batch: &[PersonUpsert],
+    ) -> Result<Vec<Upserted>>;
+    async fn get_person(&self, workspace: WorkspaceId, lookup: &PersonLookup) -> Result<Person>;
+    async fn list_people(
+        &self,
+        workspace: WorkspaceId,
+        filter: &PersonFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Person>>;
+    async fn update_person(
+        &self,
+        workspace: WorkspaceId,
+        lookup: &PersonLookup,
+        patch: &PersonPatch,
+    ) -> Result<Person>;
+    /// Deletes a person for good and returns it as it was.
+    async fn delete_person(&self, workspace: WorkspaceId, lookup: &PersonLookup) -> Result<Person>;
 }
 
 /// Opens the database a URL names, `postgres://` or `postgresql://` for
@@ -135,25 +162,70 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// Which field a unique index protects, recognised by the index or column
-/// name in the database's message, and what to tell the caller.
-const UNIQUE_FIELDS: [(&str, &str, &str); 3] = [
+/// Which field a unique index protects, recognised by the table and column
+/// in the database's message (SQLite names `table.column`, PostgreSQL the
+/// index, whose name starts with the table), and what to tell the caller.
+const UNIQUE_FIELDS: [(&str, &str, &str, &str); 5] = [
     (
+        "customers",
         "email_key",
         "email",
         "A customer with this email address already exists.",
     ),
     (
+        "customers",
         "external_id",
         "external_id",
         "A customer with this external ID already exists.",
     ),
     (
+        "people",
+        "email_key",
+        "email",
+        "A person with this email address already exists.",
+    ),
+    (
+        "people",
+        "external_id",
+        "external_id",
+        "A person with this external ID already exists.",
+    ),
+    (
         "workspaces",
+        "name",
         "name",
         "A workspace with this name already exists.",
     ),
 ];
+
+/// Advisory-lock keys for the identifiers a people batch names, sorted and
+/// without repeats so that concurrent batches take them in one order and
+/// never deadlock. A hash collision only makes two batches wait for each
+/// other.
+pub(crate) fn people_lock_keys(workspace: WorkspaceId, batch: &[PersonUpsert]) -> Vec<i64> {
+    use sha2::{Digest, Sha256};
+    let key = |kind: &str, value: &str| {
+        let digest = Sha256::new()
+            .chain_update(workspace.0.as_bytes())
+            .chain_update(kind.as_bytes())
+            .chain_update(value.as_bytes())
+            .finalize();
+        i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    };
+    let mut keys: Vec<i64> = batch
+        .iter()
+        .flat_map(|upsert| {
+            let email = upsert
+                .email
+                .as_ref()
+                .map(|email| key("email", &email.key()));
+            std::iter::once(key("external_id", &upsert.user_id)).chain(email)
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
 
 /// Maps a database error to the service's: unique clashes name their field,
 /// lost connections are retryable, everything else is internal.
@@ -163,10 +235,10 @@ pub(crate) fn db_error(error: sqlx::Error) -> Error {
             let source = db.constraint().unwrap_or_else(|| db.message()).to_owned();
             UNIQUE_FIELDS
                 .iter()
-                .find(|(needle, _, _)| source.contains(needle))
+                .find(|(table, column, _, _)| source.contains(table) && source.contains(column))
                 .map_or_else(
                     || Error::internal(sqlx::Error::Database(db)),
-                    |(_, field, message)| {
+                    |(_, _, field, message)| {
                         Error::AlreadyExists(FieldViolation::new(*field, *message))
                     },
                 )

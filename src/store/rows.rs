@@ -14,6 +14,7 @@ use crate::domain::customer::{
 };
 use crate::domain::entity::{Entity, EntityId, EntityType};
 use crate::domain::page::Cursor;
+use crate::domain::person::{Person, PersonStatus, Profile};
 use crate::domain::workspace::{ApiKey, ApiKeyId, SecretHash, Workspace, WorkspaceName};
 use crate::error::{Error, Result};
 
@@ -191,5 +192,65 @@ pub(super) fn entity_type_cursor(entity_type: &EntityType) -> Cursor {
     Cursor {
         created_at: entity_type.created_at,
         id: entity_type.key,
+    }
+}
+
+macro_rules! person_columns {
+    () => {
+        "id, workspace_id, external_id, email, phone, first_name, last_name, avatar_url, \
+         timezone, locale, status, attributes, created_at, updated_at, first_seen_at, last_seen_at"
+    };
+}
+pub(super) use person_columns;
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PersonRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    external_id: String,
+    email: Option<String>,
+    phone: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    avatar_url: Option<String>,
+    timezone: Option<String>,
+    locale: Option<String>,
+    status: String,
+    attributes: Json<serde_json::Map<String, serde_json::Value>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    first_seen_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+}
+
+impl From<PersonRow> for Person {
+    fn from(row: PersonRow) -> Self {
+        Self {
+            id: row.id,
+            workspace_id: WorkspaceId(row.workspace_id),
+            external_id: row.external_id,
+            email: row.email.map(Email::from_stored),
+            profile: Profile::from_stored([
+                ("first_name", row.first_name),
+                ("last_name", row.last_name),
+                ("phone", row.phone),
+                ("avatar_url", row.avatar_url),
+                ("timezone", row.timezone),
+                ("locale", row.locale),
+            ]),
+            status: PersonStatus::parse(&row.status).unwrap_or_default(),
+            attributes: row.attributes.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            first_seen_at: row.first_seen_at,
+            last_seen_at: row.last_seen_at,
+        }
+    }
+}
+
+pub(super) fn person_cursor(person: &Person) -> Cursor {
+    Cursor {
+        created_at: person.created_at,
+        id: person.id,
     }
 }

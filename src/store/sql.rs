@@ -85,7 +85,8 @@ macro_rules! impl_store {
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
             }
 
-            /// The entities of one customer with these ids.
+            /// The entities of one customer with these ids (unprepared, for
+            /// the reason given at `fetch_people_named`).
             async fn fetch_entities<'e>(
                 executor: impl sqlx::Executor<'e, Database = $db>,
                 customer_id: uuid::Uuid,
@@ -108,6 +109,7 @@ macro_rules! impl_store {
                 query.push(")");
                 let rows: Vec<EntityRow> = query
                     .build_query_as()
+                    .persistent(false)
                     .fetch_all(executor)
                     .await
                     .map_err($crate::store::db_error)?;
@@ -187,6 +189,130 @@ macro_rules! impl_store {
                     " ON CONFLICT (customer_id, id) DO UPDATE SET type_id = excluded.type_id, \
                      display_name = excluded.display_name, metadata = excluded.metadata, \
                      updated_at = excluded.updated_at, archived_at = excluded.archived_at",
+                );
+                query
+                    .build()
+                    .execute(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            /// The live person `lookup` names, locked for the rest of the
+            /// transaction when `lock` is set.
+            async fn fetch_person<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::person::PersonLookup,
+                lock: bool,
+            ) -> $crate::error::Result<$crate::domain::person::Person> {
+                use $crate::domain::person::PersonLookup;
+                use $crate::store::rows::{person_columns, PersonRow};
+                macro_rules! select {
+                    ($by:literal, $suffix:literal) => {
+                        concat!(
+                            "SELECT ", person_columns!(), " FROM people WHERE ", $by,
+                            " = $1 AND workspace_id = $2", $suffix
+                        )
+                    };
+                }
+                let query = match (lookup, lock) {
+                    (PersonLookup::Id(id), false) => sqlx::query_as::<_, PersonRow>(select!("id", "")).bind(*id),
+                    (PersonLookup::Id(id), true) => sqlx::query_as(select!("id", $lock)).bind(*id),
+                    (PersonLookup::ExternalId(id), false) => sqlx::query_as(select!("external_id", "")).bind(id.clone()),
+                    (PersonLookup::ExternalId(id), true) => sqlx::query_as(select!("external_id", $lock)).bind(id.clone()),
+                    (PersonLookup::Email(email), false) => sqlx::query_as(select!("email_key", "")).bind(email.key()),
+                    (PersonLookup::Email(email), true) => sqlx::query_as(select!("email_key", $lock)).bind(email.key()),
+                };
+                query
+                    .bind(workspace.0)
+                    .fetch_optional(executor)
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .map(Into::into)
+                    .ok_or($crate::error::Error::NotFound { resource: "person" })
+            }
+
+            /// Every person of the workspace whose external id or email a
+            /// batch names, by two index lookups. The statement is not
+            /// prepared: a plan cached while the table was small (a scan)
+            /// would outlive a bulk load that makes it huge.
+            async fn fetch_people_named<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::person::PersonUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::person::Person>> {
+                use $crate::store::rows::{person_columns, PersonRow};
+                const SELECT: &str = concat!("SELECT ", person_columns!(), " FROM people WHERE workspace_id = ");
+                let mut query = sqlx::QueryBuilder::<$db>::new(SELECT);
+                query.push_bind(workspace.0).push(" AND external_id IN (");
+                let mut ids = query.separated(", ");
+                for upsert in batch {
+                    ids.push_bind(upsert.user_id.clone());
+                }
+                query.push(")");
+                let emails: Vec<String> =
+                    batch.iter().filter_map(|u| u.email.as_ref().map(|e| e.key())).collect();
+                if !emails.is_empty() {
+                    query.push(" UNION ALL ").push(SELECT).push_bind(workspace.0).push(" AND email_key IN (");
+                    let mut list = query.separated(", ");
+                    for email in emails {
+                        list.push_bind(email);
+                    }
+                    query.push(")");
+                }
+                let rows: Vec<PersonRow> = query
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(executor)
+                    .await
+                    .map_err($crate::store::db_error)?;
+                let mut people: Vec<$crate::domain::person::Person> = rows.into_iter().map(Into::into).collect();
+                people.sort_unstable_by_key(|p| p.id);
+                people.dedup_by_key(|p| p.id);
+                Ok(people)
+            }
+
+            /// Writes whole person rows with one multi-row statement.
+            async fn write_people<'e, 'p>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                people: impl Iterator<Item = &'p $crate::domain::person::Person>,
+            ) -> $crate::error::Result<()> {
+                use sqlx::types::Json;
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO people (id, workspace_id, external_id, email, email_key, phone, \
+                     first_name, last_name, avatar_url, timezone, locale, status, attributes, \
+                     search_text, created_at, updated_at, first_seen_at, last_seen_at) ",
+                );
+                query.push_values(people, |mut row, person| {
+                    let profile = |name: &str| person.profile.get(name).map(str::to_owned);
+                    row.push_bind(person.id)
+                        .push_bind(person.workspace_id.0)
+                        .push_bind(person.external_id.clone())
+                        .push_bind(person.email.as_ref().map(|e| e.as_str().to_owned()))
+                        .push_bind(person.email.as_ref().map(|e| e.key()))
+                        .push_bind(profile("phone"))
+                        .push_bind(profile("first_name"))
+                        .push_bind(profile("last_name"))
+                        .push_bind(profile("avatar_url"))
+                        .push_bind(profile("timezone"))
+                        .push_bind(profile("locale"))
+                        .push_bind(person.status.as_str())
+                        .push_bind(Json(person.attributes.clone()))
+                        .push_bind(person.search_text())
+                        .push_bind(person.created_at)
+                        .push_bind(person.updated_at)
+                        .push_bind(person.first_seen_at)
+                        .push_bind(person.last_seen_at);
+                });
+                query.push(
+                    " ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, \
+                     email = excluded.email, email_key = excluded.email_key, phone = excluded.phone, \
+                     first_name = excluded.first_name, last_name = excluded.last_name, \
+                     avatar_url = excluded.avatar_url, timezone = excluded.timezone, \
+                     locale = excluded.locale, status = excluded.status, \
+                     attributes = excluded.attributes, search_text = excluded.search_text, \
+                     updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
                 );
                 query
                     .build()
@@ -688,6 +814,117 @@ macro_rules! impl_store {
                 Self::write_entities(&mut *tx, workspace, &out).await?;
                 tx.commit().await.map_err($crate::store::db_error)?;
                 Ok(out)
+            }
+            async fn upsert_people(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::person::PersonUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                Self::lock_keys(&mut tx, &$crate::store::people_lock_keys(workspace, batch)).await?;
+                let existing = Self::fetch_people_named(&mut *tx, workspace, batch).await?;
+                let planned = $crate::domain::person::plan_batch(
+                    workspace,
+                    batch,
+                    &existing,
+                    $crate::domain::now(),
+                )?;
+                Self::write_people(&mut *tx, planned.iter().map(|u| &u.person)).await?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(planned)
+            }
+
+            async fn get_person(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::person::PersonLookup,
+            ) -> $crate::error::Result<$crate::domain::person::Person> {
+                Self::fetch_person(self.reader(), workspace, lookup, false).await
+            }
+
+            async fn list_people(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                filter: &$crate::domain::person::PersonFilter,
+                page: &$crate::domain::page::PageRequest,
+            ) -> $crate::error::Result<$crate::domain::page::Page<$crate::domain::person::Person>> {
+                use $crate::store::rows::{person_columns, person_cursor, PersonRow};
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", person_columns!(), " FROM people WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.0);
+                if let Some(status) = filter.status {
+                    query.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(search) = &filter.search {
+                    let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    query
+                        .push(" AND search_text LIKE ")
+                        .push_bind(format!("%{escaped}%"))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(after) = page.after {
+                    query
+                        .push(" AND (created_at, id) > (")
+                        .push_bind(after.created_at)
+                        .push(", ")
+                        .push_bind(after.id)
+                        .push(")");
+                }
+                query
+                    .push(" ORDER BY created_at, id LIMIT ")
+                    .push_bind(page.fetch_limit());
+                let rows: Vec<PersonRow> = query
+                    .build_query_as()
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(page.finish(rows.into_iter().map(Into::into).collect(), person_cursor))
+            }
+
+            async fn update_person(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::person::PersonLookup,
+                patch: &$crate::domain::person::PersonPatch,
+            ) -> $crate::error::Result<$crate::domain::person::Person> {
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let current = Self::fetch_person(&mut *tx, workspace, lookup, true).await?;
+                let next = patch.apply(current.clone(), $crate::domain::now());
+                if next != current {
+                    Self::write_people(&mut *tx, std::iter::once(&next)).await?;
+                }
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(next)
+            }
+
+            async fn delete_person(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::person::PersonLookup,
+            ) -> $crate::error::Result<$crate::domain::person::Person> {
+                use $crate::domain::person::PersonLookup;
+                use $crate::store::rows::{person_columns, PersonRow};
+                macro_rules! delete {
+                    ($by:literal) => {
+                        concat!(
+                            "DELETE FROM people WHERE ", $by, " = $1 AND workspace_id = $2 RETURNING ",
+                            person_columns!()
+                        )
+                    };
+                }
+                let query = match lookup {
+                    PersonLookup::Id(id) => sqlx::query_as::<_, PersonRow>(delete!("id")).bind(*id),
+                    PersonLookup::ExternalId(id) => sqlx::query_as(delete!("external_id")).bind(id.clone()),
+                    PersonLookup::Email(email) => sqlx::query_as(delete!("email_key")).bind(email.key()),
+                };
+                query
+                    .bind(workspace.0)
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .map(Into::into)
+                    .ok_or($crate::error::Error::NotFound { resource: "person" })
             }
         }
     };

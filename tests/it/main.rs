@@ -5,5 +5,6 @@ mod customers;
 mod entities;
 mod grpc_support;
 mod harness;
+mod people;
 mod service;
 mod store_conformance;

@@ -5,11 +5,13 @@ mod auth;
 mod convert;
 mod customers;
 mod entities;
+mod people;
 mod status;
 
 pub use auth::RequireApiKey;
 pub use customers::CustomerApi;
 pub use entities::EntityApi;
+pub use people::PeopleApi;
 
 use tonic::{Request, Status};
 

@@ -1,0 +1,368 @@
+//! `kith.v1.PeopleService`.
+
+use std::sync::Arc;
+
+use prost_types::FieldMask;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{json_to_struct, struct_to_json, timestamp};
+use super::workspace_of;
+use crate::domain::page::PageRequest;
+use crate::domain::person::{
+    self, KNOWN_TRAITS, Person, PersonFilter, PersonLookup, PersonPatch, PersonPatchInput,
+    PersonStatus, PersonUpsertInput,
+};
+use crate::domain::{Change, WorkspaceId};
+use crate::error::{Error, FieldViolation, Result};
+use crate::import::Importer;
+use crate::pb::kith::v1::people_service_server::PeopleService;
+use crate::pb::kith::v1::{
+    self as pb, BatchUpsertPeopleRequest, BatchUpsertPeopleResponse, DeletePersonRequest,
+    DeletePersonResponse, GetPersonRequest, GetPersonResponse, ImportPeopleRequest,
+    ImportPeopleResponse, ListPeopleRequest, ListPeopleResponse, UpdatePersonRequest,
+    UpdatePersonResponse, UpsertPersonRequest, UpsertPersonResponse,
+};
+use crate::store::Store;
+
+pub struct PeopleApi {
+    store: Arc<dyn Store>,
+}
+
+impl PeopleApi {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl PeopleService for PeopleApi {
+    async fn batch_upsert_people(
+        &self,
+        request: Request<BatchUpsertPeopleRequest>,
+    ) -> Result<Response<BatchUpsertPeopleResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let inputs = request
+            .into_inner()
+            .people
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| upsert_input(p).map_err(|v| at_item(v, &format!("people[{i}]"))))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = person::parse_batch(inputs)?;
+        let written = self.store.upsert_people(workspace, &batch).await?;
+        let created = written.iter().filter(|u| u.created).count();
+        Ok(Response::new(BatchUpsertPeopleResponse {
+            people: written.iter().map(|u| person_to_proto(&u.person)).collect(),
+            created_count: count(created),
+            updated_count: count(written.len() - created),
+        }))
+    }
+
+    async fn upsert_person(
+        &self,
+        request: Request<UpsertPersonRequest>,
+    ) -> Result<Response<UpsertPersonResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let input = upsert_input(request.into_inner().person.unwrap_or_default())
+            .map_err(|v| at_item(v, "person"))?;
+        // A batch of one, with its paths named from `person`.
+        let written = match person::parse_batch(vec![input]) {
+            Ok(batch) => self.store.upsert_people(workspace, &batch).await,
+            Err(error) => Err(error),
+        }
+        .map_err(|error| rename_item(error, "people[0]", "person"))?;
+        let upserted = written.into_iter().next().expect("one person in, one out");
+        Ok(Response::new(UpsertPersonResponse {
+            person: Some(person_to_proto(&upserted.person)),
+            created: upserted.created,
+        }))
+    }
+
+    async fn get_person(
+        &self,
+        request: Request<GetPersonRequest>,
+    ) -> Result<Response<GetPersonResponse>, Status> {
+        use pb::get_person_request::Lookup;
+        let workspace = workspace_of(&request)?;
+        let lookup = match request.into_inner().lookup {
+            Some(Lookup::Id(id)) => PersonLookup::by_id(&id)?,
+            Some(Lookup::ExternalId(id)) => PersonLookup::by_external_id(&id)?,
+            Some(Lookup::Email(email)) => PersonLookup::by_email(&email)?,
+            None => return Err(Error::invalid("id", "set id, external_id or email").into()),
+        };
+        let person = self.store.get_person(workspace, &lookup).await?;
+        Ok(Response::new(GetPersonResponse {
+            person: Some(person_to_proto(&person)),
+        }))
+    }
+
+    async fn list_people(
+        &self,
+        request: Request<ListPeopleRequest>,
+    ) -> Result<Response<ListPeopleResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let filter = PersonFilter::parse(status(request.status, "status")?, &request.search)?;
+        let page = PageRequest::parse(
+            request.page_size.into(),
+            &request.page_token,
+            &filter.canonical(workspace),
+        )?;
+        let page = self.store.list_people(workspace, &filter, &page).await?;
+        Ok(Response::new(ListPeopleResponse {
+            people: page.items.iter().map(person_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_person(
+        &self,
+        request: Request<UpdatePersonRequest>,
+    ) -> Result<Response<UpdatePersonResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let lookup = update_lookup(request.lookup)?;
+        let patch = patch_input(request.person.unwrap_or_default(), request.update_mask)?;
+        let patch = PersonPatch::parse(patch)?;
+        let person = self.store.update_person(workspace, &lookup, &patch).await?;
+        Ok(Response::new(UpdatePersonResponse {
+            person: Some(person_to_proto(&person)),
+        }))
+    }
+
+    async fn delete_person(
+        &self,
+        request: Request<DeletePersonRequest>,
+    ) -> Result<Response<DeletePersonResponse>, Status> {
+        use pb::delete_person_request::Lookup;
+        let workspace = workspace_of(&request)?;
+        let lookup = match request.into_inner().lookup {
+            Some(Lookup::Id(id)) => PersonLookup::by_id(&id)?,
+            Some(Lookup::ExternalId(id)) => PersonLookup::by_external_id(&id)?,
+            None => return Err(Error::invalid("id", "set id or external_id").into()),
+        };
+        let person = self.store.delete_person(workspace, &lookup).await?;
+        Ok(Response::new(DeletePersonResponse {
+            person: Some(person_to_proto(&person)),
+        }))
+    }
+
+    async fn import_people(
+        &self,
+        request: Request<Streaming<ImportPeopleRequest>>,
+    ) -> Result<Response<ImportPeopleResponse>, Status> {
+        let workspace: WorkspaceId = workspace_of(&request)?;
+        let mut chunks = request.into_inner();
+        let mut importer = Importer::new(self.store.clone(), workspace);
+        while let Some(chunk) = chunks.message().await? {
+            for person in chunk.people {
+                importer.push(upsert_input(person)).await?;
+            }
+        }
+        let tally = importer.finish().await?;
+        tracing::info!(
+            received = tally.received,
+            created = tally.created,
+            updated = tally.updated,
+            rejected = tally.rejected,
+            "import finished"
+        );
+        let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(Response::new(ImportPeopleResponse {
+            received_count: to_i64(tally.received),
+            created_count: to_i64(tally.created),
+            updated_count: to_i64(tally.updated),
+            rejected_count: to_i64(tally.rejected),
+            rejections: tally
+                .rejections
+                .into_iter()
+                .map(|r| pb::ImportRejection {
+                    position: to_i64(r.position),
+                    field: r.field,
+                    description: r.description,
+                })
+                .collect(),
+        }))
+    }
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).expect("batches hold at most 100 people")
+}
+
+fn at_item(violations: Vec<FieldViolation>, item: &str) -> Error {
+    Error::InvalidArgument(violations.into_iter().map(|v| v.within(item)).collect())
+}
+
+/// Renames field paths of a one-item batch to the single-item request's.
+fn rename_item(error: Error, from: &str, to: &str) -> Error {
+    let rename = |v: &FieldViolation| {
+        let field = v
+            .field
+            .strip_prefix(from)
+            .map_or_else(|| v.field.clone(), |rest| format!("{to}{rest}"));
+        FieldViolation::new(field, &v.description)
+    };
+    match error {
+        Error::InvalidArgument(v) => Error::InvalidArgument(v.iter().map(rename).collect()),
+        Error::AlreadyExists(v) => Error::AlreadyExists(rename(&v)),
+        other => other,
+    }
+}
+
+fn status(value: i32, field: &str) -> Result<Option<PersonStatus>> {
+    match pb::PersonStatus::try_from(value) {
+        Ok(pb::PersonStatus::Unspecified) => Ok(None),
+        Ok(pb::PersonStatus::Active) => Ok(Some(PersonStatus::Active)),
+        Ok(pb::PersonStatus::Unsubscribed) => Ok(Some(PersonStatus::Unsubscribed)),
+        Ok(pb::PersonStatus::Bounced) => Ok(Some(PersonStatus::Bounced)),
+        Err(_) => Err(Error::invalid(field, format!("unknown status {value}"))),
+    }
+}
+
+/// Violations are relative to the person, as the domain's are.
+fn upsert_input(person: pb::PersonUpsert) -> Result<PersonUpsertInput, Vec<FieldViolation>> {
+    let status = status(person.status, "status").map_err(|e| e.violations().to_vec())?;
+    Ok(PersonUpsertInput {
+        user_id: person.user_id,
+        email: person.email,
+        traits: person.traits.map(struct_to_json).unwrap_or_default(),
+        status,
+    })
+}
+
+fn update_lookup(lookup: Option<pb::update_person_request::Lookup>) -> Result<PersonLookup> {
+    use pb::update_person_request::Lookup;
+    match lookup {
+        Some(Lookup::Id(id)) => PersonLookup::by_id(&id),
+        Some(Lookup::ExternalId(id)) => PersonLookup::by_external_id(&id),
+        None => Err(Error::invalid("id", "set id or external_id")),
+    }
+}
+
+const UPDATABLE_FIELDS: [&str; 10] = [
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "avatar_url",
+    "timezone",
+    "locale",
+    "status",
+    "attributes",
+];
+
+/// A person and its mask as a patch (AIP-134, as for customers).
+fn patch_input(person: pb::Person, mask: Option<FieldMask>) -> Result<PersonPatchInput> {
+    let paths = match mask {
+        Some(mask) if !mask.paths.is_empty() => mask.paths,
+        _ => populated_fields(&person),
+    };
+    let mut named: Vec<&str> = Vec::new();
+    let mut unknown = Vec::new();
+    for path in &paths {
+        if path == "*" {
+            named.extend(UPDATABLE_FIELDS);
+        } else if let Some(field) = UPDATABLE_FIELDS.iter().find(|f| *f == path) {
+            named.push(field);
+        } else {
+            unknown.push(FieldViolation::new(
+                "update_mask",
+                format!(
+                    "'{path}' cannot be updated; updatable fields are {}",
+                    UPDATABLE_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Error::InvalidArgument(unknown));
+    }
+    let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
+    let mut patch = PersonPatchInput::default();
+    if named.contains(&"external_id") {
+        patch.external_id = Change::Set(person.external_id.clone());
+    }
+    if named.contains(&"email") {
+        patch.email = set_or_clear(person.email.clone());
+    }
+    for (name, _) in KNOWN_TRAITS {
+        if named.contains(&name) {
+            patch
+                .profile
+                .push((name, set_or_clear(profile_field(&person, name))));
+        }
+    }
+    if named.contains(&"status") {
+        patch.status = Some(
+            status(person.status, "status")?
+                .ok_or_else(|| Error::invalid("status", "must be set"))?,
+        );
+    }
+    if named.contains(&"attributes") {
+        patch.attributes = Some(person.attributes.map(struct_to_json).unwrap_or_default());
+    }
+    Ok(patch)
+}
+
+fn profile_field(person: &pb::Person, name: &str) -> Option<String> {
+    match name {
+        "first_name" => person.first_name.clone(),
+        "last_name" => person.last_name.clone(),
+        "phone" => person.phone.clone(),
+        "avatar_url" => person.avatar_url.clone(),
+        "timezone" => person.timezone.clone(),
+        "locale" => person.locale.clone(),
+        _ => None,
+    }
+}
+
+fn populated_fields(person: &pb::Person) -> Vec<String> {
+    let mut fields = Vec::new();
+    if !person.external_id.is_empty() {
+        fields.push("external_id".to_owned());
+    }
+    if person.email.is_some() {
+        fields.push("email".to_owned());
+    }
+    for (name, _) in KNOWN_TRAITS {
+        if profile_field(person, name).is_some() {
+            fields.push(name.to_owned());
+        }
+    }
+    if person.status != 0 {
+        fields.push("status".to_owned());
+    }
+    if person.attributes.is_some() {
+        fields.push("attributes".to_owned());
+    }
+    fields
+}
+
+pub(super) fn person_to_proto(person: &Person) -> pb::Person {
+    let status = match person.status {
+        PersonStatus::Active => pb::PersonStatus::Active,
+        PersonStatus::Unsubscribed => pb::PersonStatus::Unsubscribed,
+        PersonStatus::Bounced => pb::PersonStatus::Bounced,
+    };
+    let field = |name: &str| person.profile.get(name).map(str::to_owned);
+    pb::Person {
+        id: person.id.to_string(),
+        workspace_id: person.workspace_id.to_string(),
+        external_id: person.external_id.clone(),
+        email: person.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: field("phone"),
+        first_name: field("first_name"),
+        last_name: field("last_name"),
+        avatar_url: field("avatar_url"),
+        timezone: field("timezone"),
+        locale: field("locale"),
+        status: status.into(),
+        attributes: Some(json_to_struct(&person.attributes)),
+        created_at: Some(timestamp(person.created_at)),
+        updated_at: Some(timestamp(person.updated_at)),
+        first_seen_at: Some(timestamp(person.first_seen_at)),
+        last_seen_at: Some(timestamp(person.last_seen_at)),
+    }
+}

@@ -1,0 +1,185 @@
+//! Streaming import of people: any number of them, written in store-sized
+//! batches with the rules of a batch upsert. A person who is invalid, or who
+//! conflicts with another, is rejected on their own and the import goes on.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::domain::WorkspaceId;
+use crate::domain::customer::Email;
+use crate::domain::person::{PersonUpsert, PersonUpsertInput};
+use crate::error::{FieldViolation, Result};
+use crate::store::Store;
+
+/// People per store batch: large enough to amortise a transaction, small
+/// enough for both backends' bind limits (18 columns × 500 rows).
+pub const BATCH_SIZE: usize = 500;
+/// Rejections reported by position; the rest are only counted.
+pub const MAX_REPORTED_REJECTIONS: usize = 100;
+const PROGRESS_EVERY: u64 = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// 0-based position in the stream.
+    pub position: u64,
+    /// Relative to the person: `email`, `traits.timezone`.
+    pub field: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportTally {
+    pub received: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejection>,
+}
+
+pub struct Importer {
+    store: Arc<dyn Store>,
+    workspace: WorkspaceId,
+    positions: Vec<u64>,
+    pending: Vec<PersonUpsert>,
+    /// User ids and email keys pending, so one batch never names a person
+    /// twice (a repeat starts a new batch, and so wins over the earlier one).
+    pending_keys: HashSet<String>,
+    tally: ImportTally,
+}
+
+impl Importer {
+    pub fn new(store: Arc<dyn Store>, workspace: WorkspaceId) -> Self {
+        Self {
+            store,
+            workspace,
+            positions: Vec::with_capacity(BATCH_SIZE),
+            pending: Vec::with_capacity(BATCH_SIZE),
+            pending_keys: HashSet::new(),
+            tally: ImportTally::default(),
+        }
+    }
+
+    /// Takes the next person of the stream; writes a batch when one is full.
+    pub async fn push(
+        &mut self,
+        input: Result<PersonUpsertInput, Vec<FieldViolation>>,
+    ) -> Result<()> {
+        let position = self.tally.received;
+        self.tally.received += 1;
+        if self.tally.received.is_multiple_of(PROGRESS_EVERY) {
+            tracing::info!(
+                received = self.tally.received,
+                created = self.tally.created,
+                updated = self.tally.updated,
+                rejected = self.tally.rejected,
+                "import progress"
+            );
+        }
+        let upsert = match input.and_then(PersonUpsert::parse) {
+            Ok(upsert) => upsert,
+            Err(violations) => {
+                self.reject(position, violations);
+                return Ok(());
+            }
+        };
+        let keys = [
+            Some(format!("u:{}", upsert.user_id)),
+            upsert
+                .email
+                .as_ref()
+                .map(|e| format!("e:{}", Email::key(e))),
+        ];
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        if self.pending.len() == BATCH_SIZE || keys.iter().any(|k| self.pending_keys.contains(k)) {
+            self.flush().await?;
+        }
+        self.pending_keys.extend(keys);
+        self.positions.push(position);
+        self.pending.push(upsert);
+        Ok(())
+    }
+
+    /// Writes what is pending and returns the totals.
+    pub async fn finish(mut self) -> Result<ImportTally> {
+        self.flush().await?;
+        Ok(self.tally)
+    }
+
+    fn reject(&mut self, position: u64, violations: Vec<FieldViolation>) {
+        self.tally.rejected += 1;
+        for violation in violations {
+            if self.tally.rejections.len() < MAX_REPORTED_REJECTIONS {
+                self.tally.rejections.push(Rejection {
+                    position,
+                    field: violation.field,
+                    description: violation.description,
+                });
+            }
+        }
+    }
+
+    /// Writes the pending batch. People a batch refuses by position (a
+    /// conflict) are rejected and the rest retried; any other failure ends
+    /// the import.
+    async fn flush(&mut self) -> Result<()> {
+        self.pending_keys.clear();
+        let mut positions = std::mem::take(&mut self.positions);
+        let mut pending = std::mem::take(&mut self.pending);
+        while !pending.is_empty() {
+            match self.store.upsert_people(self.workspace, &pending).await {
+                Ok(written) => {
+                    let created = written.iter().filter(|u| u.created).count() as u64;
+                    self.tally.created += created;
+                    self.tally.updated += written.len() as u64 - created;
+                    break;
+                }
+                Err(error) => {
+                    let mut refused: Vec<(usize, FieldViolation)> = error
+                        .violations()
+                        .iter()
+                        .filter_map(|v| {
+                            item_of(&v.field)
+                                .map(|(i, field)| (i, FieldViolation::new(field, &v.description)))
+                        })
+                        .collect();
+                    if refused.is_empty() {
+                        return Err(error);
+                    }
+                    refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+                    refused.dedup_by_key(|(i, _)| *i);
+                    for (i, violation) in refused {
+                        let position = positions.remove(i);
+                        pending.remove(i);
+                        self.reject(position, vec![violation]);
+                    }
+                }
+            }
+        }
+        self.positions = Vec::with_capacity(BATCH_SIZE);
+        self.pending = Vec::with_capacity(BATCH_SIZE);
+        Ok(())
+    }
+}
+
+/// `people[12].email` → (12, `email`); `people[3]` → (3, ``).
+fn item_of(path: &str) -> Option<(usize, &str)> {
+    let rest = path.strip_prefix("people[")?;
+    let (index, field) = rest.split_once(']')?;
+    Some((
+        index.parse().ok()?,
+        field.strip_prefix('.').unwrap_or(field),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_of;
+
+    #[test]
+    fn item_paths_split_into_position_and_field() {
+        assert_eq!(item_of("people[12].email"), Some((12, "email")));
+        assert_eq!(item_of("people[3]"), Some((3, "")));
+        assert_eq!(item_of("people"), None);
+        assert_eq!(item_of("entities[1].id"), None);
+    }
+}
