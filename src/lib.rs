@@ -14,3 +14,4 @@ pub mod pb;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod throwaway_postgres;

@@ -7,8 +7,6 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -50,19 +48,10 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let server = postgres_server()?;
-                let name = format!("kith_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-                    .await
-                    .expect("connect to the test PostgreSQL server");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin)
+                let url = kith::throwaway_postgres::create_database(&server)
                     .await
                     .expect("create a test database");
-                admin.close().await;
-                Some(Self {
-                    url: format!("{server}/{name}"),
-                    _dir: None,
-                })
+                Some(Self { url, _dir: None })
             }
         }
     }
@@ -82,7 +71,7 @@ fn postgres_server() -> Option<String> {
             let found = std::env::var("KITH_TEST_POSTGRES_URL")
                 .ok()
                 .map(|url| url.trim_end_matches('/').to_owned())
-                .or_else(start_throwaway_postgres);
+                .or_else(kith::throwaway_postgres::start);
             if found.is_none() {
                 let required = std::env::var("KITH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
                 assert!(
@@ -99,95 +88,6 @@ fn postgres_server() -> Option<String> {
             found
         })
         .clone()
-}
-
-/// Starts a private server with Debian's binaries, stopped by a watchdog when
-/// this test process exits.
-fn start_throwaway_postgres() -> Option<String> {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("initdb").exists())
-        .max()?;
-    let dir = std::env::temp_dir().join(format!("kith-pg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let data = dir.join("data");
-    // initdb refuses to run as root: use the `postgres` account then.
-    let as_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.starts_with(b"0"));
-    let run = |program: PathBuf, args: &[&str]| {
-        let mut command = if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        command.args(args).output()
-    };
-    if as_root {
-        Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .ok()?;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let data_str = data.to_str()?;
-    let init = run(
-        bin.join("initdb"),
-        &["-D", data_str, "-A", "trust", "-U", "postgres", "--no-sync"],
-    )
-    .ok()?;
-    if !init.status.success() {
-        return None;
-    }
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-        dir.display()
-    );
-    let log = dir.join("postgres.log");
-    let started = run(
-        bin.join("pg_ctl"),
-        &[
-            "-D",
-            data_str,
-            "-o",
-            &options,
-            "-l",
-            log.to_str()?,
-            "-w",
-            "start",
-        ],
-    )
-    .ok()?;
-    if !started.status.success() {
-        return None;
-    }
-    let watchdog = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; \
-         {pg_ctl} -D {data_str} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        dir = dir.display(),
-    );
-    let mut stopper = if as_root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "sh", "-c", &watchdog]);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", &watchdog]);
-        c
-    };
-    stopper.spawn().ok()?;
-    Some(format!("postgres://postgres@127.0.0.1:{port}"))
 }
 
 /// A running Kith server with a key for its default workspace.
