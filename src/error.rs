@@ -65,6 +65,10 @@ pub enum Error {
     #[error("missing, unknown or revoked API key")]
     Unauthenticated,
 
+    /// A concurrent transaction got in the way; the caller may retry.
+    #[error("the change collided with a concurrent one; retry")]
+    Aborted(#[source] BoxError),
+
     /// The database cannot be reached; the caller may retry.
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
@@ -89,6 +93,20 @@ impl Error {
 
     pub fn internal(error: impl Into<BoxError>) -> Self {
         Self::Internal(error.into())
+    }
+
+    /// Merges violations found while reading the wire format into the
+    /// result of the domain's own checks, so a caller sees them all at once.
+    pub fn with_wire_violations<T>(wire: Vec<FieldViolation>, checked: Result<T>) -> Result<T> {
+        match (wire.is_empty(), checked) {
+            (true, checked) => checked,
+            (false, Err(Self::InvalidArgument(mut more))) => {
+                let mut all = wire;
+                all.append(&mut more);
+                Err(Self::InvalidArgument(all))
+            }
+            (false, _) => Err(Self::InvalidArgument(wire)),
+        }
     }
 
     /// The field violations the error carries, if any.

@@ -535,13 +535,11 @@ impl CustomerPatch {
         let external_id = optional(input.external_id)
             .try_map(|id| ExternalId::parse(&id).map(|id| id.expect("non-empty")));
         let external_id = v.check(external_id).unwrap_or_default();
+        // An email cannot be removed: as in seed 003, a null email means
+        // "no change".
         let email = match input.email {
-            Change::Keep => None,
+            Change::Keep | Change::Clear => None,
             Change::Set(email) => v.check(Email::parse(&email)),
-            Change::Clear => {
-                v.push(FieldViolation::new("email", "cannot be removed"));
-                None
-            }
         };
         let name = optional(input.name)
             .try_map(|name| CustomerName::parse(&name).map(|name| name.expect("non-empty")));

@@ -5,6 +5,7 @@ pub mod customer;
 pub mod entity;
 pub mod page;
 pub mod person;
+pub mod user;
 pub mod workspace;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -243,6 +243,23 @@ pub(crate) fn db_error(error: sqlx::Error) -> Error {
                     },
                 )
         }
+        // PostgreSQL deadlock or serialization failure: safe to retry.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|code| code == "40P01" || code == "40001") =>
+        {
+            Error::Aborted(Box::new(sqlx::Error::Database(db)))
+        }
+        // SQLite busy or locked past the busy timeout (another process
+        // writing): the caller may retry.
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|code| matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")) =>
+        {
+            Error::Unavailable(Box::new(sqlx::Error::Database(db)))
+        }
         // Connection lost, or the server shutting down (SQLSTATE 08xxx, 57P0x).
         sqlx::Error::Database(db)
             if db

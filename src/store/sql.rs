@@ -234,18 +234,21 @@ macro_rules! impl_store {
             }
 
             /// Every person of the workspace whose external id or email a
-            /// batch names, by two index lookups. The statement is not
-            /// prepared: a plan cached while the table was small (a scan)
-            /// would outlive a bulk load that makes it huge.
+            /// batch names, locked in id order for the rest of the
+            /// transaction, so concurrent batches, updates and deletes of
+            /// the same people queue rather than overwrite each other. The
+            /// statement is not prepared: a plan cached while the table was
+            /// small (a scan) would outlive a bulk load that makes it huge.
             async fn fetch_people_named<'e>(
                 executor: impl sqlx::Executor<'e, Database = $db>,
                 workspace: $crate::domain::WorkspaceId,
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Person>> {
                 use $crate::store::rows::{person_columns, PersonRow};
-                const SELECT: &str = concat!("SELECT ", person_columns!(), " FROM people WHERE workspace_id = ");
-                let mut query = sqlx::QueryBuilder::<$db>::new(SELECT);
-                query.push_bind(workspace.0).push(" AND external_id IN (");
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT ", person_columns!(), " FROM people WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.0).push(" AND (external_id IN (");
                 let mut ids = query.separated(", ");
                 for upsert in batch {
                     ids.push_bind(upsert.user_id.clone());
@@ -254,23 +257,21 @@ macro_rules! impl_store {
                 let emails: Vec<String> =
                     batch.iter().filter_map(|u| u.email.as_ref().map(|e| e.key())).collect();
                 if !emails.is_empty() {
-                    query.push(" UNION ALL ").push(SELECT).push_bind(workspace.0).push(" AND email_key IN (");
+                    query.push(" OR email_key IN (");
                     let mut list = query.separated(", ");
                     for email in emails {
                         list.push_bind(email);
                     }
                     query.push(")");
                 }
+                query.push(concat!(") ORDER BY id", $lock));
                 let rows: Vec<PersonRow> = query
                     .build_query_as()
                     .persistent(false)
                     .fetch_all(executor)
                     .await
                     .map_err($crate::store::db_error)?;
-                let mut people: Vec<$crate::domain::person::Person> = rows.into_iter().map(Into::into).collect();
-                people.sort_unstable_by_key(|p| p.id);
-                people.dedup_by_key(|p| p.id);
-                Ok(people)
+                Ok(rows.into_iter().map(Into::into).collect())
             }
 
             /// Writes whole person rows with one multi-row statement.
@@ -625,7 +626,10 @@ macro_rules! impl_store {
                 let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
                 let current =
                     Self::fetch_entity_types(&mut *tx, workspace, batch.iter().map(|t| &t.id)).await?;
-                let types: Vec<_> = batch.iter().map(|t| t.apply(current.get(&t.id), now)).collect();
+                let mut types: Vec<_> = batch.iter().map(|t| t.apply(current.get(&t.id), now)).collect();
+                // One write order for every batch, so concurrent batches never
+                // deadlock on each other's rows.
+                types.sort_by(|a, b| a.id.cmp(&b.id));
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO entity_types (pk, workspace_id, id, display_name, \
                      attribution_keys, created_at, updated_at, archived_at) ",

@@ -26,6 +26,7 @@ backend_tests!(
     entity_types_converge_and_list,
     another_workspace_sees_no_entities,
     sixteen_racing_batches_leave_one_row_per_id,
+    racing_type_batches_in_opposite_orders_all_succeed,
 );
 
 type Client = EntityServiceClient<Authed>;
@@ -633,4 +634,39 @@ async fn sixteen_racing_batches_leave_one_row_per_id(backend: Backend) {
         10,
         "every caller's merge into e9 survived"
     );
+}
+
+async fn racing_type_batches_in_opposite_orders_all_succeed(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let ids: Vec<String> = (0..20).map(|i| format!("type-{i:02}")).collect();
+    let handles: Vec<_> = (0..8)
+        .map(|caller| {
+            let mut client = entities(&app);
+            let mut order = ids.clone();
+            if caller % 2 == 1 {
+                order.reverse();
+            }
+            tokio::spawn(async move {
+                let types = order
+                    .iter()
+                    .map(|id| entity_type(id, &format!("by {caller}")))
+                    .collect();
+                client
+                    .batch_upsert_entity_types(BatchUpsertEntityTypesRequest { types })
+                    .await
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap().expect("no batch deadlocks or fails");
+    }
+    let listed = entities(&app)
+        .list_entity_types(ListEntityTypesRequest {
+            page_size: 100,
+            ..ListEntityTypesRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.types.len(), 20);
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
 use crate::domain::customer::MetadataValue;
-use crate::error::{Error, FieldViolation};
+use crate::error::FieldViolation;
 use crate::pb::kith::v1 as pb;
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -32,10 +32,11 @@ pub fn metadata_to_proto<'a>(
         .collect()
 }
 
-/// A value with no `kind` set is a client error, named by its key.
+/// Metadata as the domain reads it, and a violation for each value that has
+/// no `kind` set (left out of the map).
 pub fn metadata_from_proto(
     pairs: HashMap<String, pb::MetadataValue>,
-) -> Result<BTreeMap<String, MetadataValue>, Error> {
+) -> (BTreeMap<String, MetadataValue>, Vec<FieldViolation>) {
     let mut violations = Vec::new();
     let mut out = BTreeMap::new();
     for (key, value) in pairs {
@@ -54,11 +55,7 @@ pub fn metadata_from_proto(
         };
         out.insert(key, value);
     }
-    if violations.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::InvalidArgument(violations))
-    }
+    (out, violations)
 }
 
 /// A protobuf Struct as a JSON object. Whole numbers become integers, so a

@@ -39,9 +39,9 @@ impl CustomerService for CustomerApi {
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<CreateCustomerResponse>, Status> {
         let workspace = workspace_of(&request)?;
-        let customer = request.into_inner().customer.unwrap_or_default();
-        let customer =
-            NewCustomer::parse(customer_input(customer)?)?.into_customer(workspace, now());
+        let (input, wire) = customer_input(request.into_inner().customer.unwrap_or_default());
+        let customer = Error::with_wire_violations(wire, NewCustomer::parse(input))?
+            .into_customer(workspace, now());
         self.store.insert_customer(&customer).await?;
         Ok(Response::new(CreateCustomerResponse {
             customer: Some(customer_to_proto(&customer)),
@@ -66,10 +66,10 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<ListCustomersResponse>, Status> {
         let workspace = workspace_of(&request)?;
         let request = request.into_inner();
-        let filter = CustomerFilter::parse(
-            &request.email,
-            &request.external_id,
-            metadata_from_proto(request.metadata)?,
+        let (metadata, wire) = metadata_from_proto(request.metadata);
+        let filter = Error::with_wire_violations(
+            wire,
+            CustomerFilter::parse(&request.email, &request.external_id, metadata),
         )?;
         let page = PageRequest::parse(
             request.page_size.into(),
@@ -90,8 +90,8 @@ impl CustomerService for CustomerApi {
         let workspace = workspace_of(&request)?;
         let request = request.into_inner();
         let lookup = update_lookup(request.lookup)?;
-        let patch = patch_input(request.customer.unwrap_or_default(), request.update_mask)?;
-        let patch = CustomerPatch::parse(patch)?;
+        let (patch, wire) = patch_input(request.customer.unwrap_or_default(), request.update_mask)?;
+        let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch))?;
         let customer = self
             .store
             .update_customer(workspace, &lookup, &patch)
@@ -152,12 +152,12 @@ fn parse_lookup(lookup: Option<(bool, String)>) -> Result<CustomerLookup, Error>
     }
 }
 
-fn customer_type(value: i32) -> Result<Option<CustomerType>, Error> {
+fn customer_type(value: i32) -> Result<Option<CustomerType>, FieldViolation> {
     match pb::CustomerType::try_from(value) {
         Ok(pb::CustomerType::Unspecified) => Ok(None),
         Ok(pb::CustomerType::Individual) => Ok(Some(CustomerType::Individual)),
         Ok(pb::CustomerType::Team) => Ok(Some(CustomerType::Team)),
-        Err(_) => Err(Error::invalid(
+        Err(_) => Err(FieldViolation::new(
             "type",
             format!("unknown customer type {value}"),
         )),
@@ -175,15 +175,22 @@ fn address_input(address: pb::BillingAddress) -> AddressInput {
     }
 }
 
-fn customer_input(customer: pb::Customer) -> Result<CustomerInput, Error> {
-    Ok(CustomerInput {
-        kind: customer_type(customer.r#type)?,
-        metadata: Some(metadata_from_proto(customer.metadata)?),
+/// The domain's input, and what the wire format itself got wrong.
+fn customer_input(customer: pb::Customer) -> (CustomerInput, Vec<FieldViolation>) {
+    let (metadata, mut wire) = metadata_from_proto(customer.metadata);
+    let kind = customer_type(customer.r#type).unwrap_or_else(|violation| {
+        wire.push(violation);
+        None
+    });
+    let input = CustomerInput {
+        kind,
+        metadata: Some(metadata),
         external_id: customer.external_id,
         email: customer.email,
         name: customer.name,
         billing_address: customer.billing_address.map(address_input),
-    })
+    };
+    (input, wire)
 }
 
 /// The fields an update may name; `*` names them all.
@@ -202,7 +209,7 @@ const UPDATABLE_FIELDS: [&str; 6] = [
 fn patch_input(
     customer: pb::Customer,
     mask: Option<FieldMask>,
-) -> Result<CustomerPatchInput, Error> {
+) -> Result<(CustomerPatchInput, Vec<FieldViolation>), Error> {
     let paths = match mask {
         Some(mask) if !mask.paths.is_empty() => mask.paths,
         _ => populated_fields(&customer),
@@ -253,13 +260,19 @@ fn patch_input(
             .map(address_input)
             .map_or(Change::Clear, Change::Set);
     }
+    let mut wire = Vec::new();
     if named.contains(&"metadata") {
-        patch.metadata = Change::Set(metadata_from_proto(metadata)?);
+        let (metadata, mut bad) = metadata_from_proto(metadata);
+        wire.append(&mut bad);
+        patch.metadata = Change::Set(metadata);
     }
     if named.contains(&"type") {
-        patch.kind = customer_type(r#type)?.map_or(Change::Clear, Change::Set);
+        match customer_type(r#type) {
+            Ok(kind) => patch.kind = kind.map_or(Change::Clear, Change::Set),
+            Err(violation) => wire.push(violation),
+        }
     }
-    Ok(patch)
+    Ok((patch, wire))
 }
 
 fn populated_fields(customer: &pb::Customer) -> Vec<String> {

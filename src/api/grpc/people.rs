@@ -41,14 +41,14 @@ impl PeopleService for PeopleApi {
         request: Request<BatchUpsertPeopleRequest>,
     ) -> Result<Response<BatchUpsertPeopleResponse>, Status> {
         let workspace = workspace_of(&request)?;
-        let inputs = request
-            .into_inner()
-            .people
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| upsert_input(p).map_err(|v| at_item(v, &format!("people[{i}]"))))
-            .collect::<Result<Vec<_>>>()?;
-        let batch = person::parse_batch(inputs)?;
+        let mut wire = Vec::new();
+        let mut inputs = Vec::new();
+        for (i, p) in request.into_inner().people.into_iter().enumerate() {
+            let (input, bad) = upsert_input(p);
+            wire.extend(bad.into_iter().map(|v| v.within(&format!("people[{i}]"))));
+            inputs.push(input);
+        }
+        let batch = Error::with_wire_violations(wire, person::parse_batch(inputs))?;
         let written = self.store.upsert_people(workspace, &batch).await?;
         let created = written.iter().filter(|u| u.created).count();
         Ok(Response::new(BatchUpsertPeopleResponse {
@@ -63,10 +63,10 @@ impl PeopleService for PeopleApi {
         request: Request<UpsertPersonRequest>,
     ) -> Result<Response<UpsertPersonResponse>, Status> {
         let workspace = workspace_of(&request)?;
-        let input = upsert_input(request.into_inner().person.unwrap_or_default())
-            .map_err(|v| at_item(v, "person"))?;
+        let (input, wire) = upsert_input(request.into_inner().person.unwrap_or_default());
+        let wire = wire.into_iter().map(|v| v.within("people[0]")).collect();
         // A batch of one, with its paths named from `person`.
-        let written = match person::parse_batch(vec![input]) {
+        let written = match Error::with_wire_violations(wire, person::parse_batch(vec![input])) {
             Ok(batch) => self.store.upsert_people(workspace, &batch).await,
             Err(error) => Err(error),
         }
@@ -156,7 +156,14 @@ impl PeopleService for PeopleApi {
         let mut importer = Importer::new(self.store.clone(), workspace);
         while let Some(chunk) = chunks.message().await? {
             for person in chunk.people {
-                importer.push(upsert_input(person)).await?;
+                let (input, wire) = upsert_input(person);
+                importer
+                    .push(if wire.is_empty() {
+                        Ok(input)
+                    } else {
+                        Err(wire)
+                    })
+                    .await?;
             }
         }
         let tally = importer.finish().await?;
@@ -190,10 +197,6 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).expect("batches hold at most 100 people")
 }
 
-fn at_item(violations: Vec<FieldViolation>, item: &str) -> Error {
-    Error::InvalidArgument(violations.into_iter().map(|v| v.within(item)).collect())
-}
-
 /// Renames field paths of a one-item batch to the single-item request's.
 fn rename_item(error: Error, from: &str, to: &str) -> Error {
     let rename = |v: &FieldViolation| {
@@ -220,15 +223,20 @@ fn status(value: i32, field: &str) -> Result<Option<PersonStatus>> {
     }
 }
 
-/// Violations are relative to the person, as the domain's are.
-fn upsert_input(person: pb::PersonUpsert) -> Result<PersonUpsertInput, Vec<FieldViolation>> {
-    let status = status(person.status, "status").map_err(|e| e.violations().to_vec())?;
-    Ok(PersonUpsertInput {
+/// The domain's input, and what the wire format itself got wrong (relative
+/// to the person, as the domain's violations are).
+fn upsert_input(person: pb::PersonUpsert) -> (PersonUpsertInput, Vec<FieldViolation>) {
+    let (status, wire) = match status(person.status, "status") {
+        Ok(status) => (status, Vec::new()),
+        Err(error) => (None, error.violations().to_vec()),
+    };
+    let input = PersonUpsertInput {
         user_id: person.user_id,
         email: person.email,
         traits: person.traits.map(struct_to_json).unwrap_or_default(),
         status,
-    })
+    };
+    (input, wire)
 }
 
 fn update_lookup(lookup: Option<pb::update_person_request::Lookup>) -> Result<PersonLookup> {

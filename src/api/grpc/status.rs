@@ -23,6 +23,7 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => (Code::AlreadyExists, ErrorReason::AlreadyExists),
             Error::NotFound { .. } => (Code::NotFound, ErrorReason::NotFound),
             Error::Unauthenticated => (Code::Unauthenticated, ErrorReason::Unauthenticated),
+            Error::Aborted(_) => (Code::Aborted, ErrorReason::ConcurrentChange),
             Error::Unavailable(_) => (Code::Unavailable, ErrorReason::StoreUnavailable),
             Error::Internal(_) => (Code::Internal, ErrorReason::Internal),
         };
@@ -38,6 +39,9 @@ impl From<Error> for Status {
             }
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
+            }
+            Error::Aborted(source) => {
+                tracing::info!(error = %source, "transaction aborted by a concurrent one");
             }
             Error::Internal(source) => {
                 let request_id = uuid::Uuid::new_v4().to_string();
