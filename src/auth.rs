@@ -1,35 +1,73 @@
 //! API key → workspace, for every transport. The transports only find the key
 //! in their own headers; checking it happens here.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
 use crate::domain::WorkspaceId;
-use crate::domain::workspace::PresentedKey;
+use crate::domain::workspace::{ApiKey, ApiKeyId, PresentedKey};
 use crate::error::{Error, Result};
 use crate::store::Store;
+
+/// How long a stored key is trusted without reading it again: a revoked key
+/// stops working within this time on every replica.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+const KEY_CACHE_CAPACITY: usize = 10_000;
 
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    /// Stored keys by id, with when they were read. Only what the store said
+    /// is cached; the secret is still checked on every call.
+    cache: Arc<Mutex<HashMap<ApiKeyId, (ApiKey, Instant)>>>,
 }
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     /// The workspace a presented key opens. Unknown, malformed and revoked
     /// keys are all the same `Unauthenticated`, so probing learns nothing.
     pub async fn workspace_for(&self, key: &str) -> Result<WorkspaceId> {
         let presented = PresentedKey::parse(key)?;
-        let stored = self
-            .store
-            .find_api_key(presented.id)
-            .await?
-            .ok_or(Error::Unauthenticated)?;
+        let stored = match self.cached(presented.id) {
+            Some(stored) => stored,
+            None => {
+                let stored = self
+                    .store
+                    .find_api_key(presented.id)
+                    .await?
+                    .ok_or(Error::Unauthenticated)?;
+                self.remember(stored.clone());
+                stored
+            }
+        };
         stored.admit(&presented)
+    }
+
+    fn cached(&self, id: ApiKeyId) -> Option<ApiKey> {
+        let cache = self.cache.lock().expect("key cache lock");
+        cache
+            .get(&id)
+            .filter(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL)
+            .map(|(key, _)| key.clone())
+    }
+
+    fn remember(&self, key: ApiKey) {
+        let mut cache = self.cache.lock().expect("key cache lock");
+        if cache.len() >= KEY_CACHE_CAPACITY {
+            cache.retain(|_, (_, read_at)| read_at.elapsed() < KEY_CACHE_TTL);
+        }
+        if cache.len() < KEY_CACHE_CAPACITY {
+            cache.insert(key.id, (key, Instant::now()));
+        }
     }
 }
 

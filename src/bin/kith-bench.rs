@@ -132,6 +132,15 @@ async fn main() -> anyhow::Result<()> {
         let ceiling = raw.rate;
         table.push(Row { backend, ..raw });
 
+        eprintln!("{}: Store::upsert_people, no transport", backend.name());
+        let direct =
+            store_batches(&databases.fresh(backend).await?, &people, args.concurrency).await?;
+        table.push(Row {
+            backend,
+            ceiling: Some(ceiling),
+            ..direct
+        });
+
         eprintln!("{}: BatchUpsertPeople over gRPC", backend.name());
         let server = Server::start(databases.fresh(backend).await?).await?;
         let batch = grpc_batches(&server, &people, args.concurrency).await?;
@@ -378,6 +387,68 @@ macro_rules! raw_batch {
         query.build().execute($pool).await?;
         anyhow::Ok(())
     }};
+}
+
+/// Kith's own validation and store, called directly: what the service
+/// costs over raw SQL before any transport.
+async fn store_batches(
+    database_url: &str,
+    people: &[PersonUpsert],
+    concurrency: usize,
+) -> anyhow::Result<Row> {
+    use kith::domain::person::{self, PersonUpsertInput};
+    let store = kith::store::connect(database_url).await?;
+    let (workspace, _) = store.bootstrap().await?.context("fresh database")?;
+    let inputs: Arc<Vec<Vec<PersonUpsertInput>>> = Arc::new(
+        people
+            .chunks(BATCH)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|p| PersonUpsertInput {
+                        user_id: p.user_id.clone(),
+                        email: p.email.clone(),
+                        traits: struct_to_map(p.traits.clone().unwrap_or_default()),
+                        status: None,
+                    })
+                    .collect()
+            })
+            .collect(),
+    );
+    reset_peak_rss();
+    let started = Instant::now();
+    let work_inputs = inputs.clone();
+    let latencies = run_batches(inputs.len(), concurrency, move |i| {
+        let (store, inputs) = (store.clone(), work_inputs.clone());
+        async move {
+            let batch = person::parse_batch(inputs[i].clone())?;
+            store.upsert_people(workspace.id, &batch).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(measured(
+        "Store::upsert_people (no transport)",
+        people.len(),
+        started.elapsed(),
+        Some(latencies),
+    ))
+}
+
+fn struct_to_map(value: Struct) -> serde_json::Map<String, serde_json::Value> {
+    value
+        .fields
+        .into_iter()
+        .map(|(k, v)| {
+            let json = match v.kind {
+                Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+                #[allow(clippy::cast_possible_truncation)]
+                Some(Kind::NumberValue(n)) => serde_json::Value::from(n as i64),
+                _ => serde_json::Value::Null,
+            };
+            (k, json)
+        })
+        .collect()
 }
 
 /// The ceiling: the same rows, as Kith would store them, written by sqlx

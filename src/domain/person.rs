@@ -309,13 +309,38 @@ pub struct Upserted {
     pub created: bool,
 }
 
-/// What a batch does to the stored people it touches (`existing`: every
-/// person whose external id or email the batch names). A person is matched
-/// by external id first, else by email; an email owned by someone other than
-/// the external-id match is a conflict, never a merge.
-pub fn plan_batch(
+/// Every person of a batch as a new record, checked as stored: what an
+/// optimistic insert writes for those who turn out not to exist.
+pub fn create_all(
     workspace: WorkspaceId,
     batch: &[PersonUpsert],
+    now: DateTime<Utc>,
+) -> Result<Vec<Person>> {
+    let mut v = Violations::default();
+    let people = batch
+        .iter()
+        .enumerate()
+        .map(|(i, upsert)| {
+            let person = create(workspace, upsert, now);
+            v.extend(
+                check_attributes(&person.attributes, "traits")
+                    .into_iter()
+                    .map(|e| at(i, e)),
+            );
+            person
+        })
+        .collect();
+    v.finish(people, Error::InvalidArgument)
+}
+
+/// What the people of a batch who already exist become (`batch`: each with
+/// its position in the request; `existing`: every stored person whose
+/// external id or email they name). A person is matched by external id
+/// first, else by email; an email owned by someone other than the
+/// external-id match is a conflict, never a merge.
+pub fn plan_batch(
+    workspace: WorkspaceId,
+    batch: &[(usize, &PersonUpsert)],
     existing: &[Person],
     now: DateTime<Utc>,
 ) -> Result<Vec<Upserted>> {
@@ -330,7 +355,7 @@ pub fn plan_batch(
     let mut v = Violations::default();
     let mut claimed: HashMap<Uuid, usize> = HashMap::new();
     let mut out = Vec::with_capacity(batch.len());
-    for (i, upsert) in batch.iter().enumerate() {
+    for &(i, upsert) in batch {
         let email_owner = upsert
             .email
             .as_ref()

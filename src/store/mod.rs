@@ -125,8 +125,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Entity>>;
 
     /// Applies a parsed batch in one transaction (`person::plan_batch`).
-    /// Batches naming the same people are serialised, so the counts of
-    /// created and updated people are exact under concurrency.
+    /// Creation is atomic per key and existing people are merged under row
+    /// locks, so the created and updated counts are exact under concurrency.
     async fn upsert_people(
         &self,
         workspace: WorkspaceId,
@@ -197,35 +197,6 @@ const UNIQUE_FIELDS: [(&str, &str, &str, &str); 5] = [
         "A workspace with this name already exists.",
     ),
 ];
-
-/// Advisory-lock keys for the identifiers a people batch names, sorted and
-/// without repeats so that concurrent batches take them in one order and
-/// never deadlock. A hash collision only makes two batches wait for each
-/// other.
-pub(crate) fn people_lock_keys(workspace: WorkspaceId, batch: &[PersonUpsert]) -> Vec<i64> {
-    use sha2::{Digest, Sha256};
-    let key = |kind: &str, value: &str| {
-        let digest = Sha256::new()
-            .chain_update(workspace.0.as_bytes())
-            .chain_update(kind.as_bytes())
-            .chain_update(value.as_bytes())
-            .finalize();
-        i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
-    };
-    let mut keys: Vec<i64> = batch
-        .iter()
-        .flat_map(|upsert| {
-            let email = upsert
-                .email
-                .as_ref()
-                .map(|email| key("email", &email.key()));
-            std::iter::once(key("external_id", &upsert.user_id)).chain(email)
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
 
 /// Maps a database error to the service's: unique clashes name their field,
 /// lost connections are retryable, everything else is internal.

@@ -37,21 +37,6 @@ impl PgStore {
         &self.pool
     }
 
-    /// Takes transaction-scoped advisory locks on `keys` in the order given
-    /// (sorted by the caller; `unnest` keeps array order), so batches naming
-    /// the same identifiers queue instead of both deciding to create.
-    async fn lock_keys(
-        connection: &mut sqlx::PgConnection,
-        keys: &[i64],
-    ) -> crate::error::Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
-            .bind(keys)
-            .execute(connection)
-            .await
-            .map_err(super::db_error)?;
-        Ok(())
-    }
-
     /// `metadata` holds `key` with this value (jsonb containment).
     fn push_metadata_filter(query: &mut QueryBuilder<Postgres>, key: &str, value: &MetadataValue) {
         let pair = serde_json::json!({ key: value });

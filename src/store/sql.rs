@@ -236,9 +236,14 @@ macro_rules! impl_store {
             /// Every person of the workspace whose external id or email a
             /// batch names, locked in id order for the rest of the
             /// transaction, so concurrent batches, updates and deletes of
-            /// the same people queue rather than overwrite each other. The
-            /// statement is not prepared: a plan cached while the table was
-            /// small (a scan) would outlive a bulk load that makes it huge.
+            /// the same people queue rather than overwrite each other.
+            ///
+            /// The ids come from a `UNION ALL` of two `IN` lookups, each an
+            /// index search on both engines (SQLite scans the workspace for
+            /// an `OR` of them), and the outer query takes the locks, which
+            /// PostgreSQL does not allow on a `UNION`. The statement is not
+            /// prepared: a plan cached while the table was small (a scan)
+            /// would outlive a bulk load that makes it large.
             async fn fetch_people_named<'e>(
                 executor: impl sqlx::Executor<'e, Database = $db>,
                 workspace: $crate::domain::WorkspaceId,
@@ -246,9 +251,10 @@ macro_rules! impl_store {
             ) -> $crate::error::Result<Vec<$crate::domain::person::Person>> {
                 use $crate::store::rows::{person_columns, PersonRow};
                 let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
-                    "SELECT ", person_columns!(), " FROM people WHERE workspace_id = "
+                    "SELECT ", person_columns!(), " FROM people WHERE id IN \
+                     (SELECT id FROM people WHERE workspace_id = "
                 ));
-                query.push_bind(workspace.0).push(" AND (external_id IN (");
+                query.push_bind(workspace.0).push(" AND external_id IN (");
                 let mut ids = query.separated(", ");
                 for upsert in batch {
                     ids.push_bind(upsert.user_id.clone());
@@ -257,7 +263,10 @@ macro_rules! impl_store {
                 let emails: Vec<String> =
                     batch.iter().filter_map(|u| u.email.as_ref().map(|e| e.key())).collect();
                 if !emails.is_empty() {
-                    query.push(" OR email_key IN (");
+                    query
+                        .push(" UNION ALL SELECT id FROM people WHERE workspace_id = ")
+                        .push_bind(workspace.0)
+                        .push(" AND email_key IN (");
                     let mut list = query.separated(", ");
                     for email in emails {
                         list.push_bind(email);
@@ -274,11 +283,57 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
-            /// Writes whole person rows with one multi-row statement.
-            async fn write_people<'e, 'p>(
-                executor: impl sqlx::Executor<'e, Database = $db>,
+            /// One attempt at a people batch, in one transaction. Everyone is
+            /// first inserted as new, skipping whoever a unique index says
+            /// exists; a unique index makes each creation atomic, so two
+            /// batches can never both create one person. Only those who exist
+            /// are then read (locked) and merged by the domain.
+            async fn upsert_people_once(
+                pool: &sqlx::Pool<$db>,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::person::PersonUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
+                use $crate::domain::person::{self, Upserted};
+                let now = $crate::domain::now();
+                let fresh = person::create_all(workspace, batch, now)?;
+                let mut tx = pool.begin().await.map_err($crate::store::db_error)?;
+                let mut query = Self::people_insert(fresh.iter());
+                query.push(" ON CONFLICT DO NOTHING RETURNING id");
+                let inserted: std::collections::HashSet<uuid::Uuid> = query
+                    .build_query_scalar::<uuid::Uuid>()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .into_iter()
+                    .collect();
+                let existing: Vec<(usize, &person::PersonUpsert)> = batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !inserted.contains(&fresh[*i].id))
+                    .collect();
+                let mut merged = std::collections::HashMap::new();
+                if !existing.is_empty() {
+                    let named: Vec<_> = existing.iter().map(|(_, u)| (*u).clone()).collect();
+                    let stored = Self::fetch_people_named(&mut *tx, workspace, &named).await?;
+                    let planned = person::plan_batch(workspace, &existing, &stored, now)?;
+                    Self::write_people(&mut *tx, planned.iter().map(|u| &u.person)).await?;
+                    merged = existing.iter().map(|(i, _)| *i).zip(planned).collect();
+                }
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(fresh
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, person)| {
+                        merged.remove(&i).unwrap_or(Upserted { person, created: true })
+                    })
+                    .collect())
+            }
+
+            /// `INSERT INTO people … VALUES …` for whole person rows, to be
+            /// finished with an `ON CONFLICT` clause.
+            fn people_insert<'p>(
                 people: impl Iterator<Item = &'p $crate::domain::person::Person>,
-            ) -> $crate::error::Result<()> {
+            ) -> sqlx::QueryBuilder<$db> {
                 use sqlx::types::Json;
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO people (id, workspace_id, external_id, email, email_key, phone, \
@@ -306,6 +361,15 @@ macro_rules! impl_store {
                         .push_bind(person.first_seen_at)
                         .push_bind(person.last_seen_at);
                 });
+                query
+            }
+
+            /// Writes whole person rows with one multi-row statement.
+            async fn write_people<'e, 'p>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                people: impl Iterator<Item = &'p $crate::domain::person::Person>,
+            ) -> $crate::error::Result<()> {
+                let mut query = Self::people_insert(people);
                 query.push(
                     " ON CONFLICT (id) DO UPDATE SET external_id = excluded.external_id, \
                      email = excluded.email, email_key = excluded.email_key, phone = excluded.phone, \
@@ -824,18 +888,15 @@ macro_rules! impl_store {
                 workspace: $crate::domain::WorkspaceId,
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
-                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
-                Self::lock_keys(&mut tx, &$crate::store::people_lock_keys(workspace, batch)).await?;
-                let existing = Self::fetch_people_named(&mut *tx, workspace, batch).await?;
-                let planned = $crate::domain::person::plan_batch(
-                    workspace,
-                    batch,
-                    &existing,
-                    $crate::domain::now(),
-                )?;
-                Self::write_people(&mut *tx, planned.iter().map(|u| &u.person)).await?;
-                tx.commit().await.map_err($crate::store::db_error)?;
-                Ok(planned)
+                // Racing batches may deadlock on each other's new keys; the
+                // loser rolled back entirely, so it is simply run again.
+                let mut attempts = 0;
+                loop {
+                    match Self::upsert_people_once(self.writer(), workspace, batch).await {
+                        Err($crate::error::Error::Aborted(_)) if attempts < 3 => attempts += 1,
+                        result => return result,
+                    }
+                }
             }
 
             async fn get_person(

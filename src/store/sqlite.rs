@@ -60,12 +60,6 @@ impl SqliteStore {
         &self.writer
     }
 
-    /// The single writer already serialises every write transaction.
-    #[allow(clippy::unused_async)]
-    async fn lock_keys(_: &mut sqlx::SqliteConnection, _: &[i64]) -> crate::error::Result<()> {
-        Ok(())
-    }
-
     /// `metadata` holds `key` with this value. Numbers compare by value
     /// whether stored as integer or real, as in PostgreSQL's jsonb.
     fn push_metadata_filter(query: &mut QueryBuilder<Sqlite>, key: &str, value: &MetadataValue) {
