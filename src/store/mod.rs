@@ -9,11 +9,14 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod user_sql;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::error::ErrorKind;
+use uuid::Uuid;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -26,6 +29,9 @@ use crate::domain::entity::{
     Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
 };
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::user::{
+    Company, Keys, Member, MemberRole, MembershipDetail, TraitUpdate, Upsert, UserDetail, UserLookup,
+};
 use crate::domain::person::{
     Person, PersonFilter, PersonLookup, PersonPatch, PersonUpsert, Upserted,
 };
@@ -33,7 +39,7 @@ use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, Workspace
 use crate::error::{Error, FieldViolation, Result};
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: UserStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs.
     fn backend(&self) -> &'static str;
 
@@ -149,6 +155,62 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_person(&self, workspace: WorkspaceId, lookup: &PersonLookup) -> Result<Person>;
 }
 
+/// Users, companies (customers seen by their keys) and memberships.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Resolves the user by id or keys (`user::resolve`), then creates or
+    /// updates it, with its memberships, in one transaction. Returns the
+    /// user and whether it was created.
+    async fn upsert_user(&self, workspace: WorkspaceId, upsert: &Upsert) -> Result<(UserDetail, bool)>;
+    async fn get_user(&self, workspace: WorkspaceId, lookup: &UserLookup) -> Result<UserDetail>;
+    async fn list_users(
+        &self,
+        workspace: WorkspaceId,
+        company: Option<Uuid>,
+        page: &PageRequest,
+    ) -> Result<Page<UserDetail>>;
+    /// Deletes a user with its keys and memberships, for good.
+    async fn delete_user(&self, workspace: WorkspaceId, lookup: &UserLookup) -> Result<UserDetail>;
+    /// Changes one trait under the user's row lock, so increments add up.
+    async fn update_user_trait(&self, workspace: WorkspaceId, update: &TraitUpdate) -> Result<UserDetail>;
+
+    async fn upsert_company(&self, workspace: WorkspaceId, upsert: &Upsert) -> Result<(Company, bool)>;
+    async fn lookup_company(&self, workspace: WorkspaceId, keys: &Keys) -> Result<Company>;
+    /// Soft-deletes the company's customer, releasing its keys and members.
+    async fn delete_company(&self, workspace: WorkspaceId, keys: &Keys) -> Result<Company>;
+    async fn update_company_trait(&self, workspace: WorkspaceId, update: &TraitUpdate) -> Result<Company>;
+
+    /// The membership of a user in a company, created with `role` (member
+    /// when `None`) if missing; an existing one takes `role` when given.
+    async fn get_or_create_membership(
+        &self,
+        workspace: WorkspaceId,
+        company: Uuid,
+        user: Uuid,
+        role: Option<MemberRole>,
+    ) -> Result<(MembershipDetail, bool)>;
+    async fn list_memberships(
+        &self,
+        workspace: WorkspaceId,
+        company: Option<Uuid>,
+        user: Option<Uuid>,
+        page: &PageRequest,
+    ) -> Result<Page<MembershipDetail>>;
+    /// Deletes a membership; with `company`, only one of that company's.
+    async fn delete_membership(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        company: Option<Uuid>,
+    ) -> Result<MembershipDetail>;
+    /// The members of each of these customers, oldest first.
+    async fn customer_members(
+        &self,
+        workspace: WorkspaceId,
+        customers: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Member>>>;
+}
+
 /// Opens the database a URL names, `postgres://` or `postgresql://` for
 /// PostgreSQL and anything else for a SQLite file, and brings its schema up
 /// to date.
@@ -165,7 +227,9 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// Which field a unique index protects, recognised by the table and column
 /// in the database's message (SQLite names `table.column`, PostgreSQL the
 /// index, whose name starts with the table), and what to tell the caller.
-const UNIQUE_FIELDS: [(&str, &str, &str, &str); 5] = [
+const UNIQUE_FIELDS: [(&str, &str, &str, &str); 7] = [
+    ("user_keys", "user_keys", "keys", "One of these keys belongs to another user."),
+    ("customer_keys", "customer_keys", "keys", "One of these keys belongs to another company."),
     (
         "customers",
         "email_key",

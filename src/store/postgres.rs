@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::sql::impl_store;
+use super::user_sql::impl_user_store;
 use crate::domain::customer::MetadataValue;
 
 pub struct PgStore {
@@ -45,3 +46,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, Postgres, lock_row = " FOR UPDATE");
+impl_user_store!(PgStore, Postgres, lock_row = " FOR UPDATE");

@@ -15,6 +15,7 @@ use crate::domain::customer::{
 use crate::domain::entity::{Entity, EntityId, EntityType};
 use crate::domain::page::Cursor;
 use crate::domain::person::{Person, PersonStatus, Profile};
+use crate::domain::user::{Company, EXTERNAL_ID_KEY, Keys, MemberRole, Membership, User};
 use crate::domain::workspace::{ApiKey, ApiKeyId, SecretHash, Workspace, WorkspaceName};
 use crate::error::{Error, Result};
 
@@ -252,5 +253,88 @@ pub(super) fn person_cursor(person: &Person) -> Cursor {
     Cursor {
         created_at: person.created_at,
         id: person.id,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub id: Uuid,
+    name: Option<String>,
+    traits: Json<serde_json::Map<String, serde_json::Value>>,
+    last_seen_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    pub(super) fn into_user(self, keys: BTreeMap<String, String>) -> User {
+        User {
+            id: self.id,
+            name: self.name,
+            keys: Keys::from_stored(keys),
+            traits: self.traits.0,
+            last_seen_at: self.last_seen_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// One identifying key of a user or company.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    pub owner: Uuid,
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CompanyRow {
+    pub id: Uuid,
+    name: Option<String>,
+    external_id: Option<String>,
+    traits: Json<serde_json::Map<String, serde_json::Value>>,
+    last_seen_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    modified_at: Option<DateTime<Utc>>,
+}
+
+impl CompanyRow {
+    pub(super) fn into_company(self, mut keys: BTreeMap<String, String>) -> Company {
+        if let Some(external_id) = self.external_id {
+            keys.insert(EXTERNAL_ID_KEY.to_owned(), external_id);
+        }
+        Company {
+            id: self.id,
+            name: self.name,
+            keys: Keys::from_stored(keys),
+            traits: self.traits.0,
+            last_seen_at: self.last_seen_at,
+            created_at: self.created_at,
+            updated_at: self.modified_at.unwrap_or(self.created_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MembershipRow {
+    id: Uuid,
+    user_id: Uuid,
+    customer_id: Uuid,
+    role: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<MembershipRow> for Membership {
+    fn from(row: MembershipRow) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            company_id: row.customer_id,
+            role: MemberRole::from_stored(&row.role),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
     }
 }

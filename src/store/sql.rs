@@ -85,6 +85,111 @@ macro_rules! impl_store {
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
             }
 
+            async fn insert_customer_row<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                customer: &$crate::domain::customer::Customer,
+            ) -> $crate::error::Result<()> {
+                use sqlx::types::Json;
+                sqlx::query(
+                    "INSERT INTO customers (id, workspace_id, external_id, email, email_key, \
+                     email_verified, name, billing_address, metadata, kind, created_at, \
+                     modified_at, deleted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(customer.id)
+                .bind(customer.workspace_id.0)
+                .bind(customer.external_id.as_ref().map(|id| id.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.key()))
+                .bind(customer.email_verified)
+                .bind(customer.name.as_ref().map(|name| name.as_str()))
+                .bind(customer.billing_address.as_ref().map(Json))
+                .bind(Json(&customer.metadata))
+                .bind(customer.kind.as_str())
+                .bind(customer.created_at)
+                .bind(customer.modified_at)
+                .bind(customer.deleted_at)
+                .execute(executor)
+                .await
+                .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            /// Writes a customer's fields back (not its id, workspace or
+            /// creation time).
+            async fn write_customer<'e>(
+                executor: impl sqlx::Executor<'e, Database = $db>,
+                workspace: $crate::domain::WorkspaceId,
+                customer: &$crate::domain::customer::Customer,
+            ) -> $crate::error::Result<()> {
+                use sqlx::types::Json;
+                sqlx::query(
+                    "UPDATE customers SET external_id = $3, email = $4, email_key = $5, \
+                     email_verified = $6, name = $7, billing_address = $8, metadata = $9, \
+                     kind = $10, modified_at = $11 WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(workspace.0)
+                .bind(customer.id)
+                .bind(customer.external_id.as_ref().map(|id| id.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.as_str()))
+                .bind(customer.email.as_ref().map(|email| email.key()))
+                .bind(customer.email_verified)
+                .bind(customer.name.as_ref().map(|name| name.as_str()))
+                .bind(customer.billing_address.as_ref().map(Json))
+                .bind(Json(&customer.metadata))
+                .bind(customer.kind.as_str())
+                .bind(customer.modified_at)
+                .execute(executor)
+                .await
+                .map_err($crate::store::db_error)?;
+                Ok(())
+            }
+
+            /// Soft-deletes a live customer and releases what identified it:
+            /// its company keys and its memberships.
+            async fn soft_delete_customer(
+                connection: &mut <$db as sqlx::Database>::Connection,
+                workspace: $crate::domain::WorkspaceId,
+                lookup: &$crate::domain::customer::CustomerLookup,
+            ) -> $crate::error::Result<$crate::domain::customer::Customer> {
+                use $crate::domain::customer::CustomerLookup;
+                use $crate::store::rows::{customer_columns, CustomerRow};
+                macro_rules! soft_delete {
+                    ($by:literal) => {
+                        concat!(
+                            "UPDATE customers SET deleted_at = $3 WHERE workspace_id = $1 AND ",
+                            $by, " = $2 AND deleted_at IS NULL RETURNING ", customer_columns!()
+                        )
+                    };
+                }
+                let query = match lookup {
+                    CustomerLookup::Id(id) => {
+                        sqlx::query_as::<_, CustomerRow>(soft_delete!("id")).bind(workspace.0).bind(*id)
+                    }
+                    CustomerLookup::ExternalId(id) => sqlx::query_as(soft_delete!("external_id"))
+                        .bind(workspace.0)
+                        .bind(id.as_str()),
+                };
+                let customer: $crate::domain::customer::Customer = query
+                    .bind($crate::domain::now())
+                    .fetch_optional(&mut *connection)
+                    .await
+                    .map_err($crate::store::db_error)?
+                    .map(Into::into)
+                    .ok_or($crate::error::Error::NotFound { resource: "customer" })?;
+                for release in [
+                    "DELETE FROM customer_keys WHERE customer_id = $1",
+                    "DELETE FROM memberships WHERE customer_id = $1",
+                ] {
+                    sqlx::query(release)
+                        .bind(customer.id)
+                        .execute(&mut *connection)
+                        .await
+                        .map_err($crate::store::db_error)?;
+                }
+                Ok(customer)
+            }
+
             /// The entities of one customer with these ids (unprepared, for
             /// the reason given at `fetch_people_named`).
             async fn fetch_entities<'e>(
@@ -534,30 +639,7 @@ macro_rules! impl_store {
                 &self,
                 customer: &$crate::domain::customer::Customer,
             ) -> $crate::error::Result<()> {
-                use sqlx::types::Json;
-                sqlx::query(
-                    "INSERT INTO customers (id, workspace_id, external_id, email, email_key, \
-                     email_verified, name, billing_address, metadata, kind, created_at, \
-                     modified_at, deleted_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(customer.id)
-                .bind(customer.workspace_id.0)
-                .bind(customer.external_id.as_ref().map(|id| id.as_str()))
-                .bind(customer.email.as_ref().map(|email| email.as_str()))
-                .bind(customer.email.as_ref().map(|email| email.key()))
-                .bind(customer.email_verified)
-                .bind(customer.name.as_ref().map(|name| name.as_str()))
-                .bind(customer.billing_address.as_ref().map(Json))
-                .bind(Json(&customer.metadata))
-                .bind(customer.kind.as_str())
-                .bind(customer.created_at)
-                .bind(customer.modified_at)
-                .bind(customer.deleted_at)
-                .execute(self.writer())
-                .await
-                .map_err($crate::store::db_error)?;
-                Ok(())
+                Self::insert_customer_row(self.writer(), customer).await
             }
 
             async fn get_customer(
@@ -618,32 +700,13 @@ macro_rules! impl_store {
                 lookup: &$crate::domain::customer::CustomerLookup,
                 patch: &$crate::domain::customer::CustomerPatch,
             ) -> $crate::error::Result<$crate::domain::customer::Customer> {
-                use sqlx::types::Json;
                 let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
                 let current = Self::fetch_live_customer(&mut *tx, workspace, lookup, true).await?;
                 let next = current.apply(patch, $crate::domain::now())?;
                 if next == current {
                     return Ok(current);
                 }
-                sqlx::query(
-                    "UPDATE customers SET external_id = $3, email = $4, email_key = $5, \
-                     email_verified = $6, name = $7, billing_address = $8, metadata = $9, \
-                     kind = $10, modified_at = $11 WHERE workspace_id = $1 AND id = $2",
-                )
-                .bind(workspace.0)
-                .bind(next.id)
-                .bind(next.external_id.as_ref().map(|id| id.as_str()))
-                .bind(next.email.as_ref().map(|email| email.as_str()))
-                .bind(next.email.as_ref().map(|email| email.key()))
-                .bind(next.email_verified)
-                .bind(next.name.as_ref().map(|name| name.as_str()))
-                .bind(next.billing_address.as_ref().map(Json))
-                .bind(Json(&next.metadata))
-                .bind(next.kind.as_str())
-                .bind(next.modified_at)
-                .execute(&mut *tx)
-                .await
-                .map_err($crate::store::db_error)?;
+                Self::write_customer(&mut *tx, workspace, &next).await?;
                 tx.commit().await.map_err($crate::store::db_error)?;
                 Ok(next)
             }
@@ -653,32 +716,12 @@ macro_rules! impl_store {
                 workspace: $crate::domain::WorkspaceId,
                 lookup: &$crate::domain::customer::CustomerLookup,
             ) -> $crate::error::Result<$crate::domain::customer::Customer> {
-                use $crate::domain::customer::CustomerLookup;
-                use $crate::store::rows::{customer_columns, CustomerRow};
-                macro_rules! soft_delete {
-                    ($by:literal) => {
-                        concat!(
-                            "UPDATE customers SET deleted_at = $3 WHERE workspace_id = $1 AND ",
-                            $by, " = $2 AND deleted_at IS NULL RETURNING ", customer_columns!()
-                        )
-                    };
-                }
-                let query = match lookup {
-                    CustomerLookup::Id(id) => {
-                        sqlx::query_as::<_, CustomerRow>(soft_delete!("id")).bind(workspace.0).bind(*id)
-                    }
-                    CustomerLookup::ExternalId(id) => sqlx::query_as(soft_delete!("external_id"))
-                        .bind(workspace.0)
-                        .bind(id.as_str()),
-                };
-                query
-                    .bind($crate::domain::now())
-                    .fetch_optional(self.writer())
-                    .await
-                    .map_err($crate::store::db_error)?
-                    .map(Into::into)
-                    .ok_or($crate::error::Error::NotFound { resource: "customer" })
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                let customer = Self::soft_delete_customer(&mut tx, workspace, lookup).await?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(customer)
             }
+
             async fn upsert_entity_types(
                 &self,
                 workspace: $crate::domain::WorkspaceId,

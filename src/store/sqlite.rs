@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::sql::impl_store;
+use super::user_sql::impl_user_store;
 use crate::domain::customer::MetadataValue;
 
 pub struct SqliteStore {
@@ -95,3 +96,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, lock_row = "");
+impl_user_store!(SqliteStore, Sqlite, lock_row = "");
