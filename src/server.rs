@@ -14,19 +14,21 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::grpc::{CustomerApi, EntityApi, PeopleApi, RequireApiKey};
+use crate::api::grpc::{CustomerApi, EntityApi, PeopleApi, RequireApiKey, UserApi};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
 use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
 use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
+use crate::pb::kith::v1::user_service_server::UserServiceServer;
 use crate::store::{self, Store};
 
 /// The gRPC services health reports on, by their full names.
-const SERVICES: [&str; 3] = [
+const SERVICES: [&str; 4] = [
     "kith.v1.CustomerService",
     "kith.v1.EntityService",
     "kith.v1.PeopleService",
+    "kith.v1.UserService",
 ];
 
 pub struct Application {
@@ -152,6 +154,7 @@ impl Application {
             )))
             .add_service(EntityServiceServer::new(EntityApi::new(self.store.clone())))
             .add_service(PeopleServiceServer::new(PeopleApi::new(self.store.clone())))
+            .add_service(UserServiceServer::new(UserApi::new(self.store.clone())))
             .serve_with_incoming_shutdown(TcpIncoming::from(self.grpc), stopped(stopping))
             .await
             .context("serving gRPC")?;

@@ -29,11 +29,12 @@ use crate::domain::entity::{
     Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
 };
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::user::{
-    Company, Keys, Member, MemberRole, MembershipDetail, TraitUpdate, Upsert, UserDetail, UserLookup,
-};
 use crate::domain::person::{
     Person, PersonFilter, PersonLookup, PersonPatch, PersonUpsert, Upserted,
+};
+use crate::domain::user::{
+    Company, Keys, Member, MemberRole, MembershipDetail, TraitUpdate, Upsert, UserDetail,
+    UserLookup,
 };
 use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use crate::error::{Error, FieldViolation, Result};
@@ -161,7 +162,11 @@ pub trait UserStore: Send + Sync {
     /// Resolves the user by id or keys (`user::resolve`), then creates or
     /// updates it, with its memberships, in one transaction. Returns the
     /// user and whether it was created.
-    async fn upsert_user(&self, workspace: WorkspaceId, upsert: &Upsert) -> Result<(UserDetail, bool)>;
+    async fn upsert_user(
+        &self,
+        workspace: WorkspaceId,
+        upsert: &Upsert,
+    ) -> Result<(UserDetail, bool)>;
     async fn get_user(&self, workspace: WorkspaceId, lookup: &UserLookup) -> Result<UserDetail>;
     async fn list_users(
         &self,
@@ -172,13 +177,25 @@ pub trait UserStore: Send + Sync {
     /// Deletes a user with its keys and memberships, for good.
     async fn delete_user(&self, workspace: WorkspaceId, lookup: &UserLookup) -> Result<UserDetail>;
     /// Changes one trait under the user's row lock, so increments add up.
-    async fn update_user_trait(&self, workspace: WorkspaceId, update: &TraitUpdate) -> Result<UserDetail>;
+    async fn update_user_trait(
+        &self,
+        workspace: WorkspaceId,
+        update: &TraitUpdate,
+    ) -> Result<UserDetail>;
 
-    async fn upsert_company(&self, workspace: WorkspaceId, upsert: &Upsert) -> Result<(Company, bool)>;
+    async fn upsert_company(
+        &self,
+        workspace: WorkspaceId,
+        upsert: &Upsert,
+    ) -> Result<(Company, bool)>;
     async fn lookup_company(&self, workspace: WorkspaceId, keys: &Keys) -> Result<Company>;
     /// Soft-deletes the company's customer, releasing its keys and members.
     async fn delete_company(&self, workspace: WorkspaceId, keys: &Keys) -> Result<Company>;
-    async fn update_company_trait(&self, workspace: WorkspaceId, update: &TraitUpdate) -> Result<Company>;
+    async fn update_company_trait(
+        &self,
+        workspace: WorkspaceId,
+        update: &TraitUpdate,
+    ) -> Result<Company>;
 
     /// The membership of a user in a company, created with `role` (member
     /// when `None`) if missing; an existing one takes `role` when given.
@@ -228,8 +245,18 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 /// in the database's message (SQLite names `table.column`, PostgreSQL the
 /// index, whose name starts with the table), and what to tell the caller.
 const UNIQUE_FIELDS: [(&str, &str, &str, &str); 7] = [
-    ("user_keys", "user_keys", "keys", "One of these keys belongs to another user."),
-    ("customer_keys", "customer_keys", "keys", "One of these keys belongs to another company."),
+    (
+        "user_keys",
+        "user_keys",
+        "keys",
+        "One of these keys belongs to another user.",
+    ),
+    (
+        "customer_keys",
+        "customer_keys",
+        "keys",
+        "One of these keys belongs to another company.",
+    ),
     (
         "customers",
         "email_key",

@@ -8,3 +8,4 @@ mod harness;
 mod people;
 mod service;
 mod store_conformance;
+mod users;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
 use crate::domain::customer::MetadataValue;
+use crate::domain::user::MemberRole;
 use crate::error::FieldViolation;
 use crate::pb::kith::v1 as pb;
 
@@ -116,4 +117,36 @@ fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
         Value::Object(map) => Kind::StructValue(json_to_struct(map)),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+pub fn role_to_proto(role: MemberRole) -> pb::MemberRole {
+    match role {
+        MemberRole::Owner => pb::MemberRole::Owner,
+        MemberRole::BillingManager => pb::MemberRole::BillingManager,
+        MemberRole::Member => pb::MemberRole::Member,
+    }
+}
+
+/// `None` for unspecified; an unknown number is a violation of `field`.
+pub fn role_from_proto(value: i32, field: &str) -> Result<Option<MemberRole>, FieldViolation> {
+    match pb::MemberRole::try_from(value) {
+        Ok(pb::MemberRole::Unspecified) => Ok(None),
+        Ok(pb::MemberRole::Owner) => Ok(Some(MemberRole::Owner)),
+        Ok(pb::MemberRole::BillingManager) => Ok(Some(MemberRole::BillingManager)),
+        Ok(pb::MemberRole::Member) => Ok(Some(MemberRole::Member)),
+        Err(_) => Err(FieldViolation::new(field, format!("unknown role {value}"))),
+    }
+}
+
+/// A client's timestamp at Kith's millisecond precision.
+pub fn timestamp_from_proto(
+    value: &Timestamp,
+    field: &str,
+) -> Result<DateTime<Utc>, FieldViolation> {
+    use chrono::SubsecRound as _;
+    u32::try_from(value.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
+        .map(|time| time.trunc_subsecs(3))
+        .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
 }

@@ -5,20 +5,26 @@ use std::sync::Arc;
 use prost_types::FieldMask;
 use tonic::{Request, Response, Status};
 
-use super::convert::{metadata_from_proto, metadata_to_proto, timestamp};
+use super::convert::{
+    metadata_from_proto, metadata_to_proto, role_from_proto, role_to_proto, timestamp,
+};
 use super::workspace_of;
 use crate::domain::customer::{
     AddressInput, BillingAddress, Customer, CustomerFilter, CustomerInput, CustomerLookup,
     CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
 };
 use crate::domain::page::PageRequest;
-use crate::domain::{Change, now};
+use crate::domain::user::{Member, parse_uuid};
+use crate::domain::{Change, WorkspaceId, now};
 use crate::error::{Error, FieldViolation};
 use crate::pb::kith::v1::customer_service_server::CustomerService;
 use crate::pb::kith::v1::{
-    self as pb, CreateCustomerRequest, CreateCustomerResponse, DeleteCustomerRequest,
-    DeleteCustomerResponse, GetCustomerRequest, GetCustomerResponse, ListCustomersRequest,
-    ListCustomersResponse, UpdateCustomerRequest, UpdateCustomerResponse,
+    self as pb, AddCustomerMemberRequest, AddCustomerMemberResponse, CreateCustomerRequest,
+    CreateCustomerResponse, DeleteCustomerRequest, DeleteCustomerResponse, GetCustomerRequest,
+    GetCustomerResponse, ListCustomerMembersRequest, ListCustomerMembersResponse,
+    ListCustomersRequest, ListCustomersResponse, RemoveCustomerMemberRequest,
+    RemoveCustomerMemberResponse, UpdateCustomerMemberRequest, UpdateCustomerMemberResponse,
+    UpdateCustomerRequest, UpdateCustomerResponse,
 };
 use crate::store::Store;
 
@@ -29,6 +35,71 @@ pub struct CustomerApi {
 impl CustomerApi {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store }
+    }
+
+    /// Customers as the service returns them: always with their members.
+    async fn with_members(
+        &self,
+        workspace: WorkspaceId,
+        customers: &[Customer],
+    ) -> Result<Vec<pb::Customer>, Error> {
+        let ids: Vec<_> = customers.iter().map(|c| c.id).collect();
+        let mut members = self.store.customer_members(workspace, &ids).await?;
+        Ok(customers
+            .iter()
+            .map(|c| customer_to_proto(c, &members.remove(&c.id).unwrap_or_default()))
+            .collect())
+    }
+
+    async fn one(
+        &self,
+        workspace: WorkspaceId,
+        customer: &Customer,
+    ) -> Result<Option<pb::Customer>, Error> {
+        Ok(self
+            .with_members(workspace, std::slice::from_ref(customer))
+            .await?
+            .pop())
+    }
+
+    /// A live customer's id, checked against the workspace.
+    async fn customer_id(&self, workspace: WorkspaceId, id: &str) -> Result<uuid::Uuid, Error> {
+        let lookup = CustomerLookup::by_id(id).map_err(|e| rename_field(e, "id", "customer_id"))?;
+        Ok(self.store.get_customer(workspace, &lookup).await?.id)
+    }
+
+    async fn member(
+        &self,
+        workspace: WorkspaceId,
+        customer: uuid::Uuid,
+        member_id: uuid::Uuid,
+    ) -> Result<Member, Error> {
+        self.store
+            .customer_members(workspace, &[customer])
+            .await?
+            .remove(&customer)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.membership.id == member_id)
+            .ok_or(Error::NotFound { resource: "member" })
+    }
+}
+
+fn rename_field(error: Error, from: &str, to: &str) -> Error {
+    match error {
+        Error::InvalidArgument(violations) => Error::InvalidArgument(
+            violations
+                .into_iter()
+                .map(|v| {
+                    if v.field == from {
+                        FieldViolation::new(to, v.description)
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -44,7 +115,7 @@ impl CustomerService for CustomerApi {
             .into_customer(workspace, now());
         self.store.insert_customer(&customer).await?;
         Ok(Response::new(CreateCustomerResponse {
-            customer: Some(customer_to_proto(&customer)),
+            customer: self.one(workspace, &customer).await?,
         }))
     }
 
@@ -56,7 +127,7 @@ impl CustomerService for CustomerApi {
         let lookup = lookup(request.into_inner().lookup)?;
         let customer = self.store.get_customer(workspace, &lookup).await?;
         Ok(Response::new(GetCustomerResponse {
-            customer: Some(customer_to_proto(&customer)),
+            customer: self.one(workspace, &customer).await?,
         }))
     }
 
@@ -78,7 +149,7 @@ impl CustomerService for CustomerApi {
         )?;
         let page = self.store.list_customers(workspace, &filter, &page).await?;
         Ok(Response::new(ListCustomersResponse {
-            customers: page.items.iter().map(customer_to_proto).collect(),
+            customers: self.with_members(workspace, &page.items).await?,
             next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
@@ -97,7 +168,7 @@ impl CustomerService for CustomerApi {
             .update_customer(workspace, &lookup, &patch)
             .await?;
         Ok(Response::new(UpdateCustomerResponse {
-            customer: Some(customer_to_proto(&customer)),
+            customer: self.one(workspace, &customer).await?,
         }))
     }
 
@@ -109,7 +180,83 @@ impl CustomerService for CustomerApi {
         let lookup = delete_lookup(request.into_inner().lookup)?;
         let customer = self.store.delete_customer(workspace, &lookup).await?;
         Ok(Response::new(DeleteCustomerResponse {
-            customer: Some(customer_to_proto(&customer)),
+            customer: Some(customer_to_proto(&customer, &[])),
+        }))
+    }
+
+    async fn add_customer_member(
+        &self,
+        request: Request<AddCustomerMemberRequest>,
+    ) -> Result<Response<AddCustomerMemberResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let customer = self.customer_id(workspace, &request.customer_id).await?;
+        let user = parse_uuid(&request.user_id, "user_id")?;
+        let role =
+            role_from_proto(request.role, "role").map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let (detail, _) = self
+            .store
+            .get_or_create_membership(workspace, customer, user, Some(role.unwrap_or_default()))
+            .await?;
+        let member = self
+            .member(workspace, customer, detail.membership.id)
+            .await?;
+        Ok(Response::new(AddCustomerMemberResponse {
+            member: Some(member_to_proto(&member)),
+        }))
+    }
+
+    async fn list_customer_members(
+        &self,
+        request: Request<ListCustomerMembersRequest>,
+    ) -> Result<Response<ListCustomerMembersResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let customer = self
+            .customer_id(workspace, &request.into_inner().customer_id)
+            .await?;
+        let members = self.store.customer_members(workspace, &[customer]).await?;
+        Ok(Response::new(ListCustomerMembersResponse {
+            members: members
+                .get(&customer)
+                .map_or_else(Vec::new, |m| m.iter().map(member_to_proto).collect()),
+        }))
+    }
+
+    async fn update_customer_member(
+        &self,
+        request: Request<UpdateCustomerMemberRequest>,
+    ) -> Result<Response<UpdateCustomerMemberResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let customer = self.customer_id(workspace, &request.customer_id).await?;
+        let member_id = parse_uuid(&request.member_id, "member_id")?;
+        let role = role_from_proto(request.role, "role")
+            .map_err(|v| Error::InvalidArgument(vec![v]))?
+            .ok_or_else(|| Error::invalid("role", "must be specified"))?;
+        let member = self.member(workspace, customer, member_id).await?;
+        self.store
+            .get_or_create_membership(workspace, customer, member.membership.user_id, Some(role))
+            .await?;
+        let member = self.member(workspace, customer, member_id).await?;
+        Ok(Response::new(UpdateCustomerMemberResponse {
+            member: Some(member_to_proto(&member)),
+        }))
+    }
+
+    async fn remove_customer_member(
+        &self,
+        request: Request<RemoveCustomerMemberRequest>,
+    ) -> Result<Response<RemoveCustomerMemberResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let customer = self.customer_id(workspace, &request.customer_id).await?;
+        let member_id = parse_uuid(&request.member_id, "member_id")?;
+        let member = self.member(workspace, customer, member_id).await?;
+        self.store
+            .delete_membership(workspace, member_id, Some(customer))
+            .await?;
+        Ok(Response::new(RemoveCustomerMemberResponse {
+            member: Some(member_to_proto(&member)),
         }))
     }
 }
@@ -303,7 +450,22 @@ fn address_to_proto(address: &BillingAddress) -> pb::BillingAddress {
     }
 }
 
-pub(super) fn customer_to_proto(customer: &Customer) -> pb::Customer {
+fn member_to_proto(member: &Member) -> pb::Member {
+    let membership = &member.membership;
+    pb::Member {
+        id: membership.id.to_string(),
+        created_at: Some(timestamp(membership.created_at)),
+        modified_at: (membership.updated_at != membership.created_at)
+            .then(|| timestamp(membership.updated_at)),
+        customer_id: membership.company_id.to_string(),
+        email: member.email.clone().unwrap_or_default(),
+        name: member.name.clone(),
+        external_id: member.external_id.clone(),
+        role: role_to_proto(membership.role).into(),
+    }
+}
+
+fn customer_to_proto(customer: &Customer, members: &[Member]) -> pb::Customer {
     let kind = match customer.kind {
         CustomerType::Individual => pb::CustomerType::Individual,
         CustomerType::Team => pb::CustomerType::Team,
@@ -328,6 +490,6 @@ pub(super) fn customer_to_proto(customer: &Customer) -> pb::Customer {
         created_at: Some(timestamp(customer.created_at)),
         modified_at: customer.modified_at.map(timestamp),
         deleted_at: customer.deleted_at.map(timestamp),
-        members: Vec::new(),
+        members: members.iter().map(member_to_proto).collect(),
     }
 }

@@ -7,11 +7,13 @@ mod customers;
 mod entities;
 mod people;
 mod status;
+mod users;
 
 pub use auth::RequireApiKey;
 pub use customers::CustomerApi;
 pub use entities::EntityApi;
 pub use people::PeopleApi;
+pub use users::UserApi;
 
 use tonic::{Request, Status};
 
