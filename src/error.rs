@@ -109,6 +109,31 @@ impl Error {
         }
     }
 
+    /// What a caller may be told, for any transport. Internal errors are
+    /// logged here with a fresh request id, which the message carries;
+    /// their cause is never shown. Outages are logged as warnings.
+    pub fn public_message(&self) -> PublicMessage {
+        match self {
+            Self::Internal(source) => {
+                let request_id = uuid::Uuid::new_v4().to_string();
+                tracing::error!(%request_id, error = ?source, "internal error");
+                PublicMessage {
+                    text: format!("internal error; request id {request_id}"),
+                    request_id: Some(request_id),
+                }
+            }
+            Self::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
+                PublicMessage::of(self)
+            }
+            Self::Aborted(source) => {
+                tracing::info!(error = %source, "transaction aborted by a concurrent one");
+                PublicMessage::of(self)
+            }
+            other => PublicMessage::of(other),
+        }
+    }
+
     /// The field violations the error carries, if any.
     pub fn violations(&self) -> &[FieldViolation] {
         match self {
@@ -120,6 +145,22 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error as a caller sees it.
+pub struct PublicMessage {
+    pub text: String,
+    /// Set for internal errors: the id under which the cause was logged.
+    pub request_id: Option<String>,
+}
+
+impl PublicMessage {
+    fn of(error: &Error) -> Self {
+        Self {
+            text: error.to_string(),
+            request_id: None,
+        }
+    }
+}
 
 /// Collects every violation of one request so they are reported together.
 #[derive(Debug, Default)]

@@ -27,6 +27,9 @@ pub struct Cursor {
 pub struct PageRequest {
     pub size: usize,
     pub after: Option<Cursor>,
+    /// Rows to skip first, for APIs that page by offset (seed 002). Offsets
+    /// shift under concurrent writes; cursors do not, so gRPC uses those.
+    pub skip: u64,
     /// Digest of the query the token belongs to; a token replayed against a
     /// different query is refused rather than silently mixing result sets.
     query_digest: [u8; 8],
@@ -64,8 +67,16 @@ impl PageRequest {
         Ok(Self {
             size,
             after,
+            skip: 0,
             query_digest,
         })
+    }
+
+    /// The same request, starting `skip` rows in.
+    #[must_use]
+    pub fn skipping(mut self, skip: u64) -> Self {
+        self.skip = skip;
+        self
     }
 
     /// Builds the page from up to `size + 1` rows fetched in cursor order: the

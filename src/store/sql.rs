@@ -982,6 +982,9 @@ macro_rules! impl_store {
                 query
                     .push(" ORDER BY created_at, id LIMIT ")
                     .push_bind(page.fetch_limit());
+                if page.skip > 0 {
+                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
+                }
                 let rows: Vec<PersonRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())

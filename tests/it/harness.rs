@@ -93,6 +93,8 @@ fn postgres_server() -> Option<String> {
 /// A running Kith server with a key for its default workspace.
 pub struct TestApp {
     pub key: String,
+    /// Base URL of the REST gateway, `http://127.0.0.1:<port>`.
+    pub rest: String,
     pub store: Arc<dyn Store>,
     /// Held so the database outlives the server.
     _db: TestDb,
@@ -125,6 +127,7 @@ impl TestApp {
             .expect("a fresh database prints a key")
             .to_owned();
         let grpc_addr = app.grpc_addr();
+        let rest = format!("http://{}", app.rest_addr().expect("REST is on"));
         let store = app.store();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -135,6 +138,7 @@ impl TestApp {
             .connect_lazy();
         Self {
             key,
+            rest,
             store,
             _db: db,
             channel,
@@ -154,6 +158,17 @@ impl TestApp {
 
     pub fn customers_with(&self, key: Option<&str>) -> CustomerServiceClient<Authed> {
         CustomerServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// The workspace of the default key.
+    pub async fn workspace_id(&self) -> String {
+        self.store
+            .find_workspace("default")
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string()
     }
 
     /// A new workspace and a key for it.

@@ -6,6 +6,7 @@ mod entities;
 mod grpc_support;
 mod harness;
 mod people;
+mod rest_flameup;
 mod service;
 mod store_conformance;
 mod users;

@@ -28,8 +28,8 @@ impl From<Error> for Status {
             Error::Internal(_) => (Code::Internal, ErrorReason::Internal),
         };
 
+        let message = error.public_message();
         let mut metadata = HashMap::new();
-        let mut message = error.to_string();
         match &error {
             Error::NotFound { resource } => {
                 metadata.insert("resource".to_owned(), (*resource).to_owned());
@@ -37,19 +37,10 @@ impl From<Error> for Status {
             Error::AlreadyExists(violation) => {
                 metadata.insert("field".to_owned(), violation.field.clone());
             }
-            Error::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
-            }
-            Error::Aborted(source) => {
-                tracing::info!(error = %source, "transaction aborted by a concurrent one");
-            }
-            Error::Internal(source) => {
-                let request_id = uuid::Uuid::new_v4().to_string();
-                tracing::error!(%request_id, error = ?source, "internal error");
-                message = format!("internal error; request id {request_id}");
-                metadata.insert("request_id".to_owned(), request_id);
-            }
             _ => {}
+        }
+        if let Some(request_id) = message.request_id {
+            metadata.insert("request_id".to_owned(), request_id);
         }
 
         let mut details = ErrorDetails::new();
@@ -60,6 +51,6 @@ impl From<Error> for Status {
         for violation in error.violations() {
             details.add_bad_request_violation(&violation.field, &violation.description);
         }
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, message.text, details)
     }
 }

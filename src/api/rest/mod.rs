@@ -1,25 +1,186 @@
-//! The REST gateway. Today it answers `GET /healthz`; the seed APIs' routes
-//! join it as their families are built.
+//! The REST gateway: each seed API's own routes, bodies, auth header and
+//! error shape, calling the same domain and store as the gRPC services.
+//! One module per API family; this one holds what they share: the state,
+//! authentication by the family's header, and the one table from service
+//! errors to HTTP statuses and each family's error body.
+
+mod flameup;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde_json::json;
 
+use crate::auth::{Authenticator, key_from_headers};
+use crate::domain::WorkspaceId;
+use crate::error::{Error, FieldViolation};
 use crate::store::Store;
 
+/// Largest request body accepted, in bytes: a batch of 100 people with
+/// generous traits fits many times over.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct RestState {
+    store: Arc<dyn Store>,
+    authenticator: Authenticator,
+}
+
 pub fn router(store: Arc<dyn Store>) -> Router {
+    let state = RestState {
+        authenticator: Authenticator::new(store.clone()),
+        store,
+    };
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(store)
+        .merge(flameup::routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
 }
 
 /// 200 while the database answers, 503 otherwise.
-async fn healthz(State(store): State<Arc<dyn Store>>) -> (StatusCode, &'static str) {
-    match store.ping().await {
+async fn healthz(State(state): State<RestState>) -> (StatusCode, &'static str) {
+    match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
+}
+
+/// The public APIs the gateway speaks; each has its own auth header and
+/// error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Seed 002: `Authorization: Bearer`, `{"error":{"code","message","details"}}`.
+    Flameup,
+}
+
+impl Family {
+    /// The key in this family's header.
+    fn key(self, headers: &HeaderMap) -> Option<&str> {
+        match self {
+            Self::Flameup => key_from_headers(headers),
+        }
+    }
+
+    /// The HTTP status of an error, for this family.
+    fn status(self, error: &Error) -> StatusCode {
+        match error {
+            Error::InvalidArgument(_) | Error::InvalidPageToken(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::ForbiddenTransition(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::AlreadyExists(_) | Error::Aborted(_) => StatusCode::CONFLICT,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The family's error body.
+    fn body(self, error: &Error, message: &str) -> serde_json::Value {
+        match self {
+            Self::Flameup => {
+                let code = match error {
+                    Error::InvalidArgument(_)
+                    | Error::InvalidPageToken(_)
+                    | Error::ForbiddenTransition(_) => "validation_error",
+                    Error::AlreadyExists(_) => "already_exists",
+                    Error::Aborted(_) => "conflict",
+                    Error::NotFound { .. } => "not_found",
+                    Error::Unauthenticated => "unauthorized",
+                    Error::Unavailable(_) => "service_unavailable",
+                    Error::Internal(_) => "internal_error",
+                };
+                let fields: serde_json::Map<String, serde_json::Value> = error
+                    .violations()
+                    .iter()
+                    .map(|v| (flameup::field_name(&v.field), json!(v.description)))
+                    .collect();
+                let mut body = json!({ "error": { "code": code, "message": message } });
+                if !fields.is_empty() {
+                    body["error"]["details"] = json!({ "fields": fields });
+                }
+                body
+            }
+        }
+    }
+}
+
+/// A service error on its way to a family's caller.
+pub struct ApiError {
+    family: Family,
+    error: Error,
+    status: Option<StatusCode>,
+}
+
+impl ApiError {
+    pub fn new(family: Family, error: Error) -> Self {
+        Self {
+            family,
+            error,
+            status: None,
+        }
+    }
+
+    /// A body that is not the JSON the route expects: the family's 4xx,
+    /// never axum's plain-text default.
+    fn bad_body(family: Family, rejection: &JsonRejection) -> Self {
+        let status = match rejection {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let error =
+            Error::InvalidArgument(vec![FieldViolation::new("body", rejection.body_text())]);
+        Self {
+            family,
+            error,
+            status: Some(status),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self
+            .status
+            .unwrap_or_else(|| self.family.status(&self.error));
+        let message = self.error.public_message();
+        (status, Json(self.family.body(&self.error, &message.text))).into_response()
+    }
+}
+
+/// The workspace the family's header opens.
+async fn authenticate(
+    state: &RestState,
+    family: Family,
+    headers: &HeaderMap,
+) -> Result<WorkspaceId, ApiError> {
+    let key = family
+        .key(headers)
+        .ok_or_else(|| ApiError::new(family, Error::Unauthenticated))?;
+    state
+        .authenticator
+        .workspace_for(key)
+        .await
+        .map_err(|error| ApiError::new(family, error))
+}
+
+/// The body as `T`, or the family's error for a malformed one.
+fn body<T>(family: Family, body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value)
+        .map_err(|rejection| ApiError::bad_body(family, &rejection))
+}
+
+/// RFC 3339 with milliseconds and `Z`, as every family's examples show.
+fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
