@@ -45,5 +45,8 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, Postgres, lock_row = " FOR UPDATE");
-impl_user_store!(PgStore, Postgres, lock_row = " FOR UPDATE");
+// Row locks are `FOR NO KEY UPDATE`: they serialise read-merge-write like
+// `FOR UPDATE` but do not block inserts that only reference the row (a
+// membership's foreign key), which would otherwise deadlock.
+impl_store!(PgStore, Postgres, lock_row = " FOR NO KEY UPDATE");
+impl_user_store!(PgStore, Postgres, lock_row = " FOR NO KEY UPDATE");

@@ -136,6 +136,17 @@ macro_rules! impl_user_store {
                 Ok(ids.iter().filter_map(|id| users.remove(id)).collect())
             }
 
+            async fn load_user(
+                connection: &mut <$db as sqlx::Database>::Connection,
+                id: uuid::Uuid,
+            ) -> $crate::error::Result<$crate::domain::user::UserDetail> {
+                Self::load_users(connection, &[id])
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or($crate::error::Error::NotFound { resource: "user" })
+            }
+
             /// Live companies by customer id.
             async fn load_companies(
                 connection: &mut <$db as sqlx::Database>::Connection,
@@ -294,7 +305,9 @@ macro_rules! impl_user_store {
             ) -> $crate::error::Result<uuid::Uuid> {
                 let owners = Self::key_owners(connection, workspace, keys, true).await?;
                 if let Some(id) = $crate::domain::user::resolve(None, &owners, "company")? {
-                    return Ok(id);
+                    // Locked, so a concurrent delete cannot leave a member
+                    // behind in a deleted company.
+                    return Ok(Self::locked_customer(connection, workspace, id).await?.id);
                 }
                 let upsert = $crate::domain::user::Upsert {
                     id: None,
@@ -361,10 +374,14 @@ macro_rules! impl_user_store {
                             .map_err($crate::store::db_error)?;
                     let mut traits = traits.0;
                     $crate::domain::user::merge_traits(&mut traits, &upsert.traits);
-                    sqlx::query("UPDATE customers SET traits = $2, last_seen_at = COALESCE($3, last_seen_at) WHERE id = $1")
+                    sqlx::query(
+                        "UPDATE customers SET traits = $2, last_seen_at = COALESCE($3, last_seen_at), \
+                         modified_at = $4 WHERE id = $1",
+                    )
                         .bind(id)
                         .bind(Json(traits))
                         .bind(upsert.last_seen_at)
+                        .bind(now)
                         .execute(&mut *connection)
                         .await
                         .map_err($crate::store::db_error)?;
@@ -381,11 +398,17 @@ macro_rules! impl_user_store {
                 change: &$crate::domain::user::MembershipChange,
             ) -> $crate::error::Result<()> {
                 use $crate::domain::user::{CompanyRef, MembershipChange};
-                let refs: Vec<&CompanyRef> = match change {
+                let mut refs: Vec<&CompanyRef> = match change {
                     MembershipChange::Keep => return Ok(()),
                     MembershipChange::Add(company) => vec![company],
                     MembershipChange::Replace(companies) => companies.iter().collect(),
                 };
+                // Companies named by id are locked in id order, so two
+                // upserts listing them in opposite orders cannot deadlock.
+                refs.sort_by_key(|company| match company {
+                    CompanyRef::Id(id) => (0, Some(*id)),
+                    CompanyRef::Keys(_) => (1, None),
+                });
                 let mut companies = Vec::with_capacity(refs.len());
                 for company in refs {
                     companies.push(match company {
@@ -476,7 +499,13 @@ macro_rules! impl_user_store {
                 let mut tries = 0;
                 loop {
                     match attempt().await {
-                        Err($crate::error::Error::AlreadyExists(violation)) if violation.field == "keys" && tries < 3 => tries += 1,
+                        // A company's `external_id` key is the customer's
+                        // own unique column, so its race shows there.
+                        Err($crate::error::Error::AlreadyExists(violation))
+                            if matches!(violation.field.as_str(), "keys" | "external_id") && tries < 3 =>
+                        {
+                            tries += 1
+                        }
                         Err($crate::error::Error::Aborted(_)) if tries < 3 => tries += 1,
                         result => return result,
                     }
@@ -499,7 +528,7 @@ macro_rules! impl_user_store {
                 let user = $crate::domain::user::apply_user(current, upsert, $crate::domain::now());
                 Self::write_user(&mut tx, workspace, &user).await?;
                 Self::write_memberships(&mut tx, workspace, user.id, &upsert.memberships).await?;
-                let detail = Self::load_users(&mut tx, &[user.id]).await?.remove(0);
+                let detail = Self::load_user(&mut tx, user.id).await?;
                 tx.commit().await.map_err($crate::store::db_error)?;
                 Ok((detail, created))
             }
@@ -530,7 +559,7 @@ macro_rules! impl_user_store {
                 update.apply(&mut user.traits)?;
                 user.updated_at = $crate::domain::now();
                 Self::write_user(&mut tx, workspace, &user).await?;
-                let detail = Self::load_users(&mut tx, &[user.id]).await?.remove(0);
+                let detail = Self::load_user(&mut tx, user.id).await?;
                 tx.commit().await.map_err($crate::store::db_error)?;
                 Ok(detail)
             }
@@ -569,15 +598,32 @@ macro_rules! impl_user_store {
                 };
                 let mut traits = Self::load_company(&mut tx, id).await?.traits;
                 update.apply(&mut traits)?;
-                sqlx::query("UPDATE customers SET traits = $2 WHERE id = $1")
+                sqlx::query("UPDATE customers SET traits = $2, modified_at = $3 WHERE id = $1")
                     .bind(id)
                     .bind(Json(traits))
+                    .bind($crate::domain::now())
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::store::db_error)?;
                 let company = Self::load_company(&mut tx, id).await?;
                 tx.commit().await.map_err($crate::store::db_error)?;
                 Ok(company)
+            }
+
+            async fn get_or_create_membership_once(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                company: uuid::Uuid,
+                user: uuid::Uuid,
+                role: Option<$crate::domain::user::MemberRole>,
+            ) -> $crate::error::Result<($crate::domain::user::MembershipDetail, bool)> {
+                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
+                Self::locked_customer(&mut tx, workspace, company).await?;
+                Self::resolve_user(&mut tx, workspace, &$crate::domain::user::UserLookup::Id(user)).await?;
+                let (membership, created) = Self::insert_membership(&mut tx, workspace, company, user, role).await?;
+                let company = Self::load_company(&mut tx, company).await?;
+                tx.commit().await.map_err($crate::store::db_error)?;
+                Ok(($crate::domain::user::MembershipDetail { membership, company }, created))
             }
 
             /// The user a lookup names.
@@ -622,7 +668,7 @@ macro_rules! impl_user_store {
             ) -> $crate::error::Result<$crate::domain::user::UserDetail> {
                 let mut connection = self.reader().acquire().await.map_err($crate::store::db_error)?;
                 let id = Self::resolve_user(&mut connection, workspace, lookup).await?;
-                Ok(Self::load_users(&mut connection, &[id]).await?.remove(0))
+                Self::load_user(&mut connection, id).await
             }
 
             async fn list_users(
@@ -661,7 +707,8 @@ macro_rules! impl_user_store {
             ) -> $crate::error::Result<$crate::domain::user::UserDetail> {
                 let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
                 let id = Self::resolve_user(&mut tx, workspace, lookup).await?;
-                let detail = Self::load_users(&mut tx, &[id]).await?.remove(0);
+                Self::locked_user(&mut tx, workspace, id).await?;
+                let detail = Self::load_user(&mut tx, id).await?;
                 for statement in [
                     "DELETE FROM memberships WHERE user_id = $1",
                     "DELETE FROM user_keys WHERE user_id = $1",
@@ -731,13 +778,7 @@ macro_rules! impl_user_store {
                 user: uuid::Uuid,
                 role: Option<$crate::domain::user::MemberRole>,
             ) -> $crate::error::Result<($crate::domain::user::MembershipDetail, bool)> {
-                let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
-                Self::locked_customer(&mut tx, workspace, company).await?;
-                Self::resolve_user(&mut tx, workspace, &$crate::domain::user::UserLookup::Id(user)).await?;
-                let (membership, created) = Self::insert_membership(&mut tx, workspace, company, user, role).await?;
-                let company = Self::load_company(&mut tx, company).await?;
-                tx.commit().await.map_err($crate::store::db_error)?;
-                Ok(($crate::domain::user::MembershipDetail { membership, company }, created))
+                Self::retry_on_key_race(|| self.get_or_create_membership_once(workspace, company, user, role)).await
             }
 
             async fn list_memberships(

@@ -9,6 +9,9 @@ use kith::domain::customer::{
 };
 use kith::domain::entity::{self, EntityId, EntityTypeInput, EntityUpsertInput};
 use kith::domain::page::PageRequest;
+use kith::domain::user::{
+    Keys, MembershipChange, MembershipInput, Upsert, UpsertInput, UserLookup,
+};
 use kith::domain::workspace::{NewApiKey, PresentedKey, WorkspaceName};
 use kith::domain::{Change, WorkspaceId, now};
 use kith::error::Error;
@@ -29,6 +32,8 @@ backend_tests!(
     listing_pages_in_creation_order_without_gaps,
     listing_filters_by_email_external_id_and_typed_metadata,
     entity_batches_merge_in_the_store_and_archive_atomically,
+    users_resolve_by_keys_merge_and_release_them_on_delete,
+    a_company_key_external_id_is_the_customer_external_id,
 );
 
 async fn fresh(backend: Backend) -> Option<(TestDb, Arc<dyn Store>, WorkspaceId)> {
@@ -593,4 +598,118 @@ async fn entity_batches_merge_in_the_store_and_archive_atomically(backend: Backe
         .unwrap();
     assert_eq!(store.get_entity(ws, &owner, &b).await.unwrap(), archived[0]);
     assert!(archived[0].archived_at.is_some());
+}
+
+fn user_upsert(pairs: &[(&str, &str)]) -> Upsert {
+    Upsert::parse(
+        UpsertInput {
+            keys: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..UpsertInput::default()
+        },
+        MembershipInput::default(),
+    )
+    .unwrap()
+}
+
+async fn users_resolve_by_keys_merge_and_release_them_on_delete(backend: Backend) {
+    let (_db, store, ws) = require!(fresh(backend).await);
+    let (created, was_created) = store
+        .upsert_user(ws, &user_upsert(&[("email", "a@example.com")]))
+        .await
+        .unwrap();
+    assert!(was_created);
+    let (merged, was_created) = store
+        .upsert_user(
+            ws,
+            &user_upsert(&[("email", "a@example.com"), ("user_id", "u1")]),
+        )
+        .await
+        .unwrap();
+    assert!(!was_created);
+    assert_eq!(merged.user.id, created.user.id);
+    assert_eq!(merged.user.keys.get("user_id"), Some("u1"));
+    let by_keys = UserLookup::Keys(
+        Keys::parse(
+            [("user_id".to_owned(), "u1".to_owned())].into(),
+            "keys",
+            true,
+        )
+        .unwrap(),
+    );
+    assert_eq!(store.get_user(ws, &by_keys).await.unwrap(), merged);
+
+    store
+        .upsert_user(ws, &user_upsert(&[("email", "b@example.com")]))
+        .await
+        .unwrap();
+    let both = user_upsert(&[("email", "b@example.com"), ("user_id", "u1")]);
+    assert!(matches!(
+        store.upsert_user(ws, &both).await,
+        Err(Error::InvalidArgument(_))
+    ));
+
+    store.delete_user(ws, &by_keys).await.unwrap();
+    assert!(matches!(
+        store.get_user(ws, &by_keys).await,
+        Err(Error::NotFound { .. })
+    ));
+    let (reborn, was_created) = store
+        .upsert_user(ws, &user_upsert(&[("user_id", "u1")]))
+        .await
+        .unwrap();
+    assert!(
+        was_created && reborn.user.id != created.user.id,
+        "the keys were released"
+    );
+    assert_eq!(merged.memberships, Vec::new());
+    assert_eq!(MembershipChange::default(), MembershipChange::Keep);
+}
+
+async fn a_company_key_external_id_is_the_customer_external_id(backend: Backend) {
+    let (_db, store, ws) = require!(fresh(backend).await);
+    let customer = insert(
+        store.as_ref(),
+        ws,
+        new_customer("billing@acme.com", Some("acme")),
+    )
+    .await;
+    let (company, created) = store
+        .upsert_company(
+            ws,
+            &user_upsert(&[("external_id", "acme"), ("domain", "acme.com")]),
+        )
+        .await
+        .unwrap();
+    assert!(!created, "the customer is the company");
+    assert_eq!(company.id, customer.id);
+    let by_domain = Keys::parse(
+        [("domain".to_owned(), "acme.com".to_owned())].into(),
+        "keys",
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        store.lookup_company(ws, &by_domain).await.unwrap().id,
+        customer.id
+    );
+
+    store
+        .delete_customer(ws, &CustomerLookup::Id(customer.id))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.lookup_company(ws, &by_domain).await,
+        Err(Error::NotFound { .. })
+    ));
+    let (fresh_company, created) = store
+        .upsert_company(ws, &user_upsert(&[("domain", "acme.com")]))
+        .await
+        .unwrap();
+    assert!(
+        created && fresh_company.id != customer.id,
+        "deleting the customer released its keys"
+    );
 }

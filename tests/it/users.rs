@@ -36,6 +36,7 @@ backend_tests!(
     bad_fields_are_named,
     users_and_companies_are_deleted_by_keys,
     another_workspace_sees_no_users_or_companies,
+    thirty_two_users_racing_into_one_new_company_by_external_id,
 );
 
 type Users = UserServiceClient<Authed>;
@@ -751,6 +752,22 @@ async fn customer_members_show_the_users(backend: Backend) {
         .member
         .unwrap();
     assert_eq!(changed.role, MemberRole::BillingManager as i32);
+    let readded = customers
+        .add_customer_member(AddCustomerMemberRequest {
+            customer_id: team.id.clone(),
+            user_id: jane.id.clone(),
+            role: MemberRole::Unspecified.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap();
+    assert_eq!(
+        readded.role,
+        MemberRole::BillingManager as i32,
+        "re-adding without a role keeps it"
+    );
     assert!(changed.modified_at.is_some());
     let listed = customers
         .list_customer_members(ListCustomerMembersRequest {
@@ -959,4 +976,40 @@ async fn another_workspace_sees_no_users_or_companies(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(still.into_inner().user.unwrap().id, user.id);
+}
+
+async fn thirty_two_users_racing_into_one_new_company_by_external_id(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let mut client = users(&app);
+            tokio::spawn(async move {
+                let request = UpsertUserRequest {
+                    company: Some(CompanyKeys {
+                        keys: keys(&[("external_id", "acme")]),
+                    }),
+                    ..by_keys(&[("email", &format!("u{i}@acme.com"))])
+                };
+                upsert(&mut client, request).await
+            })
+        })
+        .collect();
+    let mut companies = Vec::new();
+    for handle in handles {
+        let (user, _) = handle.await.unwrap().expect("every racing upsert succeeds");
+        companies.push(user.company_memberships[0].company_id.clone());
+    }
+    companies.dedup();
+    assert_eq!(companies.len(), 1, "one company for all 32 users");
+    let members = users(&app)
+        .list_users(ListUsersRequest {
+            company_id: companies[0].clone(),
+            page_size: 100,
+            ..ListUsersRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert_eq!(members.len(), 32);
 }

@@ -196,7 +196,7 @@ impl CustomerService for CustomerApi {
             role_from_proto(request.role, "role").map_err(|v| Error::InvalidArgument(vec![v]))?;
         let (detail, _) = self
             .store
-            .get_or_create_membership(workspace, customer, user, Some(role.unwrap_or_default()))
+            .get_or_create_membership(workspace, customer, user, role)
             .await?;
         let member = self
             .member(workspace, customer, detail.membership.id)
