@@ -30,6 +30,8 @@ pub struct PageRequest {
     /// Rows to skip first, for APIs that page by offset (seed 002). Offsets
     /// shift under concurrent writes; cursors do not, so gRPC uses those.
     pub skip: u64,
+    /// Newest first instead of oldest first (offset pages only).
+    pub descending: bool,
     /// Digest of the query the token belongs to; a token replayed against a
     /// different query is refused rather than silently mixing result sets.
     query_digest: [u8; 8],
@@ -68,8 +70,16 @@ impl PageRequest {
             size,
             after,
             skip: 0,
+            descending: false,
             query_digest,
         })
+    }
+
+    /// The same request, newest first.
+    #[must_use]
+    pub fn newest_first(mut self) -> Self {
+        self.descending = true;
+        self
     }
 
     /// The same request, starting `skip` rows in.

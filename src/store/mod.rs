@@ -74,6 +74,9 @@ pub trait Store: UserStore + Send + Sync + 'static {
         filter: &CustomerFilter,
         page: &PageRequest,
     ) -> Result<Page<Customer>>;
+    /// How many live customers pass the filter.
+    async fn count_customers(&self, workspace: WorkspaceId, filter: &CustomerFilter)
+    -> Result<u64>;
     /// Applies the patch (`Customer::apply`) to the current row atomically.
     async fn update_customer(
         &self,

@@ -85,6 +85,26 @@ macro_rules! impl_store {
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
             }
 
+            /// The `WHERE` clause of a customer listing: live customers of
+            /// the workspace that pass every filter.
+            fn push_customer_filter(
+                query: &mut sqlx::QueryBuilder<$db>,
+                workspace: $crate::domain::WorkspaceId,
+                filter: &$crate::domain::customer::CustomerFilter,
+            ) {
+                query.push("deleted_at IS NULL AND workspace_id = ").push_bind(workspace.0);
+                if let Some(email) = &filter.email {
+                    query.push(" AND email_key = ").push_bind(email.key());
+                }
+                if let Some(external_id) = &filter.external_id {
+                    query.push(" AND external_id = ").push_bind(external_id.as_str().to_owned());
+                }
+                for (key, value) in &filter.metadata {
+                    query.push(" AND ");
+                    Self::push_metadata_filter(query, key, value);
+                }
+            }
+
             async fn insert_customer_row<'e>(
                 executor: impl sqlx::Executor<'e, Database = $db>,
                 customer: &$crate::domain::customer::Customer,
@@ -660,31 +680,24 @@ macro_rules! impl_store {
             > {
                 use $crate::store::rows::{customer_columns, customer_cursor, CustomerRow};
                 let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
-                    "SELECT ", customer_columns!(),
-                    " FROM customers WHERE deleted_at IS NULL AND workspace_id = "
+                    "SELECT ", customer_columns!(), " FROM customers WHERE "
                 ));
-                query.push_bind(workspace.0);
-                if let Some(email) = &filter.email {
-                    query.push(" AND email_key = ").push_bind(email.key());
-                }
-                if let Some(external_id) = &filter.external_id {
-                    query.push(" AND external_id = ").push_bind(external_id.as_str().to_owned());
-                }
-                for (key, value) in &filter.metadata {
-                    query.push(" AND ");
-                    Self::push_metadata_filter(&mut query, key, value);
-                }
+                Self::push_customer_filter(&mut query, workspace, filter);
+                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
                 if let Some(after) = page.after {
                     query
-                        .push(" AND (created_at, id) > (")
+                        .push(format!(" AND (created_at, id) {compare} ("))
                         .push_bind(after.created_at)
                         .push(", ")
                         .push_bind(after.id)
                         .push(")");
                 }
                 query
-                    .push(" ORDER BY created_at, id LIMIT ")
+                    .push(format!(" ORDER BY created_at {order}, id {order} LIMIT "))
                     .push_bind(page.fetch_limit());
+                if page.skip > 0 {
+                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
+                }
                 let rows: Vec<CustomerRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())
@@ -692,6 +705,21 @@ macro_rules! impl_store {
                     .map_err($crate::store::db_error)?;
                 let customers = rows.into_iter().map(Into::into).collect();
                 Ok(page.finish(customers, customer_cursor))
+            }
+
+            async fn count_customers(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                filter: &$crate::domain::customer::CustomerFilter,
+            ) -> $crate::error::Result<u64> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM customers WHERE ");
+                Self::push_customer_filter(&mut query, workspace, filter);
+                let count: i64 = query
+                    .build_query_scalar()
+                    .fetch_one(self.reader())
+                    .await
+                    .map_err($crate::store::db_error)?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
 
             async fn update_customer(

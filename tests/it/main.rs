@@ -7,6 +7,7 @@ mod grpc_support;
 mod harness;
 mod people;
 mod rest_flameup;
+mod rest_rapidly;
 mod service;
 mod store_conformance;
 mod users;

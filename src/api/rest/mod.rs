@@ -5,6 +5,7 @@
 //! errors to HTTP statuses and each family's error body.
 
 mod flameup;
+mod rapidly;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(flameup::routes())
+        .merge(rapidly::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -58,19 +60,23 @@ async fn healthz(State(state): State<RestState>) -> (StatusCode, &'static str) {
 pub enum Family {
     /// Seed 002: `Authorization: Bearer`, `{"error":{"code","message","details"}}`.
     Flameup,
+    /// Seed 003: `Authorization: Bearer`, Polar's `{"error","detail"}`.
+    Rapidly,
 }
 
 impl Family {
     /// The key in this family's header.
     fn key(self, headers: &HeaderMap) -> Option<&str> {
         match self {
-            Self::Flameup => key_from_headers(headers),
+            Self::Flameup | Self::Rapidly => key_from_headers(headers),
         }
     }
 
     /// The HTTP status of an error, for this family.
     fn status(self, error: &Error) -> StatusCode {
         match error {
+            // Polar reports uniqueness clashes as validation errors.
+            Error::AlreadyExists(_) if self == Self::Rapidly => StatusCode::UNPROCESSABLE_ENTITY,
             Error::InvalidArgument(_) | Error::InvalidPageToken(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -83,9 +89,43 @@ impl Family {
         }
     }
 
-    /// The family's error body.
-    fn body(self, error: &Error, message: &str) -> serde_json::Value {
+    /// The family's error body; `input` is the request body, from which
+    /// Rapidly echoes each offending value.
+    fn body(
+        self,
+        error: &Error,
+        message: &str,
+        input: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
         match self {
+            Self::Rapidly => match error {
+                Error::InvalidArgument(_)
+                | Error::InvalidPageToken(_)
+                | Error::ForbiddenTransition(_)
+                | Error::AlreadyExists(_) => {
+                    let detail: Vec<_> = error
+                        .violations()
+                        .iter()
+                        .map(|v| {
+                            let loc = rapidly::loc(&v.field);
+                            let value = input.and_then(|body| {
+                                loc.iter().skip(1).try_fold(body, |at, key| at.get(key.as_str()?))
+                            });
+                            json!({ "type": "value_error", "loc": loc, "msg": v.description, "input": value })
+                        })
+                        .collect();
+                    json!({ "error": "RequestValidationError", "detail": detail })
+                }
+                Error::NotFound { .. } => {
+                    json!({ "error": "ResourceNotFound", "detail": "Not found" })
+                }
+                Error::Unauthenticated => json!({ "error": "Unauthorized", "detail": message }),
+                Error::Aborted(_) => json!({ "error": "Conflict", "detail": message }),
+                Error::Unavailable(_) => {
+                    json!({ "error": "ServiceUnavailable", "detail": message })
+                }
+                Error::Internal(_) => json!({ "error": "InternalServerError", "detail": message }),
+            },
             Self::Flameup => {
                 let code = match error {
                     Error::InvalidArgument(_)
@@ -118,6 +158,7 @@ pub struct ApiError {
     family: Family,
     error: Error,
     status: Option<StatusCode>,
+    input: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -126,7 +167,15 @@ impl ApiError {
             family,
             error,
             status: None,
+            input: None,
         }
+    }
+
+    /// Keeps the request body, so errors can quote the offending values.
+    #[must_use]
+    pub fn with_input(mut self, input: serde_json::Value) -> Self {
+        self.input = Some(input);
+        self
     }
 
     /// A body that is not the JSON the route expects: the family's 4xx,
@@ -144,6 +193,7 @@ impl ApiError {
             family,
             error,
             status: Some(status),
+            input: None,
         }
     }
 }
@@ -154,7 +204,10 @@ impl IntoResponse for ApiError {
             .status
             .unwrap_or_else(|| self.family.status(&self.error));
         let message = self.error.public_message();
-        (status, Json(self.family.body(&self.error, &message.text))).into_response()
+        let body = self
+            .family
+            .body(&self.error, &message.text, self.input.as_ref());
+        (status, Json(body)).into_response()
     }
 }
 
