@@ -124,6 +124,20 @@ pub trait Store: UserStore + Send + Sync + 'static {
         filter: &EntityFilter,
         page: &PageRequest,
     ) -> Result<Page<Entity>>;
+    /// Where the entity with this internal key sits in its customer's
+    /// listing, for APIs whose cursors are record ids (seed 000).
+    async fn entity_cursor(
+        &self,
+        workspace: WorkspaceId,
+        owner: &ExternalId,
+        key: Uuid,
+    ) -> Result<crate::domain::page::Cursor>;
+    /// Where the entity type with this internal key sits in the listing.
+    async fn entity_type_cursor(
+        &self,
+        workspace: WorkspaceId,
+        key: Uuid,
+    ) -> Result<crate::domain::page::Cursor>;
     /// Archives (or restores) existing entities; `NotFound` if any id is
     /// unknown, and then nothing changes. Request order.
     async fn set_entities_archived(

@@ -818,16 +818,17 @@ macro_rules! impl_store {
                     "SELECT ", entity_type_columns!(), " FROM entity_types WHERE workspace_id = "
                 ));
                 query.push_bind(workspace.0);
+                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
                 if let Some(after) = page.after {
                     query
-                        .push(" AND (created_at, pk) > (")
+                        .push(format!(" AND (created_at, pk) {compare} ("))
                         .push_bind(after.created_at)
                         .push(", ")
                         .push_bind(after.id)
                         .push(")");
                 }
                 query
-                    .push(" ORDER BY created_at, pk LIMIT ")
+                    .push(format!(" ORDER BY created_at {order}, pk {order} LIMIT "))
                     .push_bind(page.fetch_limit());
                 let rows: Vec<EntityTypeRow> = query
                     .build_query_as()
@@ -901,16 +902,17 @@ macro_rules! impl_store {
                 if !filter.include_archived {
                     query.push(" AND archived_at IS NULL");
                 }
+                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
                 if let Some(after) = page.after {
                     query
-                        .push(" AND (created_at, pk) > (")
+                        .push(format!(" AND (created_at, pk) {compare} ("))
                         .push_bind(after.created_at)
                         .push(", ")
                         .push_bind(after.id)
                         .push(")");
                 }
                 query
-                    .push(" ORDER BY created_at, pk LIMIT ")
+                    .push(format!(" ORDER BY created_at {order}, pk {order} LIMIT "))
                     .push_bind(page.fetch_limit());
                 let rows: Vec<EntityRow> = query
                     .build_query_as()
@@ -918,6 +920,43 @@ macro_rules! impl_store {
                     .await
                     .map_err($crate::store::db_error)?;
                 Ok(page.finish(rows.into_iter().map(Into::into).collect(), entity_cursor))
+            }
+
+            async fn entity_cursor(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                owner: &$crate::domain::customer::ExternalId,
+                key: uuid::Uuid,
+            ) -> $crate::error::Result<$crate::domain::page::Cursor> {
+                let lookup = $crate::domain::customer::CustomerLookup::ExternalId(owner.clone());
+                let customer = Self::fetch_live_customer(self.reader(), workspace, &lookup, false).await?;
+                let created_at: Option<chrono::DateTime<chrono::Utc>> =
+                    sqlx::query_scalar("SELECT created_at FROM entities WHERE pk = $1 AND customer_id = $2")
+                        .bind(key)
+                        .bind(customer.id)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err($crate::store::db_error)?;
+                created_at
+                    .map(|created_at| $crate::domain::page::Cursor { created_at, id: key })
+                    .ok_or($crate::error::Error::InvalidPageToken("no such entity"))
+            }
+
+            async fn entity_type_cursor(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                key: uuid::Uuid,
+            ) -> $crate::error::Result<$crate::domain::page::Cursor> {
+                let created_at: Option<chrono::DateTime<chrono::Utc>> =
+                    sqlx::query_scalar("SELECT created_at FROM entity_types WHERE pk = $1 AND workspace_id = $2")
+                        .bind(key)
+                        .bind(workspace.0)
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err($crate::store::db_error)?;
+                created_at
+                    .map(|created_at| $crate::domain::page::Cursor { created_at, id: key })
+                    .ok_or($crate::error::Error::InvalidPageToken("no such entity type"))
             }
 
             async fn set_entities_archived(

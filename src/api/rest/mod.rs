@@ -6,6 +6,7 @@
 
 mod flameup;
 mod rapidly;
+mod stigg;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/healthz", get(healthz))
         .merge(flameup::routes())
         .merge(rapidly::routes())
+        .merge(stigg::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -62,6 +64,8 @@ pub enum Family {
     Flameup,
     /// Seed 003: `Authorization: Bearer`, Polar's `{"error","detail"}`.
     Rapidly,
+    /// Seed 000: `X-API-KEY`, `{"error":{"code","message"}}`.
+    Stigg,
 }
 
 impl Family {
@@ -69,6 +73,10 @@ impl Family {
     fn key(self, headers: &HeaderMap) -> Option<&str> {
         match self {
             Self::Flameup | Self::Rapidly => key_from_headers(headers),
+            Self::Stigg => headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim),
         }
     }
 
@@ -77,6 +85,14 @@ impl Family {
         match error {
             // Polar reports uniqueness clashes as validation errors.
             Error::AlreadyExists(_) if self == Self::Rapidly => StatusCode::UNPROCESSABLE_ENTITY,
+            // Stigg answers every invalid request with 400.
+            Error::InvalidArgument(_)
+            | Error::InvalidPageToken(_)
+            | Error::ForbiddenTransition(_)
+                if self == Self::Stigg =>
+            {
+                StatusCode::BAD_REQUEST
+            }
             Error::InvalidArgument(_) | Error::InvalidPageToken(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -98,6 +114,29 @@ impl Family {
         input: Option<&serde_json::Value>,
     ) -> serde_json::Value {
         match self {
+            Self::Stigg => {
+                let code = match error {
+                    Error::InvalidArgument(_)
+                    | Error::InvalidPageToken(_)
+                    | Error::ForbiddenTransition(_) => "BAD_REQUEST",
+                    Error::AlreadyExists(_) | Error::Aborted(_) => "CONFLICT",
+                    Error::NotFound { .. } => "NOT_FOUND",
+                    Error::Unauthenticated => "UNAUTHENTICATED",
+                    Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
+                    Error::Internal(_) => "INTERNAL_SERVER_ERROR",
+                };
+                let message = match error {
+                    Error::Unauthenticated => "Invalid or missing API key".to_owned(),
+                    _ if error.violations().is_empty() => message.to_owned(),
+                    _ => error
+                        .violations()
+                        .iter()
+                        .map(|v| format!("{}: {}", stigg::field_name(&v.field), v.description))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                };
+                json!({ "error": { "code": code, "message": message } })
+            }
             Self::Rapidly => match error {
                 Error::InvalidArgument(_)
                 | Error::InvalidPageToken(_)
