@@ -191,6 +191,10 @@ pub trait UserStore: Send + Sync {
         company: Option<Uuid>,
         page: &PageRequest,
     ) -> Result<Page<UserDetail>>;
+    /// How many users (members of `company`, when given) the workspace has.
+    async fn count_users(&self, workspace: WorkspaceId, company: Option<Uuid>) -> Result<u64>;
+    /// The workspace's live companies among `ids`, in that order.
+    async fn companies(&self, workspace: WorkspaceId, ids: &[Uuid]) -> Result<Vec<Company>>;
     /// Deletes a user with its keys and memberships, for good.
     async fn delete_user(&self, workspace: WorkspaceId, lookup: &UserLookup) -> Result<UserDetail>;
     /// Changes one trait under the user's row lock, so increments add up.

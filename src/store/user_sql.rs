@@ -683,10 +683,14 @@ macro_rules! impl_user_store {
                     query.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ").push_bind(company);
                 }
                 query.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
+                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
                 if let Some(after) = page.after {
-                    query.push(" AND (u.created_at, u.id) > (").push_bind(after.created_at).push(", ").push_bind(after.id).push(")");
+                    query.push(format!(" AND (u.created_at, u.id) {compare} (")).push_bind(after.created_at).push(", ").push_bind(after.id).push(")");
                 }
-                query.push(" ORDER BY u.created_at, u.id LIMIT ").push_bind(page.fetch_limit());
+                query.push(format!(" ORDER BY u.created_at {order}, u.id {order} LIMIT ")).push_bind(page.fetch_limit());
+                if page.skip > 0 {
+                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
+                }
                 let ids: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = query
                     .build_query_as()
                     .fetch_all(&mut *connection)
@@ -698,6 +702,43 @@ macro_rules! impl_user_store {
                     created_at: detail.user.created_at,
                     id: detail.user.id,
                 }))
+            }
+
+            async fn count_users(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                company: Option<uuid::Uuid>,
+            ) -> $crate::error::Result<u64> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM users u");
+                if let Some(company) = company {
+                    query.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ").push_bind(company);
+                }
+                query.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
+                let count: i64 = query.build_query_scalar().fetch_one(self.reader()).await.map_err($crate::store::db_error)?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            }
+
+            async fn companies(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                ids: &[uuid::Uuid],
+            ) -> $crate::error::Result<Vec<$crate::domain::user::Company>> {
+                let mut connection = self.reader().acquire().await.map_err($crate::store::db_error)?;
+                // Only this workspace's customers: the ids may come from a caller.
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT id FROM customers WHERE deleted_at IS NULL AND workspace_id = ");
+                query.push_bind(workspace.0).push(" AND id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                let owned: Vec<uuid::Uuid> = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    query.build_query_scalar().persistent(false).fetch_all(&mut *connection).await.map_err($crate::store::db_error)?
+                };
+                let mut found = Self::load_companies(&mut connection, &owned).await?;
+                Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
             }
 
             async fn delete_user(
@@ -805,6 +846,9 @@ macro_rules! impl_user_store {
                     query.push(" AND (created_at, id) > (").push_bind(after.created_at).push(", ").push_bind(after.id).push(")");
                 }
                 query.push(" ORDER BY created_at, id LIMIT ").push_bind(page.fetch_limit());
+                if page.skip > 0 {
+                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
+                }
                 let memberships: Vec<Membership> = query
                     .build_query_as::<MembershipRow>()
                     .fetch_all(&mut *connection)

@@ -8,6 +8,7 @@ mod harness;
 mod people;
 mod rest_flameup;
 mod rest_rapidly;
+mod rest_schematic;
 mod rest_stigg;
 mod service;
 mod store_conformance;

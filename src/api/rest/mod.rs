@@ -6,6 +6,7 @@
 
 mod flameup;
 mod rapidly;
+mod schematic;
 mod stigg;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(flameup::routes())
         .merge(rapidly::routes())
         .merge(stigg::routes())
+        .merge(schematic::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -66,18 +68,22 @@ pub enum Family {
     Rapidly,
     /// Seed 000: `X-API-KEY`, `{"error":{"code","message"}}`.
     Stigg,
+    /// Seed 001: `X-Schematic-Api-Key`, `{"error": "…"}`.
+    Schematic,
 }
 
 impl Family {
     /// The key in this family's header.
     fn key(self, headers: &HeaderMap) -> Option<&str> {
-        match self {
-            Self::Flameup | Self::Rapidly => key_from_headers(headers),
-            Self::Stigg => headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim),
-        }
+        let header = match self {
+            Self::Flameup | Self::Rapidly => return key_from_headers(headers),
+            Self::Stigg => "x-api-key",
+            Self::Schematic => "x-schematic-api-key",
+        };
+        headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
     }
 
     /// The HTTP status of an error, for this family.
@@ -85,11 +91,11 @@ impl Family {
         match error {
             // Polar reports uniqueness clashes as validation errors.
             Error::AlreadyExists(_) if self == Self::Rapidly => StatusCode::UNPROCESSABLE_ENTITY,
-            // Stigg answers every invalid request with 400.
+            // Stigg and Schematic answer every invalid request with 400.
             Error::InvalidArgument(_)
             | Error::InvalidPageToken(_)
             | Error::ForbiddenTransition(_)
-                if self == Self::Stigg =>
+                if matches!(self, Self::Stigg | Self::Schematic) =>
             {
                 StatusCode::BAD_REQUEST
             }
@@ -114,6 +120,19 @@ impl Family {
         input: Option<&serde_json::Value>,
     ) -> serde_json::Value {
         match self {
+            Self::Schematic => {
+                let message = if error.violations().is_empty() {
+                    message.to_owned()
+                } else {
+                    error
+                        .violations()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                json!({ "error": message })
+            }
             Self::Stigg => {
                 let code = match error {
                     Error::InvalidArgument(_)
