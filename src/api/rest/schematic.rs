@@ -372,7 +372,7 @@ struct ListQuery {
 fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, ApiError> {
     Ok(
         PageRequest::parse(query.limit.unwrap_or(100), "", canonical)
-            .map_err(|e| fail(e))?
+            .map_err(fail)?
             .skipping(query.offset.unwrap_or(0))
             .newest_first(),
     )
