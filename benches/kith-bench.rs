@@ -41,6 +41,9 @@ struct Args {
     /// Only benchmark SQLite.
     #[arg(long)]
     sqlite_only: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 const BATCH: usize = 100;
@@ -144,11 +147,22 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{}: BatchUpsertPeople over gRPC", backend.name());
         let server = Server::start(databases.fresh(backend).await?).await?;
         let batch = grpc_batches(&server, &people, args.concurrency).await?;
+        let batch_rate = batch.rate;
         server.stop().await?;
         table.push(Row {
             backend,
             ceiling: Some(ceiling),
             ..batch
+        });
+
+        eprintln!("{}: Flameup REST batch route", backend.name());
+        let server = Server::start(databases.fresh(backend).await?).await?;
+        let rest = rest_batches(&server, &people, args.concurrency).await?;
+        server.stop().await?;
+        table.push(Row {
+            backend,
+            ceiling: Some(batch_rate),
+            ..rest
         });
 
         eprintln!("{}: ImportPeople over gRPC", backend.name());
@@ -216,6 +230,9 @@ impl Interceptor for Bearer {
 struct Server {
     channel: Channel,
     key: AsciiMetadataValue,
+    plain_key: String,
+    rest: String,
+    workspace: String,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -224,12 +241,21 @@ impl Server {
     async fn start(database_url: String) -> anyhow::Result<Self> {
         let config = ServeConfig {
             grpc_addr: "127.0.0.1:0".parse()?,
-            rest_addr: None,
+            rest_addr: Some("127.0.0.1:0".parse()?),
             database_url,
             health_interval: Duration::from_secs(5),
         };
         let app = Application::build(&config).await?;
-        let key = format!("Bearer {}", app.bootstrap_key().context("fresh database")?).parse()?;
+        let plain_key = app.bootstrap_key().context("fresh database")?.to_owned();
+        let key = format!("Bearer {plain_key}").parse()?;
+        let rest = format!("http://{}", app.rest_addr().context("REST is on")?);
+        let workspace = app
+            .store()
+            .find_workspace("default")
+            .await?
+            .context("bootstrapped")?
+            .id
+            .to_string();
         let channel = Endpoint::from_shared(format!("http://{}", app.grpc_addr()))?
             .connect()
             .await?;
@@ -240,6 +266,9 @@ impl Server {
         Ok(Self {
             channel,
             key,
+            plain_key,
+            rest,
+            workspace,
             stop,
             task,
         })
@@ -318,6 +347,72 @@ async fn grpc_batches(
     .await?;
     Ok(measured(
         "BatchUpsertPeople (gRPC, 100/batch)",
+        people.len(),
+        started.elapsed(),
+        Some(latencies),
+    ))
+}
+
+/// The same batches through seed 002's REST route, as JSON.
+async fn rest_batches(
+    server: &Server,
+    people: &[PersonUpsert],
+    concurrency: usize,
+) -> anyhow::Result<Row> {
+    let bodies: Arc<Vec<String>> = Arc::new(
+        people
+            .chunks(BATCH)
+            .map(|chunk| {
+                let people: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "userId": p.user_id,
+                            "email": p.email,
+                            "traits": struct_to_map(p.traits.clone().unwrap_or_default()),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "people": people }).to_string()
+            })
+            .collect(),
+    );
+    let url = Arc::new(format!(
+        "{}/api/v1/workspaces/{}/people/batch",
+        server.rest, server.workspace
+    ));
+    let client = reqwest::Client::new();
+    let key = Arc::new(server.plain_key.clone());
+    reset_peak_rss();
+    let started = Instant::now();
+    let work_bodies = bodies.clone();
+    let latencies = run_batches(bodies.len(), concurrency, move |i| {
+        let (client, bodies, url, key) = (
+            client.clone(),
+            work_bodies.clone(),
+            url.clone(),
+            key.clone(),
+        );
+        async move {
+            let response = client
+                .post(url.as_str())
+                .bearer_auth(key.as_str())
+                .header("content-type", "application/json")
+                .body(bodies[i].clone())
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "REST batch failed: {}",
+                response.status()
+            );
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(measured(
+        "Flameup REST batch (ceiling: gRPC batch)",
         people.len(),
         started.elapsed(),
         Some(latencies),
@@ -615,12 +710,12 @@ fn print_table(args: &Args, rows: &[Row]) {
         args.rows, args.concurrency
     );
     println!(
-        "| {:<38} | {:<8} | {:>12} | {:>8} | {:>8} | {:>9} | {:>8} |",
+        "| {:<42} | {:<8} | {:>12} | {:>8} | {:>8} | {:>9} | {:>8} |",
         "scenario", "backend", "rate", "p50 ms", "p99 ms", "peak MB", "ceiling"
     );
     println!(
         "|{}|{}|{}|{}|{}|{}|{}|",
-        "-".repeat(40),
+        "-".repeat(44),
         "-".repeat(10),
         "-".repeat(14),
         "-".repeat(10),
@@ -640,7 +735,7 @@ fn print_table(args: &Args, rows: &[Row]) {
             |c| format!("{:.0} %", 100.0 * row.rate / c),
         );
         println!(
-            "| {:<38} | {:<8} | {:>12} | {:>8} | {:>8} | {:>9.1} | {:>8} |",
+            "| {:<42} | {:<8} | {:>12} | {:>8} | {:>8} | {:>9.1} | {:>8} |",
             row.scenario,
             row.backend.name(),
             format!("{:.0} {}", row.rate, row.unit),
