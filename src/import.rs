@@ -44,7 +44,19 @@ pub struct Importer {
     /// User ids and email keys pending, so one batch never names a person
     /// twice (a repeat starts a new batch, and so wins over the earlier one).
     pending_keys: HashSet<String>,
+    /// The batch being written while the next one is read and checked. One
+    /// at a time, in stream order, so a person repeated across batches is
+    /// applied in order.
+    writing: Option<tokio::task::JoinHandle<Result<Written>>>,
     tally: ImportTally,
+}
+
+/// What writing one batch did.
+#[derive(Debug, Default)]
+struct Written {
+    created: u64,
+    updated: u64,
+    refused: Vec<(u64, FieldViolation)>,
 }
 
 impl Importer {
@@ -55,6 +67,7 @@ impl Importer {
             positions: Vec::with_capacity(BATCH_SIZE),
             pending: Vec::with_capacity(BATCH_SIZE),
             pending_keys: HashSet::new(),
+            writing: None,
             tally: ImportTally::default(),
         }
     }
@@ -102,63 +115,93 @@ impl Importer {
     /// Writes what is pending and returns the totals.
     pub async fn finish(mut self) -> Result<ImportTally> {
         self.flush().await?;
+        self.settle().await?;
+        self.tally.rejections.sort_by_key(|r| r.position);
         Ok(self.tally)
     }
 
+    /// Counts a rejection and keeps the first ones by position: a batch's
+    /// refusals come back after later people were already checked.
     fn reject(&mut self, position: u64, violations: Vec<FieldViolation>) {
         self.tally.rejected += 1;
-        for violation in violations {
-            if self.tally.rejections.len() < MAX_REPORTED_REJECTIONS {
-                self.tally.rejections.push(Rejection {
-                    position,
-                    field: violation.field,
-                    description: violation.description,
-                });
-            }
+        let rejections = &mut self.tally.rejections;
+        rejections.extend(violations.into_iter().map(|violation| Rejection {
+            position,
+            field: violation.field,
+            description: violation.description,
+        }));
+        if rejections.len() > MAX_REPORTED_REJECTIONS {
+            rejections.sort_by_key(|r| r.position);
+            rejections.truncate(MAX_REPORTED_REJECTIONS);
         }
     }
 
-    /// Writes the pending batch. People a batch refuses by position (a
-    /// conflict) are rejected and the rest retried; any other failure ends
-    /// the import.
+    /// Waits for the batch being written and counts what it did.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(writing) = self.writing.take() {
+            let written = writing.await.map_err(crate::error::Error::internal)??;
+            self.tally.created += written.created;
+            self.tally.updated += written.updated;
+            for (position, violation) in written.refused {
+                self.reject(position, vec![violation]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the pending batch to the writer, once the previous one is done.
     async fn flush(&mut self) -> Result<()> {
         self.pending_keys.clear();
-        let mut positions = std::mem::take(&mut self.positions);
-        let mut pending = std::mem::take(&mut self.pending);
-        while !pending.is_empty() {
-            match self.store.upsert_people(self.workspace, &pending).await {
-                Ok(written) => {
-                    let created = written.iter().filter(|u| u.created).count() as u64;
-                    self.tally.created += created;
-                    self.tally.updated += written.len() as u64 - created;
-                    break;
+        let positions = std::mem::replace(&mut self.positions, Vec::with_capacity(BATCH_SIZE));
+        let pending = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_SIZE));
+        self.settle().await?;
+        if !pending.is_empty() {
+            let (store, workspace) = (self.store.clone(), self.workspace);
+            self.writing = Some(tokio::spawn(write(store, workspace, positions, pending)));
+        }
+        Ok(())
+    }
+}
+
+/// Writes one batch. People it refuses by position (a conflict) are set
+/// aside and the rest written again; any other failure ends the import.
+async fn write(
+    store: Arc<dyn Store>,
+    workspace: WorkspaceId,
+    mut positions: Vec<u64>,
+    mut pending: Vec<PersonUpsert>,
+) -> Result<Written> {
+    let mut written = Written::default();
+    while !pending.is_empty() {
+        match store.upsert_people(workspace, &pending).await {
+            Ok(people) => {
+                let created = people.iter().filter(|u| u.created).count() as u64;
+                written.created += created;
+                written.updated += people.len() as u64 - created;
+                break;
+            }
+            Err(error) => {
+                let mut refused: Vec<(usize, FieldViolation)> = error
+                    .violations()
+                    .iter()
+                    .filter_map(|v| {
+                        item_of(&v.field)
+                            .map(|(i, field)| (i, FieldViolation::new(field, &v.description)))
+                    })
+                    .collect();
+                if refused.is_empty() {
+                    return Err(error);
                 }
-                Err(error) => {
-                    let mut refused: Vec<(usize, FieldViolation)> = error
-                        .violations()
-                        .iter()
-                        .filter_map(|v| {
-                            item_of(&v.field)
-                                .map(|(i, field)| (i, FieldViolation::new(field, &v.description)))
-                        })
-                        .collect();
-                    if refused.is_empty() {
-                        return Err(error);
-                    }
-                    refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-                    refused.dedup_by_key(|(i, _)| *i);
-                    for (i, violation) in refused {
-                        let position = positions.remove(i);
-                        pending.remove(i);
-                        self.reject(position, vec![violation]);
-                    }
+                refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+                refused.dedup_by_key(|(i, _)| *i);
+                for (i, violation) in refused {
+                    written.refused.push((positions.remove(i), violation));
+                    pending.remove(i);
                 }
             }
         }
-        self.positions = Vec::with_capacity(BATCH_SIZE);
-        self.pending = Vec::with_capacity(BATCH_SIZE);
-        Ok(())
     }
+    Ok(written)
 }
 
 /// `people[12].email` → (12, `email`); `people[3]` → (3, ``).
