@@ -71,21 +71,29 @@ impl Authenticator {
     }
 }
 
-/// The key in `authorization: Bearer <key>` or, failing that, `x-api-key`.
+/// The key in `authorization: Bearer <key>` or, failing that, `x-api-key`
+/// (gRPC accepts both).
 pub fn key_from_headers(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
+    bearer_key(headers).or_else(|| header_key(headers, "x-api-key"))
+}
+
+/// The key in `authorization: Bearer <key>`.
+pub fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| {
             let (scheme, key) = value.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
-    bearer.or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    })
+        })
+}
+
+/// The key in a header of its own.
+pub fn header_key<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -302,6 +302,32 @@ async fn people_are_read_listed_updated_and_deleted(backend: Backend) {
         get(&app, "/api/v1/people/u1").await.0,
         StatusCode::NOT_FOUND
     );
+    let uuid_user = uuid::Uuid::new_v4().to_string();
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/workspaces/{workspace}/people/upsert"),
+        Some(&app.key),
+        &json!({ "userId": uuid_user }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, found) = get(&app, &format!("/api/v1/people/{uuid_user}")).await;
+    assert_eq!(
+        (status, found["external_id"].as_str()),
+        (StatusCode::OK, Some(uuid_user.as_str())),
+        "a UUID-shaped user id is found"
+    );
+    let x_api_key = reqwest::Client::new()
+        .get(format!("{}/api/v1/people/u1", app.rest))
+        .header("X-API-KEY", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        x_api_key.status(),
+        StatusCode::UNAUTHORIZED,
+        "Flameup's key header is Authorization: Bearer"
+    );
 }
 
 async fn rest_and_grpc_see_the_same_rows(backend: Backend) {

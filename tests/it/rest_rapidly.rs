@@ -257,10 +257,36 @@ async fn not_found_unauthorized_and_bad_ids_have_their_shapes(backend: Backend) 
         .send()
         .await
         .unwrap();
-    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        malformed.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Polar answers bad JSON with 422"
+    );
     assert_eq!(
         malformed.json::<Value>().await.unwrap()["error"],
         "RequestValidationError"
+    );
+    let other_header = reqwest::Client::new()
+        .get(format!("{}/api/customers", app.rest))
+        .header("X-API-KEY", &app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_header.status(),
+        StatusCode::UNAUTHORIZED,
+        "only this family's header counts"
+    );
+    let (status, reply) = call(
+        &app,
+        Method::GET,
+        "/api/customers/external/x/nothing-here",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, reply["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("ResourceNotFound"))
     );
     let other = app.other_workspace_key().await;
     let created = create(&app, json!({ "email": "mine@example.com" })).await;

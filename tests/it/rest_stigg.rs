@@ -125,6 +125,33 @@ async fn errors_have_the_stigg_shape(backend: Backend) {
         anonymous.json::<Value>().await.unwrap(),
         json!({ "error": { "code": "UNAUTHENTICATED", "message": "Invalid or missing API key" } })
     );
+    let bearer = reqwest::Client::new()
+        .get(format!("{}/api/v1-beta/customers/acme/entities", app.rest))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bearer.status(),
+        StatusCode::UNAUTHORIZED,
+        "Stigg's key header is X-API-KEY"
+    );
+    let (status, reply) = call(
+        &app,
+        Method::PUT,
+        "/api/v1-beta/customers/acme/entities",
+        Some(json!({ "entities": "many" })),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("BAD_REQUEST"))
+    );
+    let (status, reply) = call(&app, Method::GET, "/api/v1-beta/nothing-here", None).await;
+    assert_eq!(
+        (status, reply["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("NOT_FOUND"))
+    );
     let mut entities: Vec<Value> = (0..100)
         .map(|i| json!({ "id": format!("e{i}"), "typeRefId": "user" }))
         .collect();

@@ -284,18 +284,29 @@ fn lookup(id: &str) -> Result<PersonLookup, ApiError> {
     PersonLookup::by_external_id(id).map_err(fail)
 }
 
+/// The person `{id}` names; a UUID that is no person's id may still be
+/// someone's external id.
+async fn find(state: &RestState, workspace: WorkspaceId, id: &str) -> Result<Person, ApiError> {
+    match state.store.get_person(workspace, &lookup(id)?).await {
+        Err(Error::NotFound { .. }) if uuid::Uuid::try_parse(id).is_ok() => {
+            let by_external = PersonLookup::by_external_id(id).map_err(fail)?;
+            state
+                .store
+                .get_person(workspace, &by_external)
+                .await
+                .map_err(fail)
+        }
+        other => other.map_err(fail),
+    }
+}
+
 async fn get_person(
     State(state): State<RestState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<PersonView>, ApiError> {
     let workspace = workspace(&state, &headers, None).await?;
-    let person = state
-        .store
-        .get_person(workspace, &lookup(&id)?)
-        .await
-        .map_err(fail)?;
-    Ok(Json(PersonView::from(&person)))
+    Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
 }
 
 async fn get_in_workspace(
@@ -304,12 +315,7 @@ async fn get_in_workspace(
     headers: HeaderMap,
 ) -> Result<Json<PersonView>, ApiError> {
     let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    let person = state
-        .store
-        .get_person(workspace, &lookup(&id)?)
-        .await
-        .map_err(fail)?;
-    Ok(Json(PersonView::from(&person)))
+    Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,11 +333,7 @@ async fn update(
 ) -> Result<Json<PersonView>, ApiError> {
     let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
     let request = body(FAMILY, request)?;
-    let current = state
-        .store
-        .get_person(workspace, &lookup(&person_id)?)
-        .await
-        .map_err(fail)?;
+    let current = find(&state, workspace, &person_id).await?;
     let person = PersonBody {
         user_id: Some(current.external_id),
         email: None,
@@ -347,12 +349,13 @@ async fn delete_person(
     workspace: WorkspaceId,
     id: &str,
 ) -> Result<Json<PersonView>, ApiError> {
-    let person = state
+    let person = find(state, workspace, id).await?;
+    let deleted = state
         .store
-        .delete_person(workspace, &lookup(id)?)
+        .delete_person(workspace, &PersonLookup::Id(person.id))
         .await
         .map_err(fail)?;
-    Ok(Json(PersonView::from(&person)))
+    Ok(Json(PersonView::from(&deleted)))
 }
 
 async fn delete(

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::auth::{Authenticator, key_from_headers};
+use crate::auth::{Authenticator, bearer_key, header_key};
 use crate::domain::WorkspaceId;
 use crate::error::{Error, FieldViolation};
 use crate::store::Store;
@@ -46,6 +46,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .merge(rapidly::routes())
         .merge(stigg::routes())
         .merge(schematic::routes())
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -56,6 +57,14 @@ async fn healthz(State(state): State<RestState>) -> (StatusCode, &'static str) {
         Ok(()) => (StatusCode::OK, "ok"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
+}
+
+/// A path or method no route takes: the family's own 404.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        Family::of_path(uri.path()),
+        Error::NotFound { resource: "route" },
+    )
 }
 
 /// The public APIs the gateway speaks; each has its own auth header and
@@ -73,17 +82,28 @@ pub enum Family {
 }
 
 impl Family {
-    /// The key in this family's header.
+    /// The key in this family's header, and only there: a key sent in
+    /// another family's header is no key at all.
     fn key(self, headers: &HeaderMap) -> Option<&str> {
-        let header = match self {
-            Self::Flameup | Self::Rapidly => return key_from_headers(headers),
-            Self::Stigg => "x-api-key",
-            Self::Schematic => "x-schematic-api-key",
-        };
-        headers
-            .get(header)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
+        match self {
+            Self::Flameup | Self::Rapidly => bearer_key(headers),
+            Self::Stigg => header_key(headers, "x-api-key"),
+            Self::Schematic => header_key(headers, "x-schematic-api-key"),
+        }
+    }
+
+    /// The family whose routes a path belongs to, for answers to requests
+    /// no route takes.
+    fn of_path(path: &str) -> Self {
+        if path.starts_with("/api/customers") || path.starts_with("/v1/customers") {
+            Self::Rapidly
+        } else if path.starts_with("/api/v1-beta") {
+            Self::Stigg
+        } else if path.starts_with("/api/v1") {
+            Self::Flameup
+        } else {
+            Self::Schematic
+        }
     }
 
     /// The HTTP status of an error, for this family.
@@ -239,11 +259,14 @@ impl ApiError {
     /// A body that is not the JSON the route expects: the family's 4xx,
     /// never axum's plain-text default.
     fn bad_body(family: Family, rejection: &JsonRejection) -> Self {
-        let status = match rejection {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        let status = match (rejection, family) {
+            (JsonRejection::MissingJsonContentType(_), _) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            (JsonRejection::BytesRejection(_), _) => StatusCode::PAYLOAD_TOO_LARGE,
+            // Stigg and Schematic answer any bad body with 400, Polar with 422.
+            (_, Family::Stigg | Family::Schematic) => StatusCode::BAD_REQUEST,
+            (_, Family::Rapidly) => StatusCode::UNPROCESSABLE_ENTITY,
+            (JsonRejection::JsonSyntaxError(_), Family::Flameup) => StatusCode::BAD_REQUEST,
+            (_, Family::Flameup) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let error =
             Error::InvalidArgument(vec![FieldViolation::new("body", rejection.body_text())]);
