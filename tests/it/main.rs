@@ -10,6 +10,7 @@ mod rest_flameup;
 mod rest_rapidly;
 mod rest_schematic;
 mod rest_stigg;
+mod sdk;
 mod service;
 mod store_conformance;
 mod users;

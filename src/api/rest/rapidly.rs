@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -267,11 +267,35 @@ struct CustomerView {
     avatar_url: Option<String>,
     r#type: &'static str,
     members: Vec<MemberView>,
+    /// Only under `/v1/customers`: fields Polar's SDKs require.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    polar: Option<PolarFields>,
+}
+
+/// What Polar's customer model has beyond seed 003: the owner (Polar's
+/// organisation is Kith's workspace) and billing fields Kith does not keep.
+#[derive(Debug, Serialize)]
+struct PolarFields {
+    organization_id: String,
+    billing_name: Option<String>,
+    tax_id: Option<Vec<Value>>,
+    first_user_event_at: Option<String>,
+}
+
+/// Whether a request came through Polar's prefix.
+fn polar(uri: &Uri) -> bool {
+    uri.path().starts_with("/v1/")
 }
 
 impl CustomerView {
-    fn of(customer: &Customer, members: &[Member]) -> Self {
+    fn of(customer: &Customer, members: &[Member], polar: bool) -> Self {
         Self {
+            polar: polar.then(|| PolarFields {
+                organization_id: customer.workspace_id.to_string(),
+                billing_name: customer.name.as_ref().map(|n| n.as_str().to_owned()),
+                tax_id: None,
+                first_user_event_at: None,
+            }),
             id: customer.id.to_string(),
             created_at: rfc3339(customer.created_at),
             modified_at: customer.modified_at.map(rfc3339),
@@ -301,6 +325,7 @@ async fn view(
     state: &RestState,
     workspace: WorkspaceId,
     customer: &Customer,
+    uri: &Uri,
 ) -> Result<CustomerView, ApiError> {
     let mut members = state
         .store
@@ -310,11 +335,13 @@ async fn view(
     Ok(CustomerView::of(
         customer,
         &members.remove(&customer.id).unwrap_or_default(),
+        polar(uri),
     ))
 }
 
 async fn create(
     State(state): State<RestState>,
+    uri: Uri,
     headers: HeaderMap,
     request: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
@@ -331,7 +358,7 @@ async fn create(
         .map_err(|e| fail(e).with_input(raw))?;
     Ok((
         StatusCode::CREATED,
-        Json(view(&state, workspace, &customer).await?),
+        Json(view(&state, workspace, &customer, &uri).await?),
     ))
 }
 
@@ -351,6 +378,7 @@ fn by_external_id(id: &str) -> Result<CustomerLookup, ApiError> {
 
 async fn get_one(
     state: &RestState,
+    uri: &Uri,
     headers: &HeaderMap,
     lookup: Result<CustomerLookup, ApiError>,
 ) -> Result<Json<CustomerView>, ApiError> {
@@ -360,27 +388,30 @@ async fn get_one(
         .get_customer(workspace, &lookup?)
         .await
         .map_err(fail)?;
-    Ok(Json(view(state, workspace, &customer).await?))
+    Ok(Json(view(state, workspace, &customer, uri).await?))
 }
 
 async fn get_by_id(
     State(state): State<RestState>,
+    uri: Uri,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<CustomerView>, ApiError> {
-    get_one(&state, &headers, by_id(&id)).await
+    get_one(&state, &uri, &headers, by_id(&id)).await
 }
 
 async fn get_by_external_id(
     State(state): State<RestState>,
+    uri: Uri,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<CustomerView>, ApiError> {
-    get_one(&state, &headers, by_external_id(&id)).await
+    get_one(&state, &uri, &headers, by_external_id(&id)).await
 }
 
 async fn update_one(
     state: &RestState,
+    uri: &Uri,
     headers: &HeaderMap,
     lookup: Result<CustomerLookup, ApiError>,
     request: Result<Json<Value>, JsonRejection>,
@@ -410,25 +441,27 @@ async fn update_one(
         .update_customer(workspace, &lookup, &patch)
         .await
         .map_err(|e| fail(e).with_input(raw))?;
-    Ok(Json(view(state, workspace, &customer).await?))
+    Ok(Json(view(state, workspace, &customer, uri).await?))
 }
 
 async fn update_by_id(
     State(state): State<RestState>,
+    uri: Uri,
     Path(id): Path<String>,
     headers: HeaderMap,
     request: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<CustomerView>, ApiError> {
-    update_one(&state, &headers, by_id(&id), request, false).await
+    update_one(&state, &uri, &headers, by_id(&id), request, false).await
 }
 
 async fn update_by_external_id(
     State(state): State<RestState>,
+    uri: Uri,
     Path(id): Path<String>,
     headers: HeaderMap,
     request: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<CustomerView>, ApiError> {
-    update_one(&state, &headers, by_external_id(&id), request, true).await
+    update_one(&state, &uri, &headers, by_external_id(&id), request, true).await
 }
 
 async fn delete_one(
@@ -476,6 +509,7 @@ struct Pagination {
 /// `?page=1&limit=10&email=…&external_id=…&metadata[key]=value&sorting=-created_at`.
 async fn list(
     State(state): State<RestState>,
+    uri: Uri,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ListView>, ApiError> {
@@ -549,7 +583,7 @@ async fn list(
         items: customers
             .items
             .iter()
-            .map(|c| CustomerView::of(c, &members.remove(&c.id).unwrap_or_default()))
+            .map(|c| CustomerView::of(c, &members.remove(&c.id).unwrap_or_default(), polar(&uri)))
             .collect(),
         pagination: Pagination {
             total_count,

@@ -213,6 +213,36 @@ fn company_view(company: &Company, workspace: WorkspaceId) -> Value {
     })
 }
 
+/// A company as its own detail endpoints return it. Schematic's SDKs
+/// require its billing fields; Kith keeps no billing, so they are empty,
+/// and `user_count` is the company's members.
+async fn company_detail(
+    state: &RestState,
+    company: &Company,
+    workspace: WorkspaceId,
+) -> Result<Value, ApiError> {
+    let user_count = state
+        .store
+        .count_users(workspace, Some(company.id))
+        .await
+        .map_err(fail)?;
+    let mut view = company_view(company, workspace);
+    for list in [
+        "add_ons",
+        "billing_subscriptions",
+        "custom_plan_billings",
+        "entitlements",
+        "metrics",
+        "payment_methods",
+        "plans",
+        "rules",
+    ] {
+        view[list] = json!([]);
+    }
+    view["user_count"] = json!(user_count);
+    Ok(view)
+}
+
 fn membership_view(detail: &MembershipDetail, workspace: WorkspaceId) -> Value {
     let m = &detail.membership;
     json!({
@@ -484,7 +514,7 @@ async fn upsert_company_as(
         .upsert_company(workspace, &upsert)
         .await
         .map_err(fail)?;
-    Ok(company_view(&company, workspace))
+    company_detail(state, &company, workspace).await
 }
 
 async fn upsert_company(
@@ -527,7 +557,7 @@ async fn lookup_company(
         .await
         .map_err(fail)?;
     Ok(envelope(
-        company_view(&company, workspace),
+        company_detail(&state, &company, workspace).await?,
         json!({ "keys": keys }),
     ))
 }
@@ -562,7 +592,10 @@ async fn get_company(
 ) -> Result<Json<Value>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let company = company_by_id(&state, workspace, &company_id).await?;
-    Ok(envelope(company_view(&company, workspace), json!({})))
+    Ok(envelope(
+        company_detail(&state, &company, workspace).await?,
+        json!({}),
+    ))
 }
 
 async fn delete_company(
@@ -648,7 +681,10 @@ async fn company_trait(
         .update_company_trait(workspace, &update)
         .await
         .map_err(fail)?;
-    Ok(envelope(company_view(&company, workspace), json!({})))
+    Ok(envelope(
+        company_detail(&state, &company, workspace).await?,
+        json!({}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
