@@ -11,7 +11,8 @@ use crate::harness::{Backend, TestApp, backend_tests, require};
 
 backend_tests!(
     polar_python_sdk_manages_customers,
-    schematic_python_sdk_manages_users_and_companies
+    schematic_python_sdk_manages_users_and_companies,
+    stigg_python_sdk_manages_entities,
 );
 
 fn sdk_path() -> Option<String> {
@@ -62,4 +63,27 @@ async fn schematic_python_sdk_manages_users_and_companies(backend: Backend) {
     let python_path = require!(sdk_path());
     let app = require!(TestApp::spawn(backend).await);
     run_script(&app, "schematic_python.py", python_path).await;
+}
+
+async fn stigg_python_sdk_manages_entities(backend: Backend) {
+    let python_path = require!(sdk_path());
+    let app = require!(TestApp::spawn(backend).await);
+    let client = reqwest::Client::new();
+    let customer = client
+        .post(format!("{}/api/customers", app.rest))
+        .bearer_auth(&app.key)
+        .json(&serde_json::json!({ "email": "billing@acme.com", "external_id": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(customer.status().is_success());
+    let types = client
+        .put(format!("{}/api/v1-beta/entity-types", app.rest))
+        .header("X-API-KEY", &app.key)
+        .json(&serde_json::json!({ "types": [{ "id": "user", "displayName": "User" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(types.status().is_success());
+    run_script(&app, "stigg_python.py", python_path).await;
 }

@@ -314,6 +314,16 @@ fn body<T>(family: Family, body: Result<Json<T>, JsonRejection>) -> Result<T, Ap
         .map_err(|rejection| ApiError::bad_body(family, &rejection))
 }
 
+/// For `#[serde(deserialize_with)]`: `Some(None)` for an explicit `null`,
+/// `None` (with `#[serde(default)]`) when the field is absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
 /// RFC 3339 with milliseconds and `Z`, as every family's examples show.
 fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

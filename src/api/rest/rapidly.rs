@@ -10,10 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
+use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
 use crate::domain::customer::{
     AddressInput, BillingAddress, Customer, CustomerFilter, CustomerInput, CustomerLookup,
     CustomerPatch, CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
@@ -48,15 +48,6 @@ pub(super) fn routes() -> Router<RestState> {
 
 fn fail(error: Error) -> ApiError {
     ApiError::new(FAMILY, error)
-}
-
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize)]

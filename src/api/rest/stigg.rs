@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
+use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
 use crate::domain::WorkspaceId;
 use crate::domain::customer::ExternalId;
 use crate::domain::entity::{
@@ -74,7 +74,9 @@ struct EntityBody {
     id: String,
     #[serde(alias = "entityTypeId")]
     type_ref_id: Option<String>,
-    display_name: Option<String>,
+    /// Absent keeps the name; `null` or `""` clears it.
+    #[serde(default, deserialize_with = "present")]
+    display_name: Option<Option<String>>,
     #[serde(default)]
     metadata: Map<String, Value>,
 }
@@ -150,7 +152,7 @@ async fn upsert(
         inputs.push(EntityUpsertInput {
             id: e.id,
             type_id: e.type_ref_id,
-            display_name: e.display_name,
+            display_name: e.display_name.map(Option::unwrap_or_default),
             metadata,
         });
     }
