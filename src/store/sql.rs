@@ -998,12 +998,21 @@ macro_rules! impl_store {
                 workspace: $crate::domain::WorkspaceId,
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
-                // Racing batches may deadlock on each other's new keys; the
-                // loser rolled back entirely, so it is simply run again.
+                // Racing batches may deadlock on each other's new keys, or
+                // one may plan to create someone another is writing at that
+                // instant (the locked read skips a row updated under it).
+                // Either way the loser rolled back entirely and is run again;
+                // a clash the domain found itself names `people[i]` and is
+                // final.
                 let mut attempts = 0;
                 loop {
                     match Self::upsert_people_once(self.writer(), workspace, batch).await {
                         Err($crate::error::Error::Aborted(_)) if attempts < 3 => attempts += 1,
+                        Err($crate::error::Error::AlreadyExists(violation))
+                            if !violation.field.starts_with("people[") && attempts < 3 =>
+                        {
+                            attempts += 1
+                        }
                         result => return result,
                     }
                 }
