@@ -85,6 +85,34 @@ macro_rules! impl_store {
                     .ok_or($crate::error::Error::NotFound { resource: "customer" })
             }
 
+            /// The tail of a keyset-paged listing: rows after the page's
+            /// cursor in `(created_at, <key>)` order (or before it, newest
+            /// first), one more than the page so the page knows if another
+            /// follows, skipping the page's offset. `table` prefixes the
+            /// columns when the query joins (`u.`).
+            fn push_page(
+                query: &mut sqlx::QueryBuilder<$db>,
+                page: &$crate::domain::page::PageRequest,
+                table: &str,
+                key: &str,
+            ) {
+                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
+                if let Some(after) = page.after {
+                    query
+                        .push(format!(" AND ({table}created_at, {table}{key}) {compare} ("))
+                        .push_bind(after.created_at)
+                        .push(", ")
+                        .push_bind(after.id)
+                        .push(")");
+                }
+                query
+                    .push(format!(" ORDER BY {table}created_at {order}, {table}{key} {order} LIMIT "))
+                    .push_bind(page.fetch_limit());
+                if page.skip > 0 {
+                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
+                }
+            }
+
             /// The `WHERE` clause of a customer listing: live customers of
             /// the workspace that pass every filter.
             fn push_customer_filter(
@@ -683,21 +711,7 @@ macro_rules! impl_store {
                     "SELECT ", customer_columns!(), " FROM customers WHERE "
                 ));
                 Self::push_customer_filter(&mut query, workspace, filter);
-                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-                if let Some(after) = page.after {
-                    query
-                        .push(format!(" AND (created_at, id) {compare} ("))
-                        .push_bind(after.created_at)
-                        .push(", ")
-                        .push_bind(after.id)
-                        .push(")");
-                }
-                query
-                    .push(format!(" ORDER BY created_at {order}, id {order} LIMIT "))
-                    .push_bind(page.fetch_limit());
-                if page.skip > 0 {
-                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
-                }
+                Self::push_page(&mut query, page, "", "id");
                 let rows: Vec<CustomerRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())
@@ -818,18 +832,7 @@ macro_rules! impl_store {
                     "SELECT ", entity_type_columns!(), " FROM entity_types WHERE workspace_id = "
                 ));
                 query.push_bind(workspace.0);
-                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-                if let Some(after) = page.after {
-                    query
-                        .push(format!(" AND (created_at, pk) {compare} ("))
-                        .push_bind(after.created_at)
-                        .push(", ")
-                        .push_bind(after.id)
-                        .push(")");
-                }
-                query
-                    .push(format!(" ORDER BY created_at {order}, pk {order} LIMIT "))
-                    .push_bind(page.fetch_limit());
+                Self::push_page(&mut query, page, "", "pk");
                 let rows: Vec<EntityTypeRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())
@@ -902,18 +905,7 @@ macro_rules! impl_store {
                 if !filter.include_archived {
                     query.push(" AND archived_at IS NULL");
                 }
-                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-                if let Some(after) = page.after {
-                    query
-                        .push(format!(" AND (created_at, pk) {compare} ("))
-                        .push_bind(after.created_at)
-                        .push(", ")
-                        .push_bind(after.id)
-                        .push(")");
-                }
-                query
-                    .push(format!(" ORDER BY created_at {order}, pk {order} LIMIT "))
-                    .push_bind(page.fetch_limit());
+                Self::push_page(&mut query, page, "", "pk");
                 let rows: Vec<EntityRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())
@@ -1047,20 +1039,7 @@ macro_rules! impl_store {
                         .push_bind(format!("%{escaped}%"))
                         .push(" ESCAPE '\\'");
                 }
-                if let Some(after) = page.after {
-                    query
-                        .push(" AND (created_at, id) > (")
-                        .push_bind(after.created_at)
-                        .push(", ")
-                        .push_bind(after.id)
-                        .push(")");
-                }
-                query
-                    .push(" ORDER BY created_at, id LIMIT ")
-                    .push_bind(page.fetch_limit());
-                if page.skip > 0 {
-                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
-                }
+                Self::push_page(&mut query, page, "", "id");
                 let rows: Vec<PersonRow> = query
                     .build_query_as()
                     .fetch_all(self.reader())

@@ -683,14 +683,7 @@ macro_rules! impl_user_store {
                     query.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ").push_bind(company);
                 }
                 query.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
-                let (compare, order) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-                if let Some(after) = page.after {
-                    query.push(format!(" AND (u.created_at, u.id) {compare} (")).push_bind(after.created_at).push(", ").push_bind(after.id).push(")");
-                }
-                query.push(format!(" ORDER BY u.created_at {order}, u.id {order} LIMIT ")).push_bind(page.fetch_limit());
-                if page.skip > 0 {
-                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
-                }
+                Self::push_page(&mut query, page, "u.", "id");
                 let ids: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> = query
                     .build_query_as()
                     .fetch_all(&mut *connection)
@@ -842,13 +835,7 @@ macro_rules! impl_user_store {
                 if let Some(user) = user {
                     query.push(" AND user_id = ").push_bind(user);
                 }
-                if let Some(after) = page.after {
-                    query.push(" AND (created_at, id) > (").push_bind(after.created_at).push(", ").push_bind(after.id).push(")");
-                }
-                query.push(" ORDER BY created_at, id LIMIT ").push_bind(page.fetch_limit());
-                if page.skip > 0 {
-                    query.push(" OFFSET ").push_bind(i64::try_from(page.skip).unwrap_or(i64::MAX));
-                }
+                Self::push_page(&mut query, page, "", "id");
                 let memberships: Vec<Membership> = query
                     .build_query_as::<MembershipRow>()
                     .fetch_all(&mut *connection)
