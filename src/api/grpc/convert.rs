@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 
 use crate::domain::customer::MetadataValue;
 use crate::domain::user::MemberRole;
-use crate::error::FieldViolation;
+use crate::error::{Error, FieldViolation};
 use crate::pb::kith::v1 as pb;
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -149,4 +149,40 @@ pub fn timestamp_from_proto(
         .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
         .map(|time| time.trunc_subsecs(3))
         .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
+}
+
+/// The fields an update names (AIP-134): the mask's paths, `*` for every
+/// updatable field, or without a mask the fields the message populates.
+/// A path that is not updatable is a violation of `update_mask`.
+pub fn masked_fields(
+    mask: Option<prost_types::FieldMask>,
+    populated: impl FnOnce() -> Vec<&'static str>,
+    updatable: &[&'static str],
+) -> Result<Vec<&'static str>, Error> {
+    let paths = match mask {
+        Some(mask) if !mask.paths.is_empty() => mask.paths,
+        _ => return Ok(populated()),
+    };
+    let mut unknown = Vec::new();
+    let mut named = Vec::new();
+    for path in &paths {
+        if path == "*" {
+            named.extend_from_slice(updatable);
+        } else if let Some(field) = updatable.iter().find(|field| *field == path) {
+            named.push(*field);
+        } else {
+            unknown.push(FieldViolation::new(
+                "update_mask",
+                format!(
+                    "'{path}' cannot be updated; updatable fields are {}",
+                    updatable.join(", ")
+                ),
+            ));
+        }
+    }
+    if unknown.is_empty() {
+        Ok(named)
+    } else {
+        Err(Error::InvalidArgument(unknown))
+    }
 }

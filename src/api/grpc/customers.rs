@@ -6,7 +6,8 @@ use prost_types::FieldMask;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    metadata_from_proto, metadata_to_proto, role_from_proto, role_to_proto, timestamp,
+    masked_fields, metadata_from_proto, metadata_to_proto, role_from_proto, role_to_proto,
+    timestamp,
 };
 use super::workspace_of;
 use crate::domain::customer::{
@@ -357,30 +358,7 @@ fn patch_input(
     customer: pb::Customer,
     mask: Option<FieldMask>,
 ) -> Result<(CustomerPatchInput, Vec<FieldViolation>), Error> {
-    let paths = match mask {
-        Some(mask) if !mask.paths.is_empty() => mask.paths,
-        _ => populated_fields(&customer),
-    };
-    let mut unknown = Vec::new();
-    let mut named: Vec<&str> = Vec::new();
-    for path in &paths {
-        if path == "*" {
-            named.extend(UPDATABLE_FIELDS);
-        } else if let Some(field) = UPDATABLE_FIELDS.iter().find(|field| *field == path) {
-            named.push(field);
-        } else {
-            unknown.push(FieldViolation::new(
-                "update_mask",
-                format!(
-                    "'{path}' cannot be updated; updatable fields are {}",
-                    UPDATABLE_FIELDS.join(", ")
-                ),
-            ));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(Error::InvalidArgument(unknown));
-    }
+    let named = masked_fields(mask, || populated_fields(&customer), &UPDATABLE_FIELDS)?;
 
     let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
     let mut patch = CustomerPatchInput::default();
@@ -422,7 +400,7 @@ fn patch_input(
     Ok((patch, wire))
 }
 
-fn populated_fields(customer: &pb::Customer) -> Vec<String> {
+fn populated_fields(customer: &pb::Customer) -> Vec<&'static str> {
     let populated = [
         ("email", customer.email.is_some()),
         ("name", customer.name.is_some()),
@@ -434,7 +412,7 @@ fn populated_fields(customer: &pb::Customer) -> Vec<String> {
     populated
         .into_iter()
         .filter(|(_, set)| *set)
-        .map(|(field, _)| field.to_owned())
+        .map(|(field, _)| field)
         .collect()
 }
 

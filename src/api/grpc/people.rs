@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prost_types::FieldMask;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{json_to_struct, struct_to_json, timestamp};
+use super::convert::{json_to_struct, masked_fields, struct_to_json, timestamp};
 use super::workspace_of;
 use crate::domain::page::PageRequest;
 use crate::domain::person::{
@@ -263,30 +263,7 @@ const UPDATABLE_FIELDS: [&str; 10] = [
 
 /// A person and its mask as a patch (AIP-134, as for customers).
 fn patch_input(person: pb::Person, mask: Option<FieldMask>) -> Result<PersonPatchInput> {
-    let paths = match mask {
-        Some(mask) if !mask.paths.is_empty() => mask.paths,
-        _ => populated_fields(&person),
-    };
-    let mut named: Vec<&str> = Vec::new();
-    let mut unknown = Vec::new();
-    for path in &paths {
-        if path == "*" {
-            named.extend(UPDATABLE_FIELDS);
-        } else if let Some(field) = UPDATABLE_FIELDS.iter().find(|f| *f == path) {
-            named.push(field);
-        } else {
-            unknown.push(FieldViolation::new(
-                "update_mask",
-                format!(
-                    "'{path}' cannot be updated; updatable fields are {}",
-                    UPDATABLE_FIELDS.join(", ")
-                ),
-            ));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(Error::InvalidArgument(unknown));
-    }
+    let named = masked_fields(mask, || populated_fields(&person), &UPDATABLE_FIELDS)?;
     let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
     let mut patch = PersonPatchInput::default();
     if named.contains(&"external_id") {
@@ -326,24 +303,24 @@ fn profile_field(person: &pb::Person, name: &str) -> Option<String> {
     }
 }
 
-fn populated_fields(person: &pb::Person) -> Vec<String> {
+fn populated_fields(person: &pb::Person) -> Vec<&'static str> {
     let mut fields = Vec::new();
     if !person.external_id.is_empty() {
-        fields.push("external_id".to_owned());
+        fields.push("external_id");
     }
     if person.email.is_some() {
-        fields.push("email".to_owned());
+        fields.push("email");
     }
     for (name, _) in KNOWN_TRAITS {
         if profile_field(person, name).is_some() {
-            fields.push(name.to_owned());
+            fields.push(name);
         }
     }
     if person.status != 0 {
-        fields.push("status".to_owned());
+        fields.push("status");
     }
     if person.attributes.is_some() {
-        fields.push("attributes".to_owned());
+        fields.push("attributes");
     }
     fields
 }
