@@ -306,9 +306,11 @@ async fn create_user(
     Ok((StatusCode::CREATED, envelope(user, json!({}))))
 }
 
-/// `keys[email]=…` (deepObject) from a query string.
-fn query_keys(query: &HashMap<String, String>) -> BTreeMap<String, String> {
-    query
+/// Lookup keys from a query string, in either form the SDKs send:
+/// `keys[email]=…` pairs (deepObject; the Python SDK and the docs) or
+/// `keys={"email":"…"}` (a JSON object; the TypeScript SDK).
+fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut keys: BTreeMap<String, String> = query
         .iter()
         .filter_map(|(name, value)| {
             Some((
@@ -316,7 +318,17 @@ fn query_keys(query: &HashMap<String, String>) -> BTreeMap<String, String> {
                 value.clone(),
             ))
         })
-        .collect()
+        .collect();
+    if let Some(object) = query.get("keys") {
+        let object: BTreeMap<String, String> = serde_json::from_str(object).map_err(|_| {
+            fail(Error::invalid(
+                "keys",
+                "must be keys[name]=value pairs or a JSON object of strings",
+            ))
+        })?;
+        keys.extend(object);
+    }
+    Ok(keys)
 }
 
 async fn lookup_user(
@@ -325,7 +337,7 @@ async fn lookup_user(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = caller(&state, &headers).await?;
-    let keys = query_keys(&query);
+    let keys = query_keys(&query)?;
     let lookup = UserLookup::by_keys(keys.clone()).map_err(fail)?;
     let user = state
         .store
@@ -548,7 +560,7 @@ async fn lookup_company(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = caller(&state, &headers).await?;
-    let keys = query_keys(&query);
+    let keys = query_keys(&query)?;
     let parsed =
         Keys::parse(keys.clone(), "keys", true).map_err(|v| fail(Error::InvalidArgument(v)))?;
     let company = state
