@@ -7,6 +7,7 @@ mod grpc_support;
 mod harness;
 mod people;
 mod rest_flameup;
+mod rest_gateway;
 mod rest_rapidly;
 mod rest_schematic;
 mod rest_stigg;

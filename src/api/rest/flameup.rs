@@ -9,6 +9,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
 use crate::domain::WorkspaceId;
@@ -44,6 +45,34 @@ pub(super) fn routes() -> Router<RestState> {
         .route("/api/v1/people/{id}", get(get_person).delete(delete))
 }
 
+/// Flameup's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+impl ErrorBody {
+    pub(super) fn new(code: &str, message: &str, details: Option<Value>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.to_owned(),
+                details,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorDetail {
+    code: String,
+    message: String,
+    /// `{"fields": {"people[0].userId": "…"}}` for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    details: Option<Value>,
+}
+
 /// Domain field paths in the names Flameup callers send.
 pub(super) fn field_name(path: &str) -> String {
     path.replace("user_id", "userId")
@@ -55,7 +84,7 @@ fn fail(error: Error) -> ApiError {
 
 /// The key's workspace, which a workspace in the path must be; another
 /// workspace is not found, never revealed.
-async fn workspace(
+pub(super) async fn workspace(
     state: &RestState,
     headers: &HeaderMap,
     path_workspace: Option<&str>,
@@ -70,13 +99,14 @@ async fn workspace(
 }
 
 /// One person as sent: `userId`, `email`, `phone` (create) and `traits`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PersonBody {
+pub(super) struct PersonBody {
     user_id: Option<String>,
     email: Option<String>,
     phone: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     traits: Map<String, Value>,
 }
 
@@ -95,14 +125,14 @@ impl PersonBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct BatchBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct BatchBody {
     people: Vec<PersonBody>,
 }
 
 /// A person as Flameup returns one.
-#[derive(Debug, Serialize)]
-struct PersonView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PersonView {
     id: String,
     workspace_id: String,
     external_id: String,
@@ -114,6 +144,7 @@ struct PersonView {
     timezone: Option<String>,
     locale: Option<String>,
     status: &'static str,
+    #[schema(value_type = Object)]
     attributes: Map<String, Value>,
     created_at: String,
     updated_at: String,
@@ -145,14 +176,15 @@ impl From<&Person> for PersonView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct BatchView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BatchView {
     people: Vec<PersonView>,
     created_count: usize,
     updated_count: usize,
 }
 
-async fn batch(
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/batch", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = BatchBody, responses((status = 200, body = BatchView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn batch(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
     headers: HeaderMap,
@@ -184,7 +216,7 @@ async fn batch(
 
 /// One person through the batch path, with field paths named from the
 /// person rather than `people[0]`.
-async fn upsert_one(
+pub(super) async fn upsert_one(
     state: &RestState,
     workspace: WorkspaceId,
     person: PersonBody,
@@ -214,7 +246,8 @@ async fn upsert_one(
     Ok(written.remove(0))
 }
 
-async fn upsert(
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/upsert", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn upsert(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
     headers: HeaderMap,
@@ -225,7 +258,7 @@ async fn upsert(
     Ok(Json(PersonView::from(&upserted.person)))
 }
 
-async fn create_person(
+pub(super) async fn create_person(
     state: &RestState,
     workspace: WorkspaceId,
     person: PersonBody,
@@ -252,7 +285,8 @@ async fn create_person(
     ))
 }
 
-async fn create_in_workspace(
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 201, body = PersonView), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn create_in_workspace(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
     headers: HeaderMap,
@@ -262,7 +296,8 @@ async fn create_in_workspace(
     create_person(&state, workspace, body(FAMILY, request)?).await
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/people", tag = "flameup", request_body = PersonBody, responses((status = 201, body = PersonView), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn create(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<PersonBody>, JsonRejection>,
@@ -286,7 +321,11 @@ fn lookup(id: &str) -> Result<PersonLookup, ApiError> {
 
 /// The person `{id}` names; a UUID that is no person's id may still be
 /// someone's external id.
-async fn find(state: &RestState, workspace: WorkspaceId, id: &str) -> Result<Person, ApiError> {
+pub(super) async fn find(
+    state: &RestState,
+    workspace: WorkspaceId,
+    id: &str,
+) -> Result<Person, ApiError> {
     match state.store.get_person(workspace, &lookup(id)?).await {
         Err(Error::NotFound { .. }) if uuid::Uuid::try_parse(id).is_ok() => {
             let by_external = PersonLookup::by_external_id(id).map_err(fail)?;
@@ -300,7 +339,8 @@ async fn find(state: &RestState, workspace: WorkspaceId, id: &str) -> Result<Per
     }
 }
 
-async fn get_person(
+#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn get_person(
     State(state): State<RestState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -309,7 +349,8 @@ async fn get_person(
     Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
 }
 
-async fn get_in_workspace(
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn get_in_workspace(
     State(state): State<RestState>,
     Path((workspace_id, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -318,14 +359,16 @@ async fn get_in_workspace(
     Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-struct UpdateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct UpdateBody {
     #[serde(default)]
+    #[schema(value_type = Object)]
     traits: Map<String, Value>,
 }
 
 /// Merges traits into a person found by id, with the upsert's rules.
-async fn update(
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), request_body = UpdateBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn update(
     State(state): State<RestState>,
     Path((workspace_id, person_id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -344,7 +387,7 @@ async fn update(
     Ok(Json(PersonView::from(&upserted.person)))
 }
 
-async fn delete_person(
+pub(super) async fn delete_person(
     state: &RestState,
     workspace: WorkspaceId,
     id: &str,
@@ -358,7 +401,8 @@ async fn delete_person(
     Ok(Json(PersonView::from(&deleted)))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn delete(
     State(state): State<RestState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -367,7 +411,8 @@ async fn delete(
     delete_person(&state, workspace, &id).await
 }
 
-async fn delete_in_workspace(
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn delete_in_workspace(
     State(state): State<RestState>,
     Path((workspace_id, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -376,23 +421,25 @@ async fn delete_in_workspace(
     delete_person(&state, workspace, &id).await
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
     limit: Option<i64>,
     offset: Option<u64>,
     status: Option<String>,
     search: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct ListView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ListView {
     people: Vec<PersonView>,
     limit: usize,
     offset: u64,
     has_more: bool,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/people", tag = "flameup", params(ListQuery), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn list(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

@@ -5,6 +5,7 @@
 //! errors to HTTP statuses and each family's error body.
 
 mod flameup;
+mod openapi;
 mod rapidly;
 mod schematic;
 mod stigg;
@@ -42,6 +43,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     };
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::document))
         .merge(flameup::routes())
         .merge(rapidly::routes())
         .merge(stigg::routes())
@@ -151,7 +153,7 @@ impl Family {
                         .collect::<Vec<_>>()
                         .join("; ")
                 };
-                json!({ "error": message })
+                to_json(schematic::ErrorBody { error: message })
             }
             Self::Stigg => {
                 let code = match error {
@@ -174,7 +176,7 @@ impl Family {
                         .collect::<Vec<_>>()
                         .join("; "),
                 };
-                json!({ "error": { "code": code, "message": message } })
+                to_json(stigg::ErrorBody::new(code, message))
             }
             Self::Rapidly => match error {
                 Error::InvalidArgument(_)
@@ -192,17 +194,27 @@ impl Family {
                             json!({ "type": "value_error", "loc": loc, "msg": v.description, "input": value })
                         })
                         .collect();
-                    json!({ "error": "RequestValidationError", "detail": detail })
+                    to_json(rapidly::ErrorBody::new(
+                        "RequestValidationError",
+                        json!(detail),
+                    ))
                 }
-                Error::NotFound { .. } => {
-                    json!({ "error": "ResourceNotFound", "detail": "Not found" })
+                Error::NotFound { .. } => to_json(rapidly::ErrorBody::new(
+                    "ResourceNotFound",
+                    json!("Not found"),
+                )),
+                Error::Unauthenticated => {
+                    to_json(rapidly::ErrorBody::new("Unauthorized", json!(message)))
                 }
-                Error::Unauthenticated => json!({ "error": "Unauthorized", "detail": message }),
-                Error::Aborted(_) => json!({ "error": "Conflict", "detail": message }),
-                Error::Unavailable(_) => {
-                    json!({ "error": "ServiceUnavailable", "detail": message })
-                }
-                Error::Internal(_) => json!({ "error": "InternalServerError", "detail": message }),
+                Error::Aborted(_) => to_json(rapidly::ErrorBody::new("Conflict", json!(message))),
+                Error::Unavailable(_) => to_json(rapidly::ErrorBody::new(
+                    "ServiceUnavailable",
+                    json!(message),
+                )),
+                Error::Internal(_) => to_json(rapidly::ErrorBody::new(
+                    "InternalServerError",
+                    json!(message),
+                )),
             },
             Self::Flameup => {
                 let code = match error {
@@ -221,11 +233,8 @@ impl Family {
                     .iter()
                     .map(|v| (flameup::field_name(&v.field), json!(v.description)))
                     .collect();
-                let mut body = json!({ "error": { "code": code, "message": message } });
-                if !fields.is_empty() {
-                    body["error"]["details"] = json!({ "fields": fields });
-                }
-                body
+                let details = (!fields.is_empty()).then(|| json!({ "fields": fields }));
+                to_json(flameup::ErrorBody::new(code, message, details))
             }
         }
     }
@@ -322,6 +331,10 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+fn to_json(body: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(body).expect("error bodies serialise")
 }
 
 /// RFC 3339 with milliseconds and `Z`, as every family's examples show.

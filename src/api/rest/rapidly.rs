@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
 use crate::domain::customer::{
@@ -46,12 +47,47 @@ pub(super) fn routes() -> Router<RestState> {
     router
 }
 
+/// Polar's error bodies: `detail` is a message, or for 422 the list of
+/// violations (`type`, `loc`, `msg`, `input`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    error: String,
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+impl ErrorBody {
+    pub(super) fn new(error: &str, detail: Value) -> Self {
+        Self {
+            error: error.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// The list's query (`metadata[key]=value` pairs filter by metadata too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct ListParams {
+    /// Page number, from 1.
+    page: Option<u64>,
+    /// Page size, 1 to 100 (default 10).
+    limit: Option<u64>,
+    /// Only the customer with this email.
+    email: Option<String>,
+    /// Only the customer with this external id.
+    external_id: Option<String>,
+    /// `-created_at` (default) or `created_at`.
+    sorting: Option<String>,
+}
+
 fn fail(error: Error) -> ApiError {
     ApiError::new(FAMILY, error)
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct AddressBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(super) struct AddressBody {
     #[serde(default)]
     country: String,
     line1: Option<String>,
@@ -76,19 +112,25 @@ impl From<AddressBody> for AddressInput {
 
 /// A customer create or update body. Every field may be absent; `null`
 /// is kept apart from absent where seed 003 gives it a meaning.
-#[derive(Debug, Default, Deserialize)]
-struct CustomerBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(super) struct CustomerBody {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     r#type: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AddressBody>)]
     billing_address: Option<Option<AddressBody>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Option<Map<String, Value>>>,
 }
 
@@ -189,8 +231,8 @@ fn customer_body(
     Ok((raw, parsed))
 }
 
-#[derive(Debug, Serialize)]
-struct AddressView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AddressView {
     country: String,
     line1: Option<String>,
     line2: Option<String>,
@@ -213,8 +255,8 @@ impl From<&BillingAddress> for AddressView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct MemberView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MemberView {
     id: String,
     created_at: String,
     modified_at: Option<String>,
@@ -242,11 +284,12 @@ impl From<&Member> for MemberView {
 }
 
 /// A customer in seed 003's response shape.
-#[derive(Debug, Serialize)]
-struct CustomerView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CustomerView {
     id: String,
     created_at: String,
     modified_at: Option<String>,
+    #[schema(value_type = Object)]
     metadata: BTreeMap<String, MetadataValue>,
     external_id: Option<String>,
     email: Option<String>,
@@ -260,13 +303,14 @@ struct CustomerView {
     members: Vec<MemberView>,
     /// Only under `/v1/customers`: fields Polar's SDKs require.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     polar: Option<PolarFields>,
 }
 
 /// What Polar's customer model has beyond seed 003: the owner (Polar's
 /// organisation is Kith's workspace) and billing fields Kith does not keep.
-#[derive(Debug, Serialize)]
-struct PolarFields {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PolarFields {
     organization_id: String,
     billing_name: Option<String>,
     tax_id: Option<Vec<Value>>,
@@ -312,7 +356,7 @@ impl CustomerView {
     }
 }
 
-async fn view(
+pub(super) async fn view(
     state: &RestState,
     workspace: WorkspaceId,
     customer: &Customer,
@@ -330,7 +374,8 @@ async fn view(
     ))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/customers", tag = "rapidly", request_body = CustomerBody, responses((status = 201, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn create(
     State(state): State<RestState>,
     uri: Uri,
     headers: HeaderMap,
@@ -367,7 +412,7 @@ fn by_external_id(id: &str) -> Result<CustomerLookup, ApiError> {
     })
 }
 
-async fn get_one(
+pub(super) async fn get_one(
     state: &RestState,
     uri: &Uri,
     headers: &HeaderMap,
@@ -382,7 +427,8 @@ async fn get_one(
     Ok(Json(view(state, workspace, &customer, uri).await?))
 }
 
-async fn get_by_id(
+#[utoipa::path(get, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn get_by_id(
     State(state): State<RestState>,
     uri: Uri,
     Path(id): Path<String>,
@@ -391,7 +437,8 @@ async fn get_by_id(
     get_one(&state, &uri, &headers, by_id(&id)).await
 }
 
-async fn get_by_external_id(
+#[utoipa::path(get, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn get_by_external_id(
     State(state): State<RestState>,
     uri: Uri,
     Path(id): Path<String>,
@@ -400,7 +447,7 @@ async fn get_by_external_id(
     get_one(&state, &uri, &headers, by_external_id(&id)).await
 }
 
-async fn update_one(
+pub(super) async fn update_one(
     state: &RestState,
     uri: &Uri,
     headers: &HeaderMap,
@@ -435,7 +482,8 @@ async fn update_one(
     Ok(Json(view(state, workspace, &customer, uri).await?))
 }
 
-async fn update_by_id(
+#[utoipa::path(patch, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn update_by_id(
     State(state): State<RestState>,
     uri: Uri,
     Path(id): Path<String>,
@@ -445,7 +493,8 @@ async fn update_by_id(
     update_one(&state, &uri, &headers, by_id(&id), request, false).await
 }
 
-async fn update_by_external_id(
+#[utoipa::path(patch, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn update_by_external_id(
     State(state): State<RestState>,
     uri: Uri,
     Path(id): Path<String>,
@@ -455,7 +504,7 @@ async fn update_by_external_id(
     update_one(&state, &uri, &headers, by_external_id(&id), request, true).await
 }
 
-async fn delete_one(
+pub(super) async fn delete_one(
     state: &RestState,
     headers: &HeaderMap,
     lookup: Result<CustomerLookup, ApiError>,
@@ -469,7 +518,8 @@ async fn delete_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_by_id(
+#[utoipa::path(delete, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn delete_by_id(
     State(state): State<RestState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -477,7 +527,8 @@ async fn delete_by_id(
     delete_one(&state, &headers, by_id(&id)).await
 }
 
-async fn delete_by_external_id(
+#[utoipa::path(delete, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn delete_by_external_id(
     State(state): State<RestState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -485,20 +536,21 @@ async fn delete_by_external_id(
     delete_one(&state, &headers, by_external_id(&id)).await
 }
 
-#[derive(Debug, Serialize)]
-struct ListView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ListView {
     items: Vec<CustomerView>,
     pagination: Pagination,
 }
 
-#[derive(Debug, Serialize)]
-struct Pagination {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Pagination {
     total_count: u64,
     max_page: u64,
 }
 
 /// `?page=1&limit=10&email=…&external_id=…&metadata[key]=value&sorting=-created_at`.
-async fn list(
+#[utoipa::path(get, path = "/api/customers", tag = "rapidly", params(ListParams), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(super) async fn list(
     State(state): State<RestState>,
     uri: Uri,
     headers: HeaderMap,

@@ -10,8 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
 use crate::domain::WorkspaceId;
@@ -58,25 +59,54 @@ fn fail(error: Error) -> ApiError {
     ApiError::new(FAMILY, error)
 }
 
-/// `{"data": …, "params": {…}}`.
-fn envelope(data: Value, params: Value) -> Json<Value> {
-    Json(json!({ "data": data, "params": params }))
+/// `{"data": …, "params": {…}}`: every Schematic reply's envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Envelope<T> {
+    data: T,
+    /// The request's inputs, echoed.
+    #[schema(value_type = Object)]
+    params: Value,
 }
 
-async fn caller(state: &RestState, headers: &HeaderMap) -> Result<WorkspaceId, ApiError> {
+fn envelope<T>(data: T, params: Value) -> Json<Envelope<T>> {
+    Json(Envelope { data, params })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Deleted {
+    deleted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Count {
+    count: u64,
+}
+
+/// Schematic's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    pub(super) error: String,
+}
+
+pub(super) async fn caller(
+    state: &RestState,
+    headers: &HeaderMap,
+) -> Result<WorkspaceId, ApiError> {
     authenticate(state, FAMILY, headers).await
 }
 
 /// An upsert body; users and companies share it (companies ignore the
 /// membership fields).
-#[derive(Debug, Default, Deserialize)]
-struct UpsertBody {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(super) struct UpsertBody {
     id: Option<String>,
     #[serde(default)]
     keys: BTreeMap<String, String>,
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     traits: Map<String, Value>,
+    #[schema(value_type = Option<String>)]
     last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     update_only: Option<bool>,
@@ -124,160 +154,271 @@ fn trait_type(value: &Value) -> &'static str {
     }
 }
 
-/// An entity's keys in Schematic's shape. Kith stores a key as a pair; the
-/// ids and definitions are derived from it, stable across calls.
-fn keys_view(
-    keys: &Keys,
-    entity_id: &str,
-    entity_type: &str,
-    workspace: &str,
-    created: &str,
-    updated: &str,
-) -> Vec<Value> {
+/// What every view of an entity (user or company) shares.
+pub(super) struct Owner<'a> {
+    id: String,
+    kind: &'static str,
+    workspace: String,
+    created: &'a str,
+    updated: &'a str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct KeyDefinition {
+    id: String,
+    key: String,
+    entity_type: &'static str,
+    created_at: String,
+    updated_at: String,
+}
+
+/// One key, in Schematic's shape. Kith stores a key as a pair; the ids and
+/// definitions are derived from it, stable across calls.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct KeyView {
+    id: String,
+    key: String,
+    value: String,
+    definition_id: String,
+    entity_id: String,
+    entity_type: &'static str,
+    environment_id: String,
+    created_at: String,
+    updated_at: String,
+    definition: KeyDefinition,
+}
+
+fn keys_view(keys: &Keys, owner: &Owner<'_>) -> Vec<KeyView> {
     keys.iter()
-        .map(|(key, value)| {
-            json!({
-                "id": format!("{entity_id}:{key}"),
-                "key": key,
-                "value": value,
-                "definition_id": format!("{entity_type}:{key}"),
-                "entity_id": entity_id,
-                "entity_type": entity_type,
-                "environment_id": workspace,
-                "created_at": created,
-                "updated_at": updated,
-                "definition": {
-                    "id": format!("{entity_type}:{key}"),
-                    "key": key,
-                    "entity_type": entity_type,
-                    "created_at": created,
-                    "updated_at": updated,
-                },
-            })
+        .map(|(key, value)| KeyView {
+            id: format!("{}:{key}", owner.id),
+            key: key.clone(),
+            value: value.clone(),
+            definition_id: format!("{}:{key}", owner.kind),
+            entity_id: owner.id.clone(),
+            entity_type: owner.kind,
+            environment_id: owner.workspace.clone(),
+            created_at: owner.created.to_owned(),
+            updated_at: owner.updated.to_owned(),
+            definition: KeyDefinition {
+                id: format!("{}:{key}", owner.kind),
+                key: key.clone(),
+                entity_type: owner.kind,
+                created_at: owner.created.to_owned(),
+                updated_at: owner.updated.to_owned(),
+            },
         })
         .collect()
 }
 
-/// Traits in both of Schematic's shapes: `traits` as sent, and
-/// `entity_traits[]` with every value as a string.
-fn entity_traits(
-    traits: &Map<String, Value>,
-    entity_id: &str,
-    entity_type: &str,
-    workspace: &str,
-    created: &str,
-    updated: &str,
-) -> Vec<Value> {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TraitDefinition {
+    id: String,
+    display_name: String,
+    entity_type: &'static str,
+    hierarchy: Vec<String>,
+    trait_type: &'static str,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A trait as `entity_traits[]` shows it: its value always a string.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EntityTraitView {
+    id: String,
+    definition_id: String,
+    environment_id: String,
+    value: String,
+    created_at: String,
+    updated_at: String,
+    definition: TraitDefinition,
+}
+
+fn entity_traits(traits: &Map<String, Value>, owner: &Owner<'_>) -> Vec<EntityTraitView> {
     traits
         .iter()
-        .map(|(name, value)| {
-            let text = match value {
+        .map(|(name, value)| EntityTraitView {
+            id: format!("{}:trait:{name}", owner.id),
+            definition_id: format!("{}:trait:{name}", owner.kind),
+            environment_id: owner.workspace.clone(),
+            value: match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
-            };
-            json!({
-                "id": format!("{entity_id}:trait:{name}"),
-                "definition_id": format!("{entity_type}:trait:{name}"),
-                "environment_id": workspace,
-                "value": text,
-                "created_at": created,
-                "updated_at": updated,
-                "definition": {
-                    "id": format!("{entity_type}:trait:{name}"),
-                    "display_name": name,
-                    "entity_type": entity_type,
-                    "hierarchy": [name],
-                    "trait_type": trait_type(value),
-                    "created_at": created,
-                    "updated_at": updated,
-                },
-            })
+            },
+            created_at: owner.created.to_owned(),
+            updated_at: owner.updated.to_owned(),
+            definition: TraitDefinition {
+                id: format!("{}:trait:{name}", owner.kind),
+                display_name: name.clone(),
+                entity_type: owner.kind,
+                hierarchy: vec![name.clone()],
+                trait_type: trait_type(value),
+                created_at: owner.created.to_owned(),
+                updated_at: owner.updated.to_owned(),
+            },
         })
         .collect()
 }
 
-fn company_view(company: &Company, workspace: WorkspaceId) -> Value {
-    let (id, ws) = (company.id.to_string(), workspace.to_string());
-    let (created, updated) = (rfc3339(company.created_at), rfc3339(company.updated_at));
-    json!({
-        "id": id,
-        "name": company.name.clone().unwrap_or_default(),
-        "environment_id": ws,
-        "created_at": created,
-        "updated_at": updated,
-        "last_seen_at": company.last_seen_at.map(rfc3339),
-        "logo_url": Value::Null,
-        "keys": keys_view(&company.keys, &id, "company", &ws, &created, &updated),
-        "traits": company.traits,
-        "entity_traits": entity_traits(&company.traits, &id, "company", &ws, &created, &updated),
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CompanyView {
+    id: String,
+    name: String,
+    environment_id: String,
+    created_at: String,
+    updated_at: String,
+    last_seen_at: Option<String>,
+    logo_url: Option<String>,
+    keys: Vec<KeyView>,
+    #[schema(value_type = Object)]
+    traits: Map<String, Value>,
+    entity_traits: Vec<EntityTraitView>,
 }
 
-/// A company as its own detail endpoints return it. Schematic's SDKs
-/// require its billing fields; Kith keeps no billing, so they are empty,
-/// and `user_count` is the company's members.
-async fn company_detail(
+fn company_view(company: &Company, workspace: WorkspaceId) -> CompanyView {
+    let (created, updated) = (rfc3339(company.created_at), rfc3339(company.updated_at));
+    let owner = Owner {
+        id: company.id.to_string(),
+        kind: "company",
+        workspace: workspace.to_string(),
+        created: &created,
+        updated: &updated,
+    };
+    CompanyView {
+        keys: keys_view(&company.keys, &owner),
+        entity_traits: entity_traits(&company.traits, &owner),
+        id: owner.id,
+        name: company.name.clone().unwrap_or_default(),
+        environment_id: owner.workspace,
+        last_seen_at: company.last_seen_at.map(rfc3339),
+        logo_url: None,
+        traits: company.traits.clone(),
+        created_at: created.clone(),
+        updated_at: updated.clone(),
+    }
+}
+
+/// A company as its own endpoints return it. Schematic's SDKs require its
+/// billing fields; Kith keeps no billing, so they are empty, and
+/// `user_count` is the company's members.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CompanyDetailView {
+    #[serde(flatten)]
+    company: CompanyView,
+    #[schema(value_type = Vec<Object>)]
+    add_ons: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    billing_subscriptions: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    custom_plan_billings: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    entitlements: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    metrics: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    payment_methods: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    plans: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    rules: Vec<Value>,
+    user_count: u64,
+}
+
+pub(super) async fn company_detail(
     state: &RestState,
     company: &Company,
     workspace: WorkspaceId,
-) -> Result<Value, ApiError> {
+) -> Result<CompanyDetailView, ApiError> {
     let user_count = state
         .store
         .count_users(workspace, Some(company.id))
         .await
         .map_err(fail)?;
-    let mut view = company_view(company, workspace);
-    for list in [
-        "add_ons",
-        "billing_subscriptions",
-        "custom_plan_billings",
-        "entitlements",
-        "metrics",
-        "payment_methods",
-        "plans",
-        "rules",
-    ] {
-        view[list] = json!([]);
-    }
-    view["user_count"] = json!(user_count);
-    Ok(view)
+    Ok(CompanyDetailView {
+        company: company_view(company, workspace),
+        add_ons: Vec::new(),
+        billing_subscriptions: Vec::new(),
+        custom_plan_billings: Vec::new(),
+        entitlements: Vec::new(),
+        metrics: Vec::new(),
+        payment_methods: Vec::new(),
+        plans: Vec::new(),
+        rules: Vec::new(),
+        user_count,
+    })
 }
 
-fn membership_view(detail: &MembershipDetail, workspace: WorkspaceId) -> Value {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MembershipView {
+    id: String,
+    company_id: String,
+    user_id: String,
+    created_at: String,
+    updated_at: String,
+    company: CompanyView,
+}
+
+fn membership_view(detail: &MembershipDetail, workspace: WorkspaceId) -> MembershipView {
     let m = &detail.membership;
-    json!({
-        "id": m.id.to_string(),
-        "company_id": m.company_id.to_string(),
-        "user_id": m.user_id.to_string(),
-        "created_at": rfc3339(m.created_at),
-        "updated_at": rfc3339(m.updated_at),
-        "company": company_view(&detail.company, workspace),
-    })
+    MembershipView {
+        id: m.id.to_string(),
+        company_id: m.company_id.to_string(),
+        user_id: m.user_id.to_string(),
+        created_at: rfc3339(m.created_at),
+        updated_at: rfc3339(m.updated_at),
+        company: company_view(&detail.company, workspace),
+    }
 }
 
-fn user_view(detail: &UserDetail, workspace: WorkspaceId) -> Value {
+/// A user in Schematic's shape (seed 001's response).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UserView {
+    id: String,
+    environment_id: String,
+    name: String,
+    created_at: String,
+    updated_at: String,
+    last_seen_at: Option<String>,
+    keys: Vec<KeyView>,
+    #[schema(value_type = Object)]
+    traits: Map<String, Value>,
+    entity_traits: Vec<EntityTraitView>,
+    company_memberships: Vec<MembershipView>,
+}
+
+fn user_view(detail: &UserDetail, workspace: WorkspaceId) -> UserView {
     let user = &detail.user;
-    let (id, ws) = (user.id.to_string(), workspace.to_string());
     let (created, updated) = (rfc3339(user.created_at), rfc3339(user.updated_at));
-    json!({
-        "id": id,
-        "environment_id": ws,
-        "name": user.name.clone().unwrap_or_default(),
-        "created_at": created,
-        "updated_at": updated,
-        "last_seen_at": user.last_seen_at.map(rfc3339),
-        "keys": keys_view(&user.keys, &id, "user", &ws, &created, &updated),
-        "traits": user.traits,
-        "entity_traits": entity_traits(&user.traits, &id, "user", &ws, &created, &updated),
-        "company_memberships": detail.memberships.iter().map(|m| membership_view(m, workspace)).collect::<Vec<_>>(),
-    })
+    let owner = Owner {
+        id: user.id.to_string(),
+        kind: "user",
+        workspace: workspace.to_string(),
+        created: &created,
+        updated: &updated,
+    };
+    UserView {
+        keys: keys_view(&user.keys, &owner),
+        entity_traits: entity_traits(&user.traits, &owner),
+        id: owner.id,
+        environment_id: owner.workspace,
+        name: user.name.clone().unwrap_or_default(),
+        last_seen_at: user.last_seen_at.map(rfc3339),
+        traits: user.traits.clone(),
+        company_memberships: detail
+            .memberships
+            .iter()
+            .map(|m| membership_view(m, workspace))
+            .collect(),
+        created_at: created.clone(),
+        updated_at: updated.clone(),
+    }
 }
 
-async fn upsert_user_as(
+pub(super) async fn upsert_user_as(
     state: &RestState,
     headers: &HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(Value, WorkspaceId), ApiError> {
+) -> Result<(UserView, WorkspaceId), ApiError> {
     let workspace = caller(state, headers).await?;
     let upsert = body(FAMILY, request)?.into_upsert(true).map_err(fail)?;
     let (user, _) = state
@@ -288,20 +429,22 @@ async fn upsert_user_as(
     Ok((user_view(&user, workspace), workspace))
 }
 
-async fn upsert_user(
+#[utoipa::path(post, tag = "schematic", path = "/users", request_body = UpsertBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn upsert_user(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<UserView>>, ApiError> {
     let (user, _) = upsert_user_as(&state, &headers, request).await?;
     Ok(envelope(user, json!({})))
 }
 
-async fn create_user(
+#[utoipa::path(post, tag = "schematic", path = "/users/create", request_body = UpsertBody, responses((status = 201, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn create_user(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Envelope<UserView>>), ApiError> {
     let (user, _) = upsert_user_as(&state, &headers, request).await?;
     Ok((StatusCode::CREATED, envelope(user, json!({}))))
 }
@@ -331,11 +474,12 @@ fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String
     Ok(keys)
 }
 
-async fn lookup_user(
+#[utoipa::path(get, tag = "schematic", path = "/users/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn lookup_user(
     State(state): State<RestState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<UserView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let keys = query_keys(&query)?;
     let lookup = UserLookup::by_keys(keys.clone()).map_err(fail)?;
@@ -350,11 +494,12 @@ async fn lookup_user(
     ))
 }
 
-async fn get_user(
+#[utoipa::path(get, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<UserView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let lookup =
         UserLookup::by_id(&user_id).map_err(|_| fail(Error::NotFound { resource: "user" }))?;
@@ -366,11 +511,12 @@ async fn get_user(
     Ok(envelope(user_view(&user, workspace), json!({})))
 }
 
-async fn delete_user(
+#[utoipa::path(delete, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Deleted>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let lookup =
         UserLookup::by_id(&user_id).map_err(|_| fail(Error::NotFound { resource: "user" }))?;
@@ -379,20 +525,21 @@ async fn delete_user(
         .delete_user(workspace, &lookup)
         .await
         .map_err(fail)?;
-    Ok(envelope(json!({ "deleted": true }), json!({})))
+    Ok(envelope(Deleted { deleted: true }, json!({})))
 }
 
-#[derive(Debug, Deserialize)]
-struct KeysBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct KeysBody {
     #[serde(default)]
     keys: BTreeMap<String, String>,
 }
 
-async fn delete_user_by_keys(
+#[utoipa::path(post, tag = "schematic", path = "/users/delete", request_body = KeysBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_user_by_keys(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<KeysBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<UserView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let lookup = UserLookup::by_keys(body(FAMILY, request)?.keys).map_err(fail)?;
     let user = state
@@ -403,8 +550,9 @@ async fn delete_user_by_keys(
     Ok(envelope(user_view(&user, workspace), json!({})))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
     limit: Option<i64>,
     offset: Option<u64>,
     company_id: Option<String>,
@@ -429,11 +577,12 @@ fn company_filter(query: &ListQuery) -> Result<Option<uuid::Uuid>, ApiError> {
         .transpose()
 }
 
-async fn list_users(
+#[utoipa::path(get, tag = "schematic", path = "/users", params(ListQuery), responses((status = 200, body = Envelope<Vec<UserView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn list_users(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Vec<UserView>>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let company = company_filter(&query)?;
@@ -449,16 +598,17 @@ async fn list_users(
         .map(|u| user_view(u, workspace))
         .collect();
     Ok(envelope(
-        json!(data),
+        data,
         json!({ "limit": page.size, "offset": page.skip, "company_id": query.company_id }),
     ))
 }
 
-async fn count_users(
+#[utoipa::path(get, tag = "schematic", path = "/users/count", params(ListQuery), responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn count_users(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Count>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let count = state
@@ -467,13 +617,13 @@ async fn count_users(
         .await
         .map_err(fail)?;
     Ok(envelope(
-        json!({ "count": count }),
+        Count { count },
         json!({ "company_id": query.company_id }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct TraitBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct TraitBody {
     #[serde(default)]
     keys: BTreeMap<String, String>,
     #[serde(default, rename = "trait")]
@@ -499,11 +649,12 @@ impl TraitBody {
     }
 }
 
-async fn user_trait(
+#[utoipa::path(post, tag = "schematic", path = "/user-traits", request_body = TraitBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn user_trait(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<TraitBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<UserView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let update = body(FAMILY, request)?.into_update().map_err(fail)?;
     let user = state
@@ -514,11 +665,11 @@ async fn user_trait(
     Ok(envelope(user_view(&user, workspace), json!({})))
 }
 
-async fn upsert_company_as(
+pub(super) async fn upsert_company_as(
     state: &RestState,
     headers: &HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Value, ApiError> {
+) -> Result<CompanyDetailView, ApiError> {
     let workspace = caller(state, headers).await?;
     let upsert = body(FAMILY, request)?.into_upsert(false).map_err(fail)?;
     let (company, _) = state
@@ -529,22 +680,24 @@ async fn upsert_company_as(
     company_detail(state, &company, workspace).await
 }
 
-async fn upsert_company(
+#[utoipa::path(post, tag = "schematic", path = "/companies", request_body = UpsertBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn upsert_company(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
     Ok(envelope(
         upsert_company_as(&state, &headers, request).await?,
         json!({}),
     ))
 }
 
-async fn create_company(
+#[utoipa::path(post, tag = "schematic", path = "/companies/create", request_body = UpsertBody, responses((status = 201, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn create_company(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Envelope<CompanyDetailView>>), ApiError> {
     Ok((
         StatusCode::CREATED,
         envelope(
@@ -554,11 +707,12 @@ async fn create_company(
     ))
 }
 
-async fn lookup_company(
+#[utoipa::path(get, tag = "schematic", path = "/companies/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn lookup_company(
     State(state): State<RestState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let keys = query_keys(&query)?;
     let parsed =
@@ -574,7 +728,7 @@ async fn lookup_company(
     ))
 }
 
-async fn company_by_id(
+pub(super) async fn company_by_id(
     state: &RestState,
     workspace: WorkspaceId,
     id: &str,
@@ -597,11 +751,12 @@ async fn company_by_id(
         })
 }
 
-async fn get_company(
+#[utoipa::path(get, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let company = company_by_id(&state, workspace, &company_id).await?;
     Ok(envelope(
@@ -610,11 +765,12 @@ async fn get_company(
     ))
 }
 
-async fn delete_company(
+#[utoipa::path(delete, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Deleted>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let company = company_by_id(&state, workspace, &company_id).await?;
     let lookup = crate::domain::customer::CustomerLookup::Id(company.id);
@@ -623,14 +779,15 @@ async fn delete_company(
         .delete_customer(workspace, &lookup)
         .await
         .map_err(fail)?;
-    Ok(envelope(json!({ "deleted": true }), json!({})))
+    Ok(envelope(Deleted { deleted: true }, json!({})))
 }
 
-async fn delete_company_by_keys(
+#[utoipa::path(post, tag = "schematic", path = "/companies/delete", request_body = KeysBody, responses((status = 200, body = Envelope<CompanyView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_company_by_keys(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<KeysBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<CompanyView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let keys = Keys::parse(body(FAMILY, request)?.keys, "keys", true)
         .map_err(|v| fail(Error::InvalidArgument(v)))?;
@@ -642,11 +799,12 @@ async fn delete_company_by_keys(
     Ok(envelope(company_view(&company, workspace), json!({})))
 }
 
-async fn list_companies(
+#[utoipa::path(get, tag = "schematic", path = "/companies", params(ListQuery), responses((status = 200, body = Envelope<Vec<CompanyView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn list_companies(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let filter = CustomerFilter::default();
@@ -663,29 +821,31 @@ async fn list_companies(
         .map(|c| company_view(c, workspace))
         .collect();
     Ok(envelope(
-        json!(data),
+        data,
         json!({ "limit": page.size, "offset": page.skip }),
     ))
 }
 
-async fn count_companies(
+#[utoipa::path(get, tag = "schematic", path = "/companies/count", responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn count_companies(
     State(state): State<RestState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Count>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let count = state
         .store
         .count_customers(workspace, &CustomerFilter::default())
         .await
         .map_err(fail)?;
-    Ok(envelope(json!({ "count": count }), json!({})))
+    Ok(envelope(Count { count }, json!({})))
 }
 
-async fn company_trait(
+#[utoipa::path(post, tag = "schematic", path = "/company-traits", request_body = TraitBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn company_trait(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<TraitBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let update = body(FAMILY, request)?.into_update().map_err(fail)?;
     let company = state
@@ -699,19 +859,20 @@ async fn company_trait(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct MembershipBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct MembershipBody {
     #[serde(default)]
     company_id: String,
     #[serde(default)]
     user_id: String,
 }
 
-async fn get_or_create_membership(
+#[utoipa::path(post, tag = "schematic", path = "/company-memberships", request_body = MembershipBody, responses((status = 200, body = Envelope<MembershipView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_or_create_membership(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<MembershipBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<MembershipView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let request = body(FAMILY, request)?;
     let company = parse_uuid(&request.company_id, "company_id").map_err(fail)?;
@@ -724,19 +885,21 @@ async fn get_or_create_membership(
     Ok(envelope(membership_view(&membership, workspace), json!({})))
 }
 
-#[derive(Debug, Deserialize)]
-struct MembershipQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MembershipQuery {
     company_id: Option<String>,
     user_id: Option<String>,
     limit: Option<i64>,
     offset: Option<u64>,
 }
 
-async fn list_memberships(
+#[utoipa::path(get, tag = "schematic", path = "/company-memberships", params(MembershipQuery), responses((status = 200, body = Envelope<Vec<MembershipView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn list_memberships(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<MembershipQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Vec<MembershipView>>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let id = |text: &Option<String>, field: &str| {
@@ -768,16 +931,17 @@ async fn list_memberships(
         .map(|m| membership_view(m, workspace))
         .collect();
     Ok(envelope(
-        json!(data),
+        data,
         json!({ "company_id": query.company_id, "user_id": query.user_id }),
     ))
 }
 
-async fn delete_membership(
+#[utoipa::path(delete, tag = "schematic", path = "/company-memberships/{membership_id}", params(("membership_id" = String, Path, description = "The membership id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn delete_membership(
     State(state): State<RestState>,
     Path(membership_id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Envelope<Deleted>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let id = parse_uuid(&membership_id, "membership_id").map_err(|_| {
         fail(Error::NotFound {
@@ -789,5 +953,5 @@ async fn delete_membership(
         .delete_membership(workspace, id, None)
         .await
         .map_err(fail)?;
-    Ok(envelope(json!({ "deleted": true }), json!({})))
+    Ok(envelope(Deleted { deleted: true }, json!({})))
 }

@@ -10,7 +10,8 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
 use crate::domain::WorkspaceId;
@@ -55,6 +56,53 @@ pub(super) fn field_name(path: &str) -> String {
         .replace("attribution_keys", "attributionKeys")
 }
 
+/// `{"data": …}`: every Stigg reply's envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Data<T> {
+    data: T,
+}
+
+/// A page and the record ids to page on from.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Paged<T> {
+    data: Vec<T>,
+    pagination: Cursors,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Cursors {
+    next: Option<String>,
+    prev: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Ids {
+    ids: Vec<String>,
+}
+
+/// Stigg's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+impl ErrorBody {
+    pub(super) fn new(code: &str, message: String) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
 fn fail(error: Error) -> ApiError {
     ApiError::new(FAMILY, error)
 }
@@ -63,32 +111,38 @@ fn owner(customer_id: &str) -> Result<ExternalId, ApiError> {
     entity::parse_owner(customer_id).map_err(|v| fail(Error::InvalidArgument(vec![v])))
 }
 
-async fn caller(state: &RestState, headers: &HeaderMap) -> Result<WorkspaceId, ApiError> {
+pub(super) async fn caller(
+    state: &RestState,
+    headers: &HeaderMap,
+) -> Result<WorkspaceId, ApiError> {
     authenticate(state, FAMILY, headers).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntityBody {
+pub(super) struct EntityBody {
     #[serde(default)]
     id: String,
     #[serde(alias = "entityTypeId")]
     type_ref_id: Option<String>,
     /// Absent keeps the name; `null` or `""` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     display_name: Option<Option<String>>,
+    /// String values; an empty one deletes its key.
     #[serde(default)]
+    #[schema(value_type = Object)]
     metadata: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
-struct UpsertBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct UpsertBody {
     entities: Vec<EntityBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EntityView {
+pub(super) struct EntityView {
     id: String,
     type_id: String,
     entity_type_id: String,
@@ -133,12 +187,13 @@ fn metadata(
         .collect()
 }
 
-async fn upsert(
+#[utoipa::path(put, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = UpsertBody, responses((status = 200, body = Data<Vec<EntityView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn upsert(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
     request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Vec<EntityView>>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let owner = owner(&customer_id)?;
     let request = body(FAMILY, request)?;
@@ -162,16 +217,17 @@ async fn upsert(
         .upsert_entities(workspace, &owner, &batch)
         .await
         .map_err(fail)?;
-    Ok(Json(
-        json!({ "data": entities.iter().map(EntityView::from).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Data {
+        data: entities.iter().map(EntityView::from).collect(),
+    }))
 }
 
-async fn get_one(
+#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities/{entity_id}", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ("entity_id" = String, Path, description = "The entity id")), responses((status = 200, body = Data<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_one(
     State(state): State<RestState>,
     Path((customer_id, entity_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<EntityView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let owner = owner(&customer_id)?;
     let id = EntityId::parse(&entity_id, "entityId")
@@ -181,12 +237,15 @@ async fn get_one(
         .get_entity(workspace, &owner, &id)
         .await
         .map_err(fail)?;
-    Ok(Json(json!({ "data": EntityView::from(&entity) })))
+    Ok(Json(Data {
+        data: EntityView::from(&entity),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
+pub(super) struct ListQuery {
     limit: Option<i64>,
     after: Option<String>,
     before: Option<String>,
@@ -197,7 +256,7 @@ struct ListQuery {
 
 /// Stigg's cursors: `after`/`before` name a record; a page lists forward
 /// from `after`, or backward from `before`, and reports the ids to go on.
-struct Window {
+pub(super) struct Window {
     page: PageRequest,
     backward: bool,
     from_cursor: bool,
@@ -257,12 +316,13 @@ fn cursor_id(text: Option<&str>, field: &str) -> Result<Option<uuid::Uuid>, ApiE
         .transpose()
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ListQuery), responses((status = 200, body = Paged<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn list(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<EntityView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let owner = owner(&customer_id)?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
@@ -306,24 +366,24 @@ async fn list(
         .await
         .map_err(fail)?;
     let (items, next, prev) = paged(&window, page, |e| e.key);
-    Ok(Json(json!({
-        "data": items.iter().map(EntityView::from).collect::<Vec<_>>(),
-        "pagination": { "next": next, "prev": prev },
-    })))
+    Ok(Json(Paged {
+        data: items.iter().map(EntityView::from).collect(),
+        pagination: Cursors { next, prev },
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-struct IdsBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct IdsBody {
     ids: Vec<String>,
 }
 
-async fn set_archived(
+pub(super) async fn set_archived(
     state: RestState,
     customer_id: &str,
     headers: &HeaderMap,
     request: Result<Json<IdsBody>, JsonRejection>,
     archived: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Ids>>, ApiError> {
     let workspace = caller(&state, headers).await?;
     let owner = owner(customer_id)?;
     let ids = entity::parse_ids(&body(FAMILY, request)?.ids).map_err(fail)?;
@@ -332,31 +392,33 @@ async fn set_archived(
         .set_entities_archived(workspace, &owner, &ids, archived)
         .await
         .map_err(fail)?;
-    let ids: Vec<_> = entities.iter().map(|e| e.id.as_str()).collect();
-    Ok(Json(json!({ "data": { "ids": ids } })))
+    let ids = entities.iter().map(|e| e.id.as_str().to_owned()).collect();
+    Ok(Json(Data { data: Ids { ids } }))
 }
 
-async fn archive(
+#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/archive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn archive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
     request: Result<Json<IdsBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Ids>>, ApiError> {
     set_archived(state, &customer_id, &headers, request, true).await
 }
 
-async fn unarchive(
+#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/unarchive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn unarchive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
     request: Result<Json<IdsBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Ids>>, ApiError> {
     set_archived(state, &customer_id, &headers, request, false).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TypeBody {
+pub(super) struct TypeBody {
     #[serde(default)]
     id: String,
     #[serde(default)]
@@ -365,14 +427,14 @@ struct TypeBody {
     attribution_keys: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct TypesBody {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(super) struct TypesBody {
     types: Vec<TypeBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TypeView {
+pub(super) struct TypeView {
     id: String,
     display_name: String,
     attribution_keys: Vec<String>,
@@ -392,11 +454,12 @@ impl From<&EntityType> for TypeView {
     }
 }
 
-async fn upsert_types(
+#[utoipa::path(put, path = "/api/v1-beta/entity-types", tag = "stigg", request_body = TypesBody, responses((status = 200, body = Data<Vec<TypeView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn upsert_types(
     State(state): State<RestState>,
     headers: HeaderMap,
     request: Result<Json<TypesBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Vec<TypeView>>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let inputs = body(FAMILY, request)?
         .types
@@ -414,23 +477,25 @@ async fn upsert_types(
         .upsert_entity_types(workspace, &batch)
         .await
         .map_err(fail)?;
-    Ok(Json(
-        json!({ "data": types.iter().map(TypeView::from).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Data {
+        data: types.iter().map(TypeView::from).collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-struct TypesQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct TypesQuery {
     limit: Option<i64>,
     after: Option<String>,
     before: Option<String>,
 }
 
-async fn list_types(
+#[utoipa::path(get, path = "/api/v1-beta/entity-types", tag = "stigg", params(TypesQuery), responses((status = 200, body = Paged<TypeView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn list_types(
     State(state): State<RestState>,
     headers: HeaderMap,
     query: Result<Query<TypesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paged<TypeView>>, ApiError> {
     let workspace = caller(&state, &headers).await?;
     let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let cursor = |id: Option<uuid::Uuid>| {
@@ -461,8 +526,8 @@ async fn list_types(
         .await
         .map_err(fail)?;
     let (items, next, prev) = paged(&window, page, |t| t.key);
-    Ok(Json(json!({
-        "data": items.iter().map(TypeView::from).collect::<Vec<_>>(),
-        "pagination": { "next": next, "prev": prev },
-    })))
+    Ok(Json(Paged {
+        data: items.iter().map(TypeView::from).collect(),
+        pagination: Cursors { next, prev },
+    }))
 }
