@@ -62,10 +62,7 @@ impl Email {
     /// than a generic picture, so clients can fall back themselves.
     pub fn avatar_url(&self) -> String {
         let hash = Sha256::digest(self.key().trim().as_bytes());
-        format!(
-            "https://www.gravatar.com/avatar/{}?d=404",
-            hex::encode(hash)
-        )
+        format!("https://www.gravatar.com/avatar/{hash:x}?d=404")
     }
 }
 
