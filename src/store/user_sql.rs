@@ -689,12 +689,12 @@ macro_rules! impl_user_store {
                     .fetch_all(&mut *connection)
                     .await
                     .map_err($crate::store::db_error)?;
-                let ids: Vec<uuid::Uuid> = ids.into_iter().map(|(id, _)| id).collect();
-                let users = Self::load_users(&mut connection, &ids).await?;
-                Ok(page.finish(users, |detail| $crate::domain::page::Cursor {
-                    created_at: detail.user.created_at,
-                    id: detail.user.id,
-                }))
+                // The page (and its next token) comes from the id rows, so a user
+                // deleted between the two queries shortens this page but cannot end the walk.
+                let ids = page.finish(ids, |&(id, created_at)| $crate::domain::page::Cursor { created_at, id });
+                let kept: Vec<uuid::Uuid> = ids.items.iter().map(|(id, _)| *id).collect();
+                let users = Self::load_users(&mut connection, &kept).await?;
+                Ok($crate::domain::page::Page { items: users, next_token: ids.next_token })
             }
 
             async fn count_users(
@@ -836,7 +836,7 @@ macro_rules! impl_user_store {
                     query.push(" AND user_id = ").push_bind(user);
                 }
                 Self::push_page(&mut query, page, "", "id");
-                let memberships: Vec<Membership> = query
+                let rows: Vec<Membership> = query
                     .build_query_as::<MembershipRow>()
                     .fetch_all(&mut *connection)
                     .await
@@ -844,19 +844,23 @@ macro_rules! impl_user_store {
                     .into_iter()
                     .map(Into::into)
                     .collect();
-                let ids: Vec<uuid::Uuid> = memberships.iter().map(|m| m.company_id).collect();
+                // Paged before the company join, so a company deleted meanwhile
+                // drops its row from this page without ending the walk.
+                let memberships = page.finish(rows, |membership| $crate::domain::page::Cursor {
+                    created_at: membership.created_at,
+                    id: membership.id,
+                });
+                let ids: Vec<uuid::Uuid> = memberships.items.iter().map(|m| m.company_id).collect();
                 let companies = Self::load_companies(&mut connection, &ids).await?;
-                let details = memberships
+                let items = memberships
+                    .items
                     .into_iter()
                     .filter_map(|membership| {
                         let company = companies.get(&membership.company_id)?.clone();
                         Some(MembershipDetail { membership, company })
                     })
                     .collect();
-                Ok(page.finish(details, |detail| $crate::domain::page::Cursor {
-                    created_at: detail.membership.created_at,
-                    id: detail.membership.id,
-                }))
+                Ok($crate::domain::page::Page { items, next_token: memberships.next_token })
             }
 
             async fn delete_membership(
