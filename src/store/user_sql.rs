@@ -296,6 +296,16 @@ macro_rules! impl_user_store {
                     })
             }
 
+            /// The live company these keys name, if any.
+            async fn find_company(
+                connection: &mut <$db as sqlx::Database>::Connection,
+                workspace: $crate::domain::WorkspaceId,
+                keys: &$crate::domain::user::Keys,
+            ) -> $crate::error::Result<Option<uuid::Uuid>> {
+                let owners = Self::key_owners(connection, workspace, keys, true).await?;
+                $crate::domain::user::resolve(None, &owners, "company")
+            }
+
             /// The company these keys name, created (a team customer) when
             /// none does.
             async fn ensure_company(
@@ -303,8 +313,7 @@ macro_rules! impl_user_store {
                 workspace: $crate::domain::WorkspaceId,
                 keys: &$crate::domain::user::Keys,
             ) -> $crate::error::Result<uuid::Uuid> {
-                let owners = Self::key_owners(connection, workspace, keys, true).await?;
-                if let Some(id) = $crate::domain::user::resolve(None, &owners, "company")? {
+                if let Some(id) = Self::find_company(&mut *connection, workspace, keys).await? {
                     // Locked, so a concurrent delete cannot leave a member
                     // behind in a deleted company.
                     return Ok(Self::locked_customer(connection, workspace, id).await?.id);
@@ -590,8 +599,7 @@ macro_rules! impl_user_store {
             ) -> $crate::error::Result<$crate::domain::user::Company> {
                 use sqlx::types::Json;
                 let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
-                let owners = Self::key_owners(&mut tx, workspace, &update.keys, true).await?;
-                let id = match $crate::domain::user::resolve(None, &owners, "company")? {
+                let id = match Self::find_company(&mut tx, workspace, &update.keys).await? {
                     Some(id) => Self::locked_customer(&mut tx, workspace, id).await?.id,
                     None if update.update_only => return Err($crate::error::Error::NotFound { resource: "company" }),
                     None => Self::ensure_company(&mut tx, workspace, &update.keys).await?,
@@ -776,8 +784,8 @@ macro_rules! impl_user_store {
                 keys: &$crate::domain::user::Keys,
             ) -> $crate::error::Result<$crate::domain::user::Company> {
                 let mut connection = self.reader().acquire().await.map_err($crate::store::db_error)?;
-                let owners = Self::key_owners(&mut connection, workspace, keys, true).await?;
-                let id = $crate::domain::user::resolve(None, &owners, "company")?
+                let id = Self::find_company(&mut connection, workspace, keys)
+                    .await?
                     .ok_or($crate::error::Error::NotFound { resource: "company" })?;
                 Self::load_company(&mut connection, id).await
             }
@@ -788,8 +796,8 @@ macro_rules! impl_user_store {
                 keys: &$crate::domain::user::Keys,
             ) -> $crate::error::Result<$crate::domain::user::Company> {
                 let mut tx = self.writer().begin().await.map_err($crate::store::db_error)?;
-                let owners = Self::key_owners(&mut tx, workspace, keys, true).await?;
-                let id = $crate::domain::user::resolve(None, &owners, "company")?
+                let id = Self::find_company(&mut tx, workspace, keys)
+                    .await?
                     .ok_or($crate::error::Error::NotFound { resource: "company" })?;
                 let company = Self::load_company(&mut tx, id).await?;
                 Self::soft_delete_customer(&mut tx, workspace, &$crate::domain::customer::CustomerLookup::Id(id)).await?;
