@@ -184,6 +184,33 @@ impl TestApp {
         key.reveal().to_owned()
     }
 
+    /// One REST call with `auth` as its `(header, value)`; returns the
+    /// status and the JSON body, `null` when the body is empty.
+    pub async fn rest_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Option<(&str, &str)>,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.rest));
+        if let Some((header, value)) = auth {
+            request = request.header(header, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON body, got {text:?}"))
+        };
+        (status, json)
+    }
+
     /// Stops the server and waits until it has drained.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -4,7 +4,7 @@
 
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
 use kith::pb::kith::v1::{GetPersonRequest, get_person_request};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, Bearer, TestApp, backend_tests, require};
@@ -33,24 +33,15 @@ fn seed_person(timezone: &str, locale: &str) -> Value {
 }
 
 async fn post(app: &TestApp, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}{path}", app.rest))
-        .json(body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.json().await.unwrap())
+    let bearer = key.map(|key| format!("Bearer {key}"));
+    let auth = bearer.as_deref().map(|value| ("authorization", value));
+    app.rest_json(Method::POST, path, auth, Some(body)).await
 }
 
 async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}{path}", app.rest))
-        .bearer_auth(&app.key)
-        .send()
+    let bearer = format!("Bearer {}", app.key);
+    app.rest_json(Method::GET, path, Some(("authorization", &bearer)), None)
         .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
 }
 
 async fn the_seed_batch_request_returns_the_documented_shape(backend: Backend) {

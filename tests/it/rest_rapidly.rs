@@ -20,23 +20,13 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", app.rest))
-        .bearer_auth(&app.key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        },
+    app.rest_json(
+        method,
+        path,
+        Some(("authorization", &format!("Bearer {}", app.key))),
+        body.as_ref(),
     )
+    .await
 }
 
 async fn create(app: &TestApp, body: Value) -> Value {

@@ -19,14 +19,13 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", app.rest))
-        .header("X-Schematic-Api-Key", &app.key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.json().await.unwrap())
+    app.rest_json(
+        method,
+        path,
+        Some(("X-Schematic-Api-Key", &app.key)),
+        body.as_ref(),
+    )
+    .await
 }
 
 fn sorted_keys(value: &Value) -> Vec<String> {

@@ -19,14 +19,8 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", app.rest))
-        .header("X-API-KEY", &app.key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.json().await.unwrap())
+    app.rest_json(method, path, Some(("X-API-KEY", &app.key)), body.as_ref())
+        .await
 }
 
 /// A customer whose Stigg id (external id) is `owner`, and the `user` type.
