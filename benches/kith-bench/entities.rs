@@ -1,0 +1,139 @@
+//! Entity batch upserts (seed 000): 100 entities of one customer per call,
+//! spread over several customers, against the same rows written raw.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use kith::pb::kith::v1::{
+    BatchUpsertEntitiesRequest, BatchUpsertEntityTypesRequest, CreateCustomerRequest, Customer,
+    EntityTypeUpsert, EntityUpsert,
+};
+
+use crate::kith_process::Kith;
+use crate::load::{Measured, closed_loop};
+use crate::raw::{RawEntity, RawPool};
+
+const BATCH: usize = 100;
+/// Owners the batches rotate over, so calls in flight lock different rows.
+const OWNERS: usize = 16;
+const TYPE: &str = "seat";
+
+/// The owners, their Kith ids, and the workspace they live in.
+pub struct Owners {
+    pub workspace: uuid::Uuid,
+    ids: Vec<uuid::Uuid>,
+}
+
+/// Creates the entity type and the owner customers through Kith.
+pub async fn set_up(kith: &Kith) -> anyhow::Result<Owners> {
+    kith.entities()
+        .batch_upsert_entity_types(BatchUpsertEntityTypesRequest {
+            types: vec![EntityTypeUpsert {
+                id: TYPE.to_owned(),
+                display_name: "Seat".to_owned(),
+                ..EntityTypeUpsert::default()
+            }],
+        })
+        .await?;
+    let mut customers = kith.customers();
+    let mut ids = Vec::with_capacity(OWNERS);
+    let mut workspace = None;
+    for owner in 0..OWNERS {
+        let created = customers
+            .create_customer(CreateCustomerRequest {
+                customer: Some(Customer {
+                    external_id: Some(owner_id(owner)),
+                    email: Some(format!("{}@example.com", owner_id(owner))),
+                    ..Customer::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .customer
+            .context("a created customer")?;
+        workspace = Some(created.workspace_id.parse()?);
+        ids.push(created.id.parse()?);
+    }
+    Ok(Owners {
+        workspace: workspace.context("at least one owner")?,
+        ids,
+    })
+}
+
+fn owner_id(owner: usize) -> String {
+    format!("owner-{owner}")
+}
+
+/// Batch `b`: 100 new entities of owner `b % OWNERS`.
+fn batch(b: usize) -> (usize, Vec<EntityUpsert>) {
+    let entities = (0..BATCH)
+        .map(|j| EntityUpsert {
+            id: format!("seat-{b}-{j}"),
+            type_id: Some(TYPE.to_owned()),
+            display_name: Some(format!("Seat {j} of batch {b}")),
+            metadata: HashMap::from([
+                ("tier".to_owned(), "pro".to_owned()),
+                ("region".to_owned(), "eu-west".to_owned()),
+            ]),
+        })
+        .collect();
+    (b % OWNERS, entities)
+}
+
+pub async fn grpc_batches(
+    kith: &Kith,
+    entities: usize,
+    concurrency: usize,
+) -> anyhow::Result<Measured> {
+    let batches: Arc<Vec<_>> = Arc::new((0..entities.div_ceil(BATCH)).map(batch).collect());
+    let client = kith.entities();
+    closed_loop(batches.len(), concurrency, BATCH, move |b| {
+        let (mut client, batches) = (client.clone(), batches.clone());
+        async move {
+            let (owner, entities) = &batches[b];
+            client
+                .batch_upsert_entities(BatchUpsertEntitiesRequest {
+                    customer_id: owner_id(*owner),
+                    entities: entities.clone(),
+                })
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+pub async fn raw_upsert(
+    database_url: &str,
+    owners: &Owners,
+    entities: usize,
+    concurrency: usize,
+) -> anyhow::Result<Measured> {
+    let pool = Arc::new(RawPool::open(database_url, concurrency).await?);
+    let rows: Arc<Vec<Vec<RawEntity>>> = Arc::new(
+        (0..entities.div_ceil(BATCH))
+            .map(|b| {
+                let (owner, entities) = batch(b);
+                entities
+                    .into_iter()
+                    .map(|e| RawEntity {
+                        pk: uuid::Uuid::new_v4(),
+                        customer: owners.ids[owner],
+                        id: e.id,
+                        type_id: TYPE.to_owned(),
+                        display_name: e.display_name.unwrap_or_default(),
+                        metadata: serde_json::to_value(&e.metadata).expect("a map"),
+                    })
+                    .collect()
+            })
+            .collect(),
+    );
+    let workspace = owners.workspace;
+    closed_loop(rows.len(), concurrency, BATCH, move |b| {
+        let (pool, rows) = (pool.clone(), rows.clone());
+        async move { pool.upsert_entities(workspace, &rows[b]).await }
+    })
+    .await
+}

@@ -1,0 +1,473 @@
+//! `kith-bench`: measures Kith against ceilings taken in the same run on the
+//! same machine, and prints one table (BENCHMARKS.md).
+//!
+//! Kith runs as its own process (the `kith` binary), on a fresh database
+//! per scenario. A ceiling is the same work without Kith's cost: the same
+//! rows written by raw sqlx, the same reply from a tonic service that does
+//! nothing else, or the same call over gRPC for a REST route. A ratio thus
+//! says what the service costs, whatever the machine.
+
+mod customers;
+mod entities;
+mod kith_process;
+mod load;
+mod people;
+mod raw;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use kith::pb::kith::v1::{GetCustomerRequest, get_customer_request::Lookup};
+use kith_process::{Database, Kith};
+use load::{Latencies, Row, percent, times};
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure Kith against the machine's own ceilings")]
+struct Args {
+    /// People (and entities) written per write scenario.
+    #[arg(long, default_value_t = 50_000)]
+    rows: usize,
+    /// Batch calls in flight (raw ceilings use as many connections).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// `GetCustomer` calls per lookup scenario.
+    #[arg(long, default_value_t = 50_000)]
+    calls: usize,
+    /// `GetCustomer` calls in flight.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// People already stored in the growth scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    stored: usize,
+    /// Starts timed per start-up scenario.
+    #[arg(long, default_value_t = 10)]
+    starts: usize,
+    /// A PostgreSQL server (base URL, no database) to create databases on.
+    /// Without it a throwaway server is started when Debian's binaries are
+    /// installed.
+    #[arg(long, env = "KITH_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Only benchmark SQLite.
+    #[arg(long)]
+    sqlite_only: bool,
+    /// Internal: serve this base64 `GetCustomerResponse` as the echo ceiling.
+    #[arg(long, hide = true)]
+    echo_reply: Option<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where fresh databases come from.
+struct Databases {
+    dir: tempfile::TempDir,
+    postgres: Option<String>,
+    next: usize,
+}
+
+impl Databases {
+    async fn fresh(&mut self, backend: Backend) -> anyhow::Result<String> {
+        self.next += 1;
+        match backend {
+            Backend::Sqlite => Ok(format!(
+                "sqlite://{}",
+                self.dir
+                    .path()
+                    .join(format!("bench-{}.db", self.next))
+                    .display()
+            )),
+            Backend::Postgres => {
+                let server = self.postgres.as_ref().context("no PostgreSQL server")?;
+                Ok(kith::throwaway_postgres::create_database(server).await?)
+            }
+        }
+    }
+
+    /// A fresh database Kith has migrated and given its default workspace.
+    async fn bootstrapped(&mut self, backend: Backend) -> anyhow::Result<String> {
+        let url = self.fresh(backend).await?;
+        kith::store::connect(&url).await?.bootstrap().await?;
+        Ok(url)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(reply) = &args.echo_reply {
+        return customers::serve_echo(reply).await;
+    }
+    let postgres = if args.sqlite_only {
+        None
+    } else {
+        args.postgres_url
+            .clone()
+            .or_else(kith::throwaway_postgres::start)
+    };
+    if postgres.is_none() && !args.sqlite_only {
+        eprintln!(
+            "PostgreSQL: no server given and none could be started; benchmarking SQLite only"
+        );
+    }
+    let mut databases = Databases {
+        dir: tempfile::TempDir::new()?,
+        postgres,
+        next: 0,
+    };
+    let mut backends = vec![Backend::Sqlite];
+    if databases.postgres.is_some() {
+        backends.push(Backend::Postgres);
+    }
+
+    let mut table = Vec::new();
+    for backend in backends {
+        let empty_rate = people_scenarios(&args, &mut databases, backend, &mut table).await?;
+        entity_scenarios(&args, &mut databases, backend, &mut table).await?;
+        lookup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        growth_scenarios(&args, &mut databases, backend, empty_rate, &mut table).await?;
+        startup_scenarios(&args, &mut databases, backend, &mut table).await?;
+    }
+    let header = format!(
+        "kith-bench: {} rows per write scenario, {} batches in flight, {} lookups at {} in flight, \
+         {} people stored for growth; {} cores ({}); server MB is the Kith process's peak RSS",
+        args.rows,
+        args.concurrency,
+        args.calls,
+        args.in_flight,
+        args.stored,
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        cpu_model(),
+    );
+    load::print_table(&header, &table);
+    Ok(())
+}
+
+/// People batches, raw, direct, over gRPC and REST, and the import. Returns
+/// the gRPC batch rate on an empty store, the growth scenario's reference.
+async fn people_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<load::Measured> {
+    let name = backend.name();
+    let people = people::population("bench", args.rows);
+
+    eprintln!("{name}: people, raw multi-row upsert (ceiling)");
+    let url = databases.bootstrapped(backend).await?;
+    let ceiling = people::raw_upsert(&url, &people, args.concurrency).await?;
+    table.push(Row::rate(
+        "people: raw sqlx upsert, 100/batch (ceiling)",
+        name,
+        &ceiling,
+        "rows/s",
+    ));
+
+    eprintln!("{name}: people, Store::upsert_people in process");
+    let url = databases.bootstrapped(backend).await?;
+    let direct = people::store_direct(&url, &people, args.concurrency).await?;
+    table.push(
+        Row::rate(
+            "people: Store::upsert_people, no transport",
+            name,
+            &direct,
+            "rows/s",
+        )
+        .against(percent(direct.share_of(&ceiling)), ""),
+    );
+
+    eprintln!("{name}: people, BatchUpsertPeople over gRPC");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    kith.reset_peak_rss();
+    let batch = people::grpc_batches(&kith, &people, args.concurrency).await?;
+    table.push(
+        Row::rate(
+            "people: BatchUpsertPeople, gRPC, 100/batch",
+            name,
+            &batch,
+            "rows/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .against(percent(batch.share_of(&ceiling)), "≥ 80 %"),
+    );
+    kith.stop().await?;
+
+    eprintln!("{name}: people, Flameup REST batch route");
+    let url = databases.fresh(backend).await?;
+    let kith = Kith::start(&url, Database::Fresh).await?;
+    let workspace = raw::RawPool::open(&url, 1)
+        .await?
+        .default_workspace()
+        .await?;
+    kith.reset_peak_rss();
+    let rest = people::rest_batches(&kith, workspace, &people, args.concurrency).await?;
+    table.push(
+        Row::rate(
+            "people: Flameup REST batch (vs gRPC batch)",
+            name,
+            &rest,
+            "rows/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .against(percent(rest.share_of(&batch)), "≥ 70 %"),
+    );
+    kith.stop().await?;
+
+    eprintln!("{name}: people, ImportPeople stream");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    kith.reset_peak_rss();
+    let import = people::grpc_import(&kith, &people).await?;
+    table.push(
+        Row::rate("people: ImportPeople, gRPC stream", name, &import, "rows/s")
+            .server_mb(kith.peak_rss_mb())
+            .against(percent(import.share_of(&ceiling)), "≥ 80 %"),
+    );
+    kith.stop().await?;
+    Ok(batch)
+}
+
+async fn entity_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let name = backend.name();
+    eprintln!("{name}: entities, raw multi-row upsert (ceiling)");
+    let url = databases.fresh(backend).await?;
+    let kith = Kith::start(&url, Database::Fresh).await?;
+    let owners = entities::set_up(&kith).await?;
+    kith.stop().await?;
+    let ceiling = entities::raw_upsert(&url, &owners, args.rows, args.concurrency).await?;
+    table.push(Row::rate(
+        "entities: raw sqlx upsert, 100/batch (ceiling)",
+        name,
+        &ceiling,
+        "rows/s",
+    ));
+
+    eprintln!("{name}: entities, BatchUpsertEntities over gRPC");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    entities::set_up(&kith).await?;
+    kith.reset_peak_rss();
+    let batch = entities::grpc_batches(&kith, args.rows, args.concurrency).await?;
+    table.push(
+        Row::rate(
+            "entities: BatchUpsertEntities, gRPC, 100/batch",
+            name,
+            &batch,
+            "rows/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .against(percent(batch.share_of(&ceiling)), "≥ 80 %"),
+    );
+    kith.stop().await
+}
+
+/// `GetCustomer` at many calls in flight against a tonic echo of the same
+/// reply.
+async fn lookup_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    const CUSTOMERS: usize = 1_000;
+    let name = backend.name();
+    eprintln!("{name}: GetCustomer at {} in flight", args.in_flight);
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    let ids = Arc::new(customers::create(&kith, CUSTOMERS).await?);
+    let reply = kith
+        .customers()
+        .get_customer(GetCustomerRequest {
+            lookup: Some(Lookup::Id(ids[0].clone())),
+        })
+        .await?
+        .into_inner();
+    kith.reset_peak_rss();
+    let get = customers::get_by_id(
+        kith.channel.clone(),
+        kith.bearer(),
+        ids.clone(),
+        args.calls,
+        args.in_flight,
+    )
+    .await?;
+    let kith_mb = kith.peak_rss_mb();
+    let bearer = kith.bearer();
+    kith.stop().await?;
+
+    eprintln!("{name}: tonic echo of the same reply (ceiling)");
+    let echo = customers::Echo::start(&reply).await?;
+    echo.reset_peak_rss();
+    let ceiling = customers::get_by_id(
+        echo.channel.clone(),
+        bearer,
+        ids,
+        args.calls,
+        args.in_flight,
+    )
+    .await?;
+    table.push(
+        Row::rate(
+            "lookup: tonic echo, same reply (ceiling)",
+            name,
+            &ceiling,
+            "calls/s",
+        )
+        .server_mb(echo.peak_rss_mb()),
+    );
+    let p99 = |m: &load::Measured| m.latencies.p99().unwrap_or_default().as_secs_f64();
+    table.push(
+        Row::rate(
+            &format!("lookup: GetCustomer, {} in flight", args.in_flight),
+            name,
+            &get,
+            "calls/s",
+        )
+        .server_mb(kith_mb)
+        .against(percent(get.share_of(&ceiling)), "≥ 60 %"),
+    );
+    table.push(
+        Row::latency("lookup: GetCustomer p99 vs echo p99", name, &get.latencies)
+            .against(times(p99(&get) / p99(&ceiling)), "≤ 2×"),
+    );
+    Ok(())
+}
+
+/// Writes and pages with a million people already stored.
+async fn growth_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    empty: load::Measured,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let name = backend.name();
+    let url = databases.fresh(backend).await?;
+    let first = Kith::start(&url, Database::Fresh).await?;
+    let key = first.key.clone();
+    first.stop().await?;
+    eprintln!("{name}: growth, storing {} people", args.stored);
+    people::preload(&url, args.stored, args.concurrency).await?;
+    let mut kith = Kith::start(&url, Database::Existing).await?;
+    kith.key = key;
+    table.push(Row::latency(
+        &format!("start to SERVING, {} people stored", args.stored),
+        name,
+        &Latencies::from_unsorted(vec![kith.started_in]),
+    ));
+
+    eprintln!(
+        "{name}: growth, BatchUpsertPeople with {} stored",
+        args.stored
+    );
+    kith.reset_peak_rss();
+    let people = people::population("bench", args.rows);
+    let batch = people::grpc_batches(&kith, &people, args.concurrency).await?;
+    table.push(
+        Row::rate(
+            "growth: BatchUpsertPeople (vs empty store)",
+            name,
+            &batch,
+            "rows/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .against(percent(batch.share_of(&empty)), "≥ 70 %"),
+    );
+
+    eprintln!("{name}: growth, ListPeople deep in the list");
+    let depth = args.stored * 9 / 10;
+    let pages = people::list_pages(&kith, depth, 200).await?;
+    table.push(Row::latency(
+        "growth: ListPeople, first page of 100",
+        name,
+        &pages.first,
+    ));
+    let p50 = |l: &Latencies| l.p50().unwrap_or_default().as_secs_f64();
+    table.push(
+        Row::latency(
+            &format!("growth: ListPeople, page at row {}", pages.depth),
+            name,
+            &pages.deep,
+        )
+        .server_mb(kith.peak_rss_mb())
+        .against(times(p50(&pages.deep) / p50(&pages.first)), "≤ 1.5×"),
+    );
+    kith.stop().await
+}
+
+/// Process start to health answering SERVING, on a new database (which
+/// migrates) and on an existing one.
+async fn startup_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let name = backend.name();
+    eprintln!("{name}: start-up, {} starts each", args.starts);
+    let target = if backend == Backend::Sqlite {
+        "≤ 100 ms"
+    } else {
+        ""
+    };
+    let mut fresh = Vec::new();
+    let mut url = String::new();
+    for _ in 0..args.starts {
+        url = databases.fresh(backend).await?;
+        let kith = Kith::start(&url, Database::Fresh).await?;
+        fresh.push(kith.started_in);
+        kith.stop().await?;
+    }
+    table.push(
+        Row::latency(
+            "start to SERVING, new database",
+            name,
+            &Latencies::from_unsorted(fresh),
+        )
+        .against("-".to_owned(), target),
+    );
+    let mut again = Vec::new();
+    for _ in 0..args.starts {
+        let kith = Kith::start(&url, Database::Existing).await?;
+        again.push(kith.started_in);
+        kith.stop().await?;
+    }
+    table.push(
+        Row::latency(
+            "start to SERVING, existing database",
+            name,
+            &Latencies::from_unsorted(again),
+        )
+        .against("-".to_owned(), target),
+    );
+    Ok(())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
