@@ -184,3 +184,30 @@ impl UnaryService<GetCustomerRequest> for Reply {
         ready(Ok(tonic::Response::new((*self.0).clone())))
     }
 }
+
+/// The same lookups straight into Kith's store in this process, members
+/// included: what a `GetCustomer` costs before any transport.
+pub async fn store_direct(
+    database_url: &str,
+    ids: Arc<Vec<String>>,
+    calls: usize,
+    in_flight: usize,
+) -> anyhow::Result<Measured> {
+    use kith::domain::customer::CustomerLookup;
+    let store = kith::store::connect(database_url).await?;
+    let workspace = store
+        .find_workspace("default")
+        .await?
+        .context("bootstrapped")?
+        .id;
+    closed_loop(calls, in_flight, 1, move |i| {
+        let (store, ids) = (store.clone(), ids.clone());
+        async move {
+            let lookup = CustomerLookup::by_id(&ids[i % ids.len()])?;
+            let customer = store.get_customer(workspace, &lookup).await?;
+            store.customer_members(workspace, &[customer.id]).await?;
+            Ok(())
+        }
+    })
+    .await
+}

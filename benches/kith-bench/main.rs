@@ -44,6 +44,13 @@ struct Args {
     /// Starts timed per start-up scenario.
     #[arg(long, default_value_t = 10)]
     starts: usize,
+    /// Scenario groups to run, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "people,entities,lookup,growth,startup"
+    )]
+    only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
     /// Without it a throwaway server is started when Debian's binaries are
     /// installed.
@@ -58,6 +65,15 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Group {
+    People,
+    Entities,
+    Lookup,
+    Growth,
+    Startup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,11 +154,23 @@ async fn main() -> anyhow::Result<()> {
 
     let mut table = Vec::new();
     for backend in backends {
-        let empty_rate = people_scenarios(&args, &mut databases, backend, &mut table).await?;
-        entity_scenarios(&args, &mut databases, backend, &mut table).await?;
-        lookup_scenarios(&args, &mut databases, backend, &mut table).await?;
-        growth_scenarios(&args, &mut databases, backend, empty_rate, &mut table).await?;
-        startup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        let runs = |group| args.only.contains(&group);
+        let mut empty_rate = None;
+        if runs(Group::People) {
+            empty_rate = Some(people_scenarios(&args, &mut databases, backend, &mut table).await?);
+        }
+        if runs(Group::Entities) {
+            entity_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
+        if runs(Group::Lookup) {
+            lookup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
+        if runs(Group::Growth) {
+            growth_scenarios(&args, &mut databases, backend, empty_rate, &mut table).await?;
+        }
+        if runs(Group::Startup) {
+            startup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
     }
     let header = format!(
         "kith-bench: {} rows per write scenario, {} batches in flight, {} lookups at {} in flight, \
@@ -292,7 +320,8 @@ async fn lookup_scenarios(
     const CUSTOMERS: usize = 1_000;
     let name = backend.name();
     eprintln!("{name}: GetCustomer at {} in flight", args.in_flight);
-    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    let url = databases.fresh(backend).await?;
+    let kith = Kith::start(&url, Database::Fresh).await?;
     let ids = Arc::new(customers::create(&kith, CUSTOMERS).await?);
     let reply = kith
         .customers()
@@ -314,6 +343,9 @@ async fn lookup_scenarios(
     let bearer = kith.bearer();
     kith.stop().await?;
 
+    eprintln!("{name}: the same lookups into the store, in process");
+    let direct = customers::store_direct(&url, ids.clone(), args.calls, args.in_flight).await?;
+
     eprintln!("{name}: tonic echo of the same reply (ceiling)");
     let echo = customers::Echo::start(&reply).await?;
     echo.reset_peak_rss();
@@ -334,6 +366,12 @@ async fn lookup_scenarios(
         )
         .server_mb(echo.peak_rss_mb()),
     );
+    table.push(Row::rate(
+        "lookup: Store get + members, no transport",
+        name,
+        &direct,
+        "calls/s",
+    ));
     let p99 = |m: &load::Measured| m.latencies.p99().unwrap_or_default().as_secs_f64();
     table.push(
         Row::rate(
@@ -357,7 +395,7 @@ async fn growth_scenarios(
     args: &Args,
     databases: &mut Databases,
     backend: Backend,
-    empty: load::Measured,
+    empty: Option<load::Measured>,
     table: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let name = backend.name();
@@ -390,7 +428,10 @@ async fn growth_scenarios(
             "rows/s",
         )
         .server_mb(kith.peak_rss_mb())
-        .against(percent(batch.share_of(&empty)), "≥ 70 %"),
+        .against(
+            empty.map_or_else(|| "-".to_owned(), |empty| percent(batch.share_of(&empty))),
+            "≥ 70 %",
+        ),
     );
 
     eprintln!("{name}: growth, ListPeople deep in the list");

@@ -917,9 +917,11 @@ macro_rules! impl_user_store {
                     list.push_bind(*id);
                 }
                 query.push(") ORDER BY created_at, id");
+                // One customer (every Get) is one statement text worth
+                // preparing once; longer lists vary and would crowd the cache.
                 let memberships: Vec<Membership> = query
                     .build_query_as::<MembershipRow>()
-                    .persistent(false)
+                    .persistent(customers.len() == 1)
                     .fetch_all(&mut *connection)
                     .await
                     .map_err($crate::store::db_error)?
