@@ -119,7 +119,7 @@ pub async fn raw_upsert(
                 entities
                     .into_iter()
                     .map(|e| RawEntity {
-                        pk: uuid::Uuid::new_v4(),
+                        pk: kith::domain::new_id(),
                         customer: owners.ids[owner],
                         id: e.id,
                         type_id: TYPE.to_owned(),

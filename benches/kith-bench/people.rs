@@ -69,7 +69,7 @@ impl From<&PersonUpsert> for RawPerson {
         };
         let email = person.email.clone().unwrap_or_default();
         Self {
-            id: uuid::Uuid::new_v4(),
+            id: kith::domain::new_id(),
             external_id: person.user_id.clone(),
             email_key: email.to_lowercase(),
             search_text: format!("{} {} {email}", text("first_name"), text("last_name"))

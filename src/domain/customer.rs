@@ -481,7 +481,7 @@ impl NewCustomer {
 
     pub fn into_customer(self, workspace_id: WorkspaceId, now: DateTime<Utc>) -> Customer {
         Customer {
-            id: Uuid::new_v4(),
+            id: super::new_id(),
             workspace_id,
             external_id: self.external_id,
             email: self.email,

@@ -237,7 +237,7 @@ pub fn apply_batch(
                     continue;
                 };
                 Entity {
-                    key: Uuid::new_v4(),
+                    key: super::new_id(),
                     customer_id,
                     id: upsert.id.clone(),
                     type_id,
@@ -417,7 +417,7 @@ impl EntityTypeUpsert {
             (None, Some(current)) => current.archived_at,
         };
         EntityType {
-            key: current.map_or_else(Uuid::new_v4, |c| c.key),
+            key: current.map_or_else(super::new_id, |c| c.key),
             id: self.id.clone(),
             display_name: self.display_name.clone(),
             attribution_keys: self.attribution_keys.clone(),

@@ -409,7 +409,7 @@ fn create(workspace: WorkspaceId, upsert: &PersonUpsert, now: DateTime<Utc>) -> 
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Person {
-        id: Uuid::new_v4(),
+        id: super::new_id(),
         workspace_id: workspace,
         external_id: upsert.user_id.clone(),
         email: upsert.email.clone(),

@@ -404,7 +404,7 @@ pub fn merge_keys(stored: &Keys, sent: &Keys) -> Keys {
 /// The user after an upsert (a new one when `current` is `None`).
 pub fn apply_user(current: Option<User>, upsert: &Upsert, now: DateTime<Utc>) -> User {
     let mut user = current.unwrap_or_else(|| User {
-        id: Uuid::new_v4(),
+        id: super::new_id(),
         name: None,
         keys: Keys::default(),
         traits: Map::new(),

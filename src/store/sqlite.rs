@@ -41,9 +41,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // The writer's page cache holds the hot index pages of a large
+        // table (16 MiB; SQLite's default is 2): with a million people, a
+        // batch otherwise rereads them from the OS and runs at 60 % of the
+        // rate on an empty table (BENCHMARKS.md, growth).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()

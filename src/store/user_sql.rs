@@ -463,7 +463,7 @@ macro_rules! impl_user_store {
                      VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (user_id, customer_id) DO NOTHING \
                      RETURNING id, user_id, customer_id, role, created_at, updated_at",
                 )
-                .bind(uuid::Uuid::new_v4())
+                .bind($crate::domain::new_id())
                 .bind(workspace.0)
                 .bind(user)
                 .bind(company)
