@@ -2,7 +2,7 @@
 //! batches with the rules of a batch upsert. A person who is invalid, or who
 //! conflicts with another, is rejected on their own and the import goes on.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::domain::WorkspaceId;
@@ -17,6 +17,9 @@ pub const BATCH_SIZE: usize = 500;
 /// Rejections reported by position; the rest are only counted.
 pub const MAX_REPORTED_REJECTIONS: usize = 100;
 const PROGRESS_EVERY: u64 = 100_000;
+/// Batches written at once. They never name the same person, and only
+/// batches of new people are written out of stream order (see `Attempt`).
+const WRITES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -44,11 +47,29 @@ pub struct Importer {
     /// User ids and email keys pending, so one batch never names a person
     /// twice (a repeat starts a new batch, and so wins over the earlier one).
     pending_keys: HashSet<String>,
-    /// The batch being written while the next one is read and checked. One
-    /// at a time, in stream order, so a person repeated across batches is
-    /// applied in order.
-    writing: Option<tokio::task::JoinHandle<Result<Written>>>,
+    /// Batches being written while the next ones are read and checked,
+    /// oldest first.
+    writing: VecDeque<InFlight>,
     tally: ImportTally,
+}
+
+/// A batch being written, and every key it names.
+struct InFlight {
+    keys: HashSet<String>,
+    task: tokio::task::JoinHandle<Attempt>,
+}
+
+/// What writing a batch as new people did. Batches in flight name disjoint
+/// people, so creating one batch's people cannot change what another's
+/// become, whatever order they commit in. A batch naming someone who
+/// exists waits for every earlier batch, then merges: its outcome may
+/// depend on them (an earlier batch may free an email it takes).
+enum Attempt {
+    Written(Written),
+    NeedsMerge {
+        positions: Vec<u64>,
+        pending: Vec<PersonUpsert>,
+    },
 }
 
 /// What writing one batch did.
@@ -67,7 +88,7 @@ impl Importer {
             positions: Vec::with_capacity(BATCH_SIZE),
             pending: Vec::with_capacity(BATCH_SIZE),
             pending_keys: HashSet::new(),
-            writing: None,
+            writing: VecDeque::new(),
             tally: ImportTally::default(),
         }
     }
@@ -115,7 +136,9 @@ impl Importer {
     /// Writes what is pending and returns the totals.
     pub async fn finish(mut self) -> Result<ImportTally> {
         self.flush().await?;
-        self.settle().await?;
+        while !self.writing.is_empty() {
+            self.settle_oldest().await?;
+        }
         self.tally.rejections.sort_by_key(|r| r.position);
         Ok(self.tally)
     }
@@ -136,29 +159,54 @@ impl Importer {
         }
     }
 
-    /// Waits for the batch being written and counts what it did.
-    async fn settle(&mut self) -> Result<()> {
-        if let Some(writing) = self.writing.take() {
-            let written = writing.await.map_err(crate::error::Error::internal)??;
-            self.tally.created += written.created;
-            self.tally.updated += written.updated;
-            for (position, violation) in written.refused {
-                self.reject(position, vec![violation]);
+    /// Waits for the oldest batch in flight, merges it if it named someone
+    /// who exists (every earlier batch is settled by then), and counts what
+    /// it did.
+    async fn settle_oldest(&mut self) -> Result<()> {
+        let Some(batch) = self.writing.pop_front() else {
+            return Ok(());
+        };
+        let written = match batch.task.await.map_err(crate::error::Error::internal)? {
+            Attempt::Written(written) => written,
+            Attempt::NeedsMerge { positions, pending } => {
+                write(self.store.as_ref(), self.workspace, positions, pending).await?
             }
+        };
+        self.tally.created += written.created;
+        self.tally.updated += written.updated;
+        for (position, violation) in written.refused {
+            self.reject(position, vec![violation]);
         }
         Ok(())
     }
 
-    /// Hands the pending batch to the writer, once the previous one is done.
+    /// Starts writing the pending batch, after any batch in flight that
+    /// names one of its people (so the later mention wins).
     async fn flush(&mut self) -> Result<()> {
-        self.pending_keys.clear();
+        let keys = std::mem::take(&mut self.pending_keys);
         let positions = std::mem::replace(&mut self.positions, Vec::with_capacity(BATCH_SIZE));
         let pending = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH_SIZE));
-        self.settle().await?;
-        if !pending.is_empty() {
-            let (store, workspace) = (self.store.clone(), self.workspace);
-            self.writing = Some(tokio::spawn(write(store, workspace, positions, pending)));
+        if pending.is_empty() {
+            return Ok(());
         }
+        while self.writing.iter().any(|b| !b.keys.is_disjoint(&keys))
+            || self.writing.len() >= WRITES_IN_FLIGHT
+        {
+            self.settle_oldest().await?;
+        }
+        let (store, workspace) = (self.store.clone(), self.workspace);
+        let task = tokio::spawn(async move {
+            match store.insert_new_people(workspace, &pending).await {
+                Ok(Some(people)) => Attempt::Written(Written {
+                    created: people.len() as u64,
+                    ..Written::default()
+                }),
+                // Someone exists, or someone is refused: the ordered merge
+                // sorts out which and reports any other failure.
+                Ok(None) | Err(_) => Attempt::NeedsMerge { positions, pending },
+            }
+        });
+        self.writing.push_back(InFlight { keys, task });
         Ok(())
     }
 }
@@ -166,7 +214,7 @@ impl Importer {
 /// Writes one batch. People it refuses by position (a conflict) are set
 /// aside and the rest written again; any other failure ends the import.
 async fn write(
-    store: Arc<dyn Store>,
+    store: &dyn Store,
     workspace: WorkspaceId,
     mut positions: Vec<u64>,
     mut pending: Vec<PersonUpsert>,

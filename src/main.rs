@@ -10,6 +10,12 @@ use kith::domain::workspace::{ApiKeyId, NewApiKey, WorkspaceName};
 use kith::server::{Application, shutdown_signal};
 use kith::store::{self, Store};
 
+/// A request moves through protobuf, domain and SQL values, each built on
+/// the heap: glibc's allocator spent a quarter of the server's time on them,
+/// and mimalloc, as fast, held twice the memory (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {

@@ -23,6 +23,10 @@ use kith::pb::kith::v1::{GetCustomerRequest, get_customer_request::Lookup};
 use kith_process::{Database, Kith};
 use load::{Latencies, Row, percent, times};
 
+/// The allocator Kith's own binary uses, so the ceilings run alike.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Measure Kith against the machine's own ceilings")]
 struct Args {

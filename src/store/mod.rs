@@ -156,6 +156,14 @@ pub trait Store: UserStore + Send + Sync + 'static {
         workspace: WorkspaceId,
         batch: &[PersonUpsert],
     ) -> Result<Vec<Upserted>>;
+    /// Creates every person of a batch in one atomic statement, or writes
+    /// nothing and returns `None` when any of them already exists (by
+    /// external id or email): such a batch needs `upsert_people`.
+    async fn insert_new_people(
+        &self,
+        workspace: WorkspaceId,
+        batch: &[PersonUpsert],
+    ) -> Result<Option<Vec<Upserted>>>;
     async fn get_person(&self, workspace: WorkspaceId, lookup: &PersonLookup) -> Result<Person>;
     async fn list_people(
         &self,

@@ -990,22 +990,8 @@ macro_rules! impl_store {
                 workspace: $crate::domain::WorkspaceId,
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
-                // Most batches only bring new people. A plain multi-row
-                // INSERT is atomic on its own: it writes all of them in one
-                // round trip, or nothing when anyone already exists, and
-                // then the merge below takes over.
-                let now = $crate::domain::now();
-                let fresh = $crate::domain::person::create_all(workspace, batch, now)?;
-                match Self::people_insert(fresh.iter()).build().execute(self.writer()).await {
-                    Ok(_) => {
-                        return Ok(fresh
-                            .into_iter()
-                            .map(|person| $crate::domain::person::Upserted { person, created: true })
-                            .collect());
-                    }
-                    Err(sqlx::Error::Database(e))
-                        if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
-                    Err(e) => return Err($crate::store::db_error(e)),
+                if let Some(created) = self.insert_new_people(workspace, batch).await? {
+                    return Ok(created);
                 }
                 // Racing batches may deadlock on each other's new keys, or
                 // one may plan to create someone another is writing at that
@@ -1024,6 +1010,32 @@ macro_rules! impl_store {
                         }
                         result => return result,
                     }
+                }
+            }
+
+            async fn insert_new_people(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::person::PersonUpsert],
+            ) -> $crate::error::Result<Option<Vec<$crate::domain::person::Upserted>>> {
+                // Most batches only bring new people. A plain multi-row
+                // INSERT is atomic on its own: one round trip writes them
+                // all, or nothing when anyone already exists.
+                let now = $crate::domain::now();
+                let fresh = $crate::domain::person::create_all(workspace, batch, now)?;
+                match Self::people_insert(fresh.iter()).build().execute(self.writer()).await {
+                    Ok(_) => Ok(Some(
+                        fresh
+                            .into_iter()
+                            .map(|person| $crate::domain::person::Upserted { person, created: true })
+                            .collect(),
+                    )),
+                    Err(sqlx::Error::Database(e))
+                        if e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err($crate::store::db_error(e)),
                 }
             }
 

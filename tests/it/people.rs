@@ -24,6 +24,7 @@ backend_tests!(
     another_workspace_sees_no_people,
     sixteen_racing_batches_count_exactly,
     importing_100_000_people_streams_in_batches,
+    an_import_applies_people_in_stream_order,
     batches_and_updates_of_the_same_people_never_lose_writes,
 );
 
@@ -617,6 +618,64 @@ async fn importing_100_000_people_streams_in_batches(backend: Backend) {
         Some("p1@example.com"),
         "the conflicting row changed nothing"
     );
+}
+
+/// Batches are written several at a time, yet the outcome is the stream
+/// order's: a later mention of a person wins, and a batch that takes an
+/// email an earlier batch frees sees it freed.
+async fn an_import_applies_people_in_stream_order(backend: Backend) {
+    const TOTAL: usize = 4_000;
+    let app = require!(TestApp::spawn(backend).await);
+    let mut client = client(&app);
+    let stored = batch(
+        &mut client,
+        vec![person("moved", Some("shared@example.com"))],
+    )
+    .await
+    .unwrap()
+    .people
+    .remove(0);
+
+    let named = |i: usize, first_name: &str| PersonUpsert {
+        traits: traits(&[("first_name", string(first_name))]),
+        ..person(&format!("p{i}"), Some(&format!("p{i}@example.com")))
+    };
+    let generated = |i: usize| -> PersonUpsert {
+        match i {
+            // `moved` gives up its email in the first batch of 500 …
+            10 => person("moved", Some("moved@example.com")),
+            // … which a new person takes in the second.
+            600 => person("taker", Some("shared@example.com")),
+            // p5 named in the first batch and again in the last.
+            5 => named(5, "First"),
+            3_900 => named(5, "Last"),
+            _ => named(i, "Filler"),
+        }
+    };
+    let chunks: Vec<ImportPeopleRequest> = (0..TOTAL / 100)
+        .map(|c| ImportPeopleRequest {
+            people: (c * 100..(c + 1) * 100).map(generated).collect(),
+        })
+        .collect();
+    let reply = client
+        .import_people(tokio_stream::iter(chunks))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.rejected_count, 0, "{:?}", reply.rejections);
+    assert_eq!((reply.created_count, reply.updated_count), (3_998, 2));
+
+    let moved = get_external(&mut client, "moved").await.unwrap();
+    assert_eq!(
+        moved.id, stored.id,
+        "matched by external id, not re-created"
+    );
+    assert_eq!(moved.email.as_deref(), Some("moved@example.com"));
+    let taker = get_external(&mut client, "taker").await.unwrap();
+    assert_ne!(taker.id, stored.id, "the freed email went to a new person");
+    assert_eq!(taker.email.as_deref(), Some("shared@example.com"));
+    let p5 = get_external(&mut client, "p5").await.unwrap();
+    assert_eq!(p5.first_name.as_deref(), Some("Last"));
 }
 
 /// Batches racing single updates of the same people: every call succeeds
