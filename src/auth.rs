@@ -2,9 +2,12 @@
 //! in their own headers; checking it happens here.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
 
 use crate::domain::WorkspaceId;
@@ -17,19 +20,33 @@ use crate::store::Store;
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 const KEY_CACHE_CAPACITY: usize = 10_000;
 
+/// How many calls one key may make: a sustained rate and a burst above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
     /// Stored keys by id, with when they were read. Only what the store said
     /// is cached; the secret is still checked on every call.
     cache: Arc<Mutex<HashMap<ApiKeyId, (ApiKey, Instant)>>>,
+    /// A token bucket per key, when calls are limited. Per process: with
+    /// several replicas a key may make this many calls on each.
+    limiter: Option<Arc<DefaultKeyedRateLimiter<ApiKeyId>>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, rate_limit: Option<RateLimit>) -> Self {
         Self {
             store,
             cache: Arc::default(),
+            limiter: rate_limit.map(|limit| {
+                let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
+                Arc::new(RateLimiter::keyed(quota))
+            }),
         }
     }
 
@@ -49,7 +66,21 @@ impl Authenticator {
                 stored
             }
         };
-        stored.admit(&presented)
+        let workspace = stored.admit(&presented)?;
+        self.within_rate(presented.id)?;
+        Ok(workspace)
+    }
+
+    /// Takes a token from the key's bucket, or says when the next one comes.
+    fn within_rate(&self, key: ApiKeyId) -> Result<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| Error::RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
     }
 
     fn cached(&self, id: ApiKeyId) -> Option<ApiKey> {

@@ -1,9 +1,12 @@
 //! Command-line flags, each also read from a `KITH_*` environment variable.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use crate::auth::RateLimit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +108,16 @@ pub struct ServeArgs {
     /// Seconds between database health checks.
     #[arg(long, env = "KITH_HEALTH_INTERVAL", default_value_t = 2)]
     pub health_interval_secs: u64,
+
+    /// Calls per second each API key may make, over gRPC and REST together;
+    /// beyond it calls fail with RESOURCE_EXHAUSTED / 429. Off when unset.
+    #[arg(long, env = "KITH_RATE_LIMIT")]
+    pub rate_limit: Option<NonZeroU32>,
+
+    /// Calls a key may make at once above its rate (default: one second's
+    /// worth).
+    #[arg(long, env = "KITH_RATE_BURST", requires = "rate_limit")]
+    pub rate_burst: Option<NonZeroU32>,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -114,6 +127,7 @@ pub struct ServeConfig {
     pub rest_addr: Option<SocketAddr>,
     pub database_url: String,
     pub health_interval: Duration,
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl From<&ServeArgs> for ServeConfig {
@@ -123,6 +137,10 @@ impl From<&ServeArgs> for ServeConfig {
             rest_addr: (!args.no_rest).then_some(args.rest_addr),
             database_url: args.database.database_url.clone(),
             health_interval: Duration::from_secs(args.health_interval_secs.max(1)),
+            rate_limit: args.rate_limit.map(|per_second| RateLimit {
+                per_second,
+                burst: args.rate_burst.unwrap_or(per_second),
+            }),
         }
     }
 }

@@ -65,6 +65,10 @@ pub enum Error {
     #[error("missing, unknown or revoked API key")]
     Unauthenticated,
 
+    /// The key's calls exceed the configured rate; nothing was done.
+    #[error("rate limit exceeded; retry in {} ms", .retry_after.as_millis())]
+    RateLimited { retry_after: std::time::Duration },
+
     /// A concurrent transaction got in the way; the caller may retry.
     #[error("the change collided with a concurrent one; retry")]
     Aborted(#[source] BoxError),

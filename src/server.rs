@@ -38,6 +38,7 @@ pub struct Application {
     rest: Option<TcpListener>,
     bootstrap_key: Option<String>,
     health_interval: Duration,
+    authenticator: Authenticator,
 }
 
 impl Application {
@@ -62,12 +63,14 @@ impl Application {
             ),
             None => None,
         };
+        let authenticator = Authenticator::new(store.clone(), config.rate_limit);
         Ok(Self {
             store,
             grpc,
             rest,
             bootstrap_key,
             health_interval: config.health_interval,
+            authenticator,
         })
     }
 
@@ -130,8 +133,9 @@ impl Application {
         });
 
         let rest_addr = self.rest_addr();
+        let authenticator = self.authenticator;
         let rest = self.rest.map(|listener| {
-            let router = crate::api::rest::router(self.store.clone());
+            let router = crate::api::rest::router(self.store.clone(), authenticator.clone());
             let stop = stopped(stopping.clone());
             tokio::spawn(async move {
                 let listener = listener.tap_io(|tcp| {
@@ -151,7 +155,6 @@ impl Application {
             backend = self.store.backend(),
             "serving"
         );
-        let authenticator = Authenticator::new(self.store.clone());
         Server::builder()
             .layer(RequireApiKey::new(authenticator))
             .add_service(health_service)

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kith::config::ServeConfig;
+use kith::config::{RateLimit, ServeConfig};
 use kith::domain::workspace::{NewApiKey, WorkspaceName};
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::server::Application;
@@ -113,13 +113,25 @@ impl TestApp {
         Some(Self::start(db, url).await)
     }
 
+    /// Starts Kith on a fresh database with each key's calls limited.
+    pub async fn spawn_rate_limited(backend: Backend, limit: RateLimit) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let url = db.url.clone();
+        Some(Self::launch(db, url, Some(limit)).await)
+    }
+
     /// Starts Kith on `db`, reaching it through `url` (a proxy, say).
     pub async fn start(db: TestDb, url: String) -> Self {
+        Self::launch(db, url, None).await
+    }
+
+    async fn launch(db: TestDb, url: String, rate_limit: Option<RateLimit>) -> Self {
         let config = ServeConfig {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             rest_addr: Some("127.0.0.1:0".parse().unwrap()),
             database_url: url,
             health_interval: Duration::from_millis(200),
+            rate_limit,
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app

@@ -5,6 +5,7 @@ mod customers;
 mod entities;
 mod grpc_support;
 mod harness;
+mod limits;
 mod people;
 mod rest_flameup;
 mod rest_gateway;

@@ -23,6 +23,7 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => (Code::AlreadyExists, ErrorReason::AlreadyExists),
             Error::NotFound { .. } => (Code::NotFound, ErrorReason::NotFound),
             Error::Unauthenticated => (Code::Unauthenticated, ErrorReason::Unauthenticated),
+            Error::RateLimited { .. } => (Code::ResourceExhausted, ErrorReason::RateLimited),
             Error::Aborted(_) => (Code::Aborted, ErrorReason::ConcurrentChange),
             Error::Unavailable(_) => (Code::Unavailable, ErrorReason::StoreUnavailable),
             Error::Internal(_) => (Code::Internal, ErrorReason::Internal),
@@ -45,8 +46,14 @@ impl From<Error> for Status {
 
         let mut details = ErrorDetails::new();
         details.set_error_info(reason.as_str_name(), DOMAIN, metadata);
-        if let Error::InvalidPageToken(why) = &error {
-            details.add_bad_request_violation("page_token", *why);
+        match &error {
+            Error::InvalidPageToken(why) => {
+                details.add_bad_request_violation("page_token", *why);
+            }
+            Error::RateLimited { retry_after } => {
+                details.set_retry_info(Some(*retry_after));
+            }
+            _ => {}
         }
         for violation in error.violations() {
             details.add_bad_request_violation(&violation.field, &violation.description);

@@ -36,9 +36,11 @@ pub struct RestState {
     authenticator: Authenticator,
 }
 
-pub fn router(store: Arc<dyn Store>) -> Router {
+/// The gateway's routes; `authenticator` is the one the gRPC server uses, so
+/// a key's rate limit counts its calls on both.
+pub fn router(store: Arc<dyn Store>, authenticator: Authenticator) -> Router {
     let state = RestState {
-        authenticator: Authenticator::new(store.clone()),
+        authenticator,
         store,
     };
     Router::new()
@@ -128,6 +130,7 @@ impl Family {
             Error::AlreadyExists(_) | Error::Aborted(_) => StatusCode::CONFLICT,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -163,6 +166,7 @@ impl Family {
                     Error::AlreadyExists(_) | Error::Aborted(_) => "CONFLICT",
                     Error::NotFound { .. } => "NOT_FOUND",
                     Error::Unauthenticated => "UNAUTHENTICATED",
+                    Error::RateLimited { .. } => "TOO_MANY_REQUESTS",
                     Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
                     Error::Internal(_) => "INTERNAL_SERVER_ERROR",
                 };
@@ -207,6 +211,9 @@ impl Family {
                     to_json(rapidly::ErrorBody::new("Unauthorized", json!(message)))
                 }
                 Error::Aborted(_) => to_json(rapidly::ErrorBody::new("Conflict", json!(message))),
+                Error::RateLimited { .. } => {
+                    to_json(rapidly::ErrorBody::new("TooManyRequests", json!(message)))
+                }
                 Error::Unavailable(_) => to_json(rapidly::ErrorBody::new(
                     "ServiceUnavailable",
                     json!(message),
@@ -225,6 +232,7 @@ impl Family {
                     Error::Aborted(_) => "conflict",
                     Error::NotFound { .. } => "not_found",
                     Error::Unauthenticated => "unauthorized",
+                    Error::RateLimited { .. } => "rate_limited",
                     Error::Unavailable(_) => "service_unavailable",
                     Error::Internal(_) => "internal_error",
                 };
@@ -297,7 +305,15 @@ impl IntoResponse for ApiError {
         let body = self
             .family
             .body(&self.error, &message.text, self.input.as_ref());
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Error::RateLimited { retry_after } = &self.error {
+            // Whole seconds, rounded up: a client waiting that long is admitted.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 }
 
