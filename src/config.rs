@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KITH_HEALTH_INTERVAL", default_value_t = 2)]
     pub health_interval_secs: u64,
 
+    /// Seconds a shutdown waits for calls in flight before cutting them off.
+    #[arg(long, env = "KITH_DRAIN_TIMEOUT", default_value_t = 30)]
+    pub drain_timeout_secs: u64,
+
     /// Calls per second each API key may make, over gRPC and REST together;
     /// beyond it calls fail with RESOURCE_EXHAUSTED / 429. Off when unset.
     #[arg(long, env = "KITH_RATE_LIMIT")]
@@ -127,6 +131,7 @@ pub struct ServeConfig {
     pub rest_addr: Option<SocketAddr>,
     pub database_url: String,
     pub health_interval: Duration,
+    pub drain_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -137,6 +142,7 @@ impl From<&ServeArgs> for ServeConfig {
             rest_addr: (!args.no_rest).then_some(args.rest_addr),
             database_url: args.database.database_url.clone(),
             health_interval: Duration::from_secs(args.health_interval_secs.max(1)),
+            drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             rate_limit: args.rate_limit.map(|per_second| RateLimit {
                 per_second,
                 burst: args.rate_burst.unwrap_or(per_second),

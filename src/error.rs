@@ -120,7 +120,9 @@ impl Error {
         match self {
             Self::Internal(source) => {
                 let request_id = uuid::Uuid::new_v4().to_string();
-                tracing::error!(%request_id, error = ?source, "internal error");
+                // Display, not Debug: a database error's debug form carries
+                // its detail, which quotes the row's values (an email, say).
+                tracing::error!(%request_id, error = %source, "internal error");
                 PublicMessage {
                     text: format!("internal error; request id {request_id}"),
                     request_id: Some(request_id),

@@ -38,6 +38,7 @@ pub struct Application {
     rest: Option<TcpListener>,
     bootstrap_key: Option<String>,
     health_interval: Duration,
+    drain_timeout: Duration,
     authenticator: Authenticator,
 }
 
@@ -70,6 +71,7 @@ impl Application {
             rest,
             bootstrap_key,
             health_interval: config.health_interval,
+            drain_timeout: config.drain_timeout,
             authenticator,
         })
     }
@@ -155,7 +157,7 @@ impl Application {
             backend = self.store.backend(),
             "serving"
         );
-        Server::builder()
+        let grpc = Server::builder()
             .layer(RequireApiKey::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -170,13 +172,34 @@ impl Application {
                 // Without TCP_NODELAY a small reply can wait for the peer's
                 // delayed ACK: about 40 ms on Linux.
                 TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                stopped(stopping),
-            )
-            .await
-            .context("serving gRPC")?;
-
-        if let Some(rest) = rest {
-            rest.await?.context("serving REST")?;
+                stopped(stopping.clone()),
+            );
+        let rest_abort = rest.as_ref().map(tokio::task::JoinHandle::abort_handle);
+        let serving = async {
+            grpc.await.context("serving gRPC")?;
+            if let Some(rest) = rest {
+                rest.await?.context("serving REST")?;
+            }
+            anyhow::Ok(())
+        };
+        // A call that never ends (a stream its client keeps open) must not
+        // hold the process: past the drain time it is cut off.
+        let drain_timeout = self.drain_timeout;
+        let drain_deadline = async move {
+            stopped(stopping).await;
+            tokio::time::sleep(drain_timeout).await;
+        };
+        tokio::select! {
+            served = serving => served?,
+            () = drain_deadline => {
+                tracing::warn!(
+                    drain_timeout_secs = drain_timeout.as_secs_f64(),
+                    "calls still in flight after the drain time are cut off"
+                );
+                if let Some(rest) = rest_abort {
+                    rest.abort();
+                }
+            }
         }
         watchdog.abort();
         tracing::info!("stopped");

@@ -9,6 +9,8 @@
 
 mod customers;
 mod entities;
+#[path = "../../tests/support/kith_process.rs"]
+#[allow(dead_code, reason = "the tests use the rest")]
 mod kith_process;
 mod load;
 mod people;
@@ -310,7 +312,7 @@ async fn entity_scenarios(
         .server_mb(kith.peak_rss_mb())
         .against(percent(batch.share_of(&ceiling)), "≥ 80 %"),
     );
-    kith.stop().await
+    kith.stop().await.map(drop)
 }
 
 /// `GetCustomer` at many calls in flight against a tonic echo of the same
@@ -456,7 +458,7 @@ async fn growth_scenarios(
         .server_mb(kith.peak_rss_mb())
         .against(times(p50(&pages.deep) / p50(&pages.first)), "≤ 1.5×"),
     );
-    kith.stop().await
+    kith.stop().await.map(drop)
 }
 
 /// Process start to health answering SERVING, on a new database (which

@@ -403,30 +403,33 @@ macro_rules! impl_store {
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Person>> {
                 use $crate::store::rows::{person_columns, PersonRow};
+                // One table and plain conditions: a row locked and updated
+                // under this read is re-checked against them and still
+                // returned (a self-join or sub-select here would drop it).
+                // SQLite answers the OR with both unique indexes.
                 let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
-                    "SELECT ", person_columns!(), " FROM people WHERE id IN \
-                     (SELECT id FROM people WHERE workspace_id = "
+                    "SELECT ", person_columns!(), " FROM people WHERE (workspace_id = "
                 ));
                 query.push_bind(workspace.0).push(" AND external_id IN (");
                 let mut ids = query.separated(", ");
                 for upsert in batch {
                     ids.push_bind(upsert.user_id.clone());
                 }
-                query.push(")");
+                query.push("))");
                 let emails: Vec<String> =
                     batch.iter().filter_map(|u| u.email.as_ref().map(|e| e.key())).collect();
                 if !emails.is_empty() {
                     query
-                        .push(" UNION ALL SELECT id FROM people WHERE workspace_id = ")
+                        .push(" OR (workspace_id = ")
                         .push_bind(workspace.0)
                         .push(" AND email_key IN (");
                     let mut list = query.separated(", ");
                     for email in emails {
                         list.push_bind(email);
                     }
-                    query.push(")");
+                    query.push("))");
                 }
-                query.push(concat!(") ORDER BY id", $lock));
+                query.push(concat!(" ORDER BY id", $lock));
                 let rows: Vec<PersonRow> = query
                     .build_query_as()
                     .persistent(false)
@@ -994,11 +997,10 @@ macro_rules! impl_store {
                     return Ok(created);
                 }
                 // Racing batches may deadlock on each other's new keys, or
-                // one may plan to create someone another is writing at that
-                // instant (the locked read skips a row updated under it).
-                // Either way the loser rolled back entirely and is run again;
-                // a clash the domain found itself names `people[i]` and is
-                // final.
+                // one may plan to create someone another batch creates at
+                // that instant. Either way the loser rolled back entirely and
+                // is run again; a clash the domain found itself names
+                // `people[i]` and is final.
                 let mut attempts = 0;
                 loop {
                     match Self::upsert_people_once(self.writer(), workspace, batch).await {

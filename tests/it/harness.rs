@@ -131,6 +131,7 @@ impl TestApp {
             rest_addr: Some("127.0.0.1:0".parse().unwrap()),
             database_url: url,
             health_interval: Duration::from_millis(200),
+            drain_timeout: Duration::from_secs(10),
             rate_limit,
         };
         let app = Application::build(&config).await.expect("build the app");

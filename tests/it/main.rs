@@ -5,8 +5,12 @@ mod customers;
 mod entities;
 mod grpc_support;
 mod harness;
+#[path = "../support/kith_process.rs"]
+#[allow(dead_code, reason = "the bench uses the rest")]
+mod kith_process;
 mod limits;
 mod people;
+mod processes;
 mod rest_flameup;
 mod rest_gateway;
 mod rest_rapidly;

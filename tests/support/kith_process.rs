@@ -1,8 +1,11 @@
-//! Kith as it runs in production: the `kith` binary built with this bench,
-//! in its own process, so its memory and start-up are its own.
+//! Kith as it runs in production: the `kith` binary of this build in a
+//! process of its own, so that its memory, start-up, logs, crashes and
+//! signals are its own. Shared by the integration tests and the bench
+//! (each includes this file as a module).
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -22,11 +25,15 @@ use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
 pub struct Kith {
     child: Child,
     pub channel: Channel,
+    /// The gRPC address, `127.0.0.1:<port>`.
+    pub grpc: String,
     /// The key a first start printed.
     pub key: Option<String>,
     pub rest: String,
     /// From spawning the process to health answering SERVING.
     pub started_in: Duration,
+    /// Every line it logged so far (JSON, at the default level).
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 /// Whether Kith starts on an empty database (and so prints a new key).
@@ -44,11 +51,21 @@ struct Serving {
 
 impl Kith {
     pub async fn start(database_url: &str, fresh: Database) -> anyhow::Result<Self> {
+        Self::start_with(database_url, fresh, &[]).await
+    }
+
+    /// Starts with more `kith serve` flags.
+    pub async fn start_with(
+        database_url: &str,
+        fresh: Database,
+        flags: &[&str],
+    ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_kith"))
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--rest-addr"])
             .args(["127.0.0.1:0", "--log-format", "json", "--database-url"])
             .arg(database_url)
+            .args(flags)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -65,6 +82,8 @@ impl Kith {
                 .and_then(|line| line.strip_prefix("API key: ").map(str::to_owned))
         });
         let (serving_tx, serving_rx) = oneshot::channel();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let kept = logs.clone();
         // Keeps reading after the serving line so the server never blocks
         // on a full pipe.
         std::thread::spawn(move || {
@@ -75,6 +94,7 @@ impl Kith {
                 {
                     let _ = tx.send(serving);
                 }
+                kept.lock().expect("log lines").push(line);
             }
         });
         let serving = tokio::time::timeout(Duration::from_secs(30), serving_rx)
@@ -105,15 +125,21 @@ impl Kith {
         Ok(Self {
             child,
             channel,
+            grpc: serving.grpc,
             key,
             rest: format!("http://{}", serving.rest),
             started_in,
+            logs,
         })
     }
 
+    /// What it has logged so far, one JSON line each.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("log lines").clone()
+    }
+
     pub fn bearer(&self) -> Bearer {
-        let key = self.key.as_deref().expect("a fresh database printed a key");
-        Bearer(format!("Bearer {key}").parse().expect("keys are ASCII"))
+        Bearer::new(self.key.as_deref().expect("a fresh database printed a key"))
     }
 
     pub fn people(&self) -> PeopleServiceClient<InterceptedService<Channel, Bearer>> {
@@ -137,13 +163,49 @@ impl Kith {
         peak_rss_mb(self.child.id())
     }
 
-    /// SIGTERM, then waits for a clean exit.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        let status = tokio::task::spawn_blocking(move || self.child.wait()).await??;
+    /// SIGTERM, then waits for a clean exit; returns everything it logged.
+    pub async fn stop(self) -> anyhow::Result<Vec<String>> {
+        let logs = self.logs.clone();
+        let status = self.terminate().wait().await?;
         anyhow::ensure!(status.success(), "kith exited with {status}");
+        Ok(std::mem::take(&mut *logs.lock().expect("log lines")))
+    }
+
+    /// Sends SIGTERM and returns at once: the process drains meanwhile.
+    pub fn terminate(self) -> Self {
+        self.signal("TERM");
+        self
+    }
+
+    /// SIGKILL: the process dies where it stands, as in a crash.
+    pub async fn crash(self) -> anyhow::Result<()> {
+        self.signal("KILL");
+        self.wait().await?;
         Ok(())
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(self) -> anyhow::Result<ExitStatus> {
+        let mut kith = self;
+        Ok(tokio::task::spawn_blocking(move || kith.child.wait()).await??)
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+    }
+}
+
+/// A test that fails part-way leaves no server behind.
+impl Drop for Kith {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -161,6 +223,12 @@ fn parse_serving(line: &str) -> Option<Serving> {
 /// Sends the key with every call.
 #[derive(Clone)]
 pub struct Bearer(AsciiMetadataValue);
+
+impl Bearer {
+    pub fn new(key: &str) -> Self {
+        Self(format!("Bearer {key}").parse().expect("keys are ASCII"))
+    }
+}
 
 impl Interceptor for Bearer {
     fn call(
