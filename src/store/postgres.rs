@@ -1,9 +1,10 @@
 //! PostgreSQL: for production and for several replicas on one database.
 //! Every uniqueness rule is an index, so replicas racing cannot both win.
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -19,12 +20,19 @@ impl PgStore {
     const BACKEND: &'static str = "postgres";
 
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        // A call whose caller gave up is dropped, but the statement it sent
+        // runs on in the server: these bound how long such work, or a
+        // transaction left open by it, can hold rows and a connection.
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("statement_timeout", "30s"),
+            ("idle_in_transaction_session_timeout", "60s"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // Fail fast while the database is down instead of queueing calls
             // past their deadlines.
             .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })

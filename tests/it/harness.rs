@@ -160,6 +160,11 @@ impl TestApp {
         }
     }
 
+    /// The database Kith serves, for tests that reach it from outside.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }

@@ -1,17 +1,26 @@
-//! Per-key rate limits: a key over its rate is refused, told when to come
-//! back, on both transports, and no other key is affected.
+//! Limits on what a caller can make Kith do: per-key rate limits (refused,
+//! told when to come back, on both transports, no other key affected) and
+//! the caller's own deadline.
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use kith::config::RateLimit;
-use kith::pb::kith::v1::ListCustomersRequest;
+use kith::pb::kith::v1::{
+    CreateCustomerRequest, Customer, GetCustomerRequest, ListCustomersRequest,
+    UpdateCustomerRequest, get_customer_request, update_customer_request,
+};
+use prost_types::FieldMask;
+use sqlx::Connection as _;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::harness::{Backend, TestApp, backend_tests, require};
 
-backend_tests!(a_key_over_its_rate_is_refused_until_its_bucket_refills);
+backend_tests!(
+    a_key_over_its_rate_is_refused_until_its_bucket_refills,
+    a_deadline_ends_a_call_stuck_behind_a_lock_and_it_changes_nothing,
+);
 
 const BURST: u64 = 3;
 
@@ -122,4 +131,105 @@ async fn a_key_over_its_rate_is_refused_until_its_bucket_refills(backend: Backen
         .list_customers(ListCustomersRequest::default())
         .await
         .expect("admitted after the advised wait");
+}
+
+/// A writer outside Kith: PostgreSQL holds one customer's row, SQLite the
+/// database's write lock.
+enum Blocker {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Blocker {
+    async fn hold(backend: Backend, url: &str, customer_id: &str) -> Self {
+        match backend {
+            Backend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
+                sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
+                    .bind(uuid::Uuid::parse_str(customer_id).unwrap())
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                Self::Postgres(connection)
+            }
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                Self::Sqlite(connection)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Postgres(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
+            Self::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
+async fn a_deadline_ends_a_call_stuck_behind_a_lock_and_it_changes_nothing(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let mut customers = app.customers();
+    let created = customers
+        .create_customer(CreateCustomerRequest {
+            customer: Some(Customer {
+                email: Some("stuck@example.com".to_owned()),
+                name: Some("Before".to_owned()),
+                ..Customer::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let blocker = Blocker::hold(backend, app.database_url(), &created.id).await;
+
+    let mut update = tonic::Request::new(UpdateCustomerRequest {
+        lookup: Some(update_customer_request::Lookup::Id(created.id.clone())),
+        customer: Some(Customer {
+            name: Some("After".to_owned()),
+            ..Customer::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["name".to_owned()],
+        }),
+    });
+    // Sent as `grpc-timeout`; the client itself does not enforce it, so
+    // only the server can end this call while the lock is held.
+    update.set_timeout(Duration::from_millis(300));
+    let ended = tokio::time::timeout(Duration::from_secs(60), customers.update_customer(update))
+        .await
+        .expect("the server ended the call at its deadline");
+    // tonic reports a deadline it enforced as CANCELLED. SQLite may refuse
+    // the write at once instead (another process holds the write lock):
+    // UNAVAILABLE, which callers retry. Either way the call did not wait.
+    let code = ended.unwrap_err().code();
+    assert!(
+        matches!(code, Code::DeadlineExceeded | Code::Cancelled)
+            || (backend == Backend::Sqlite && code == Code::Unavailable),
+        "{code:?}"
+    );
+
+    blocker.release().await;
+    let stored = customers
+        .get_customer(GetCustomerRequest {
+            lookup: Some(get_customer_request::Lookup::Id(created.id)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    assert_eq!(
+        stored.name.as_deref(),
+        Some("Before"),
+        "the ended call wrote nothing"
+    );
 }
