@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Change, WorkspaceId, bounded_text};
+use super::{Change, WorkspaceId, bounded_text, storable_text};
 use crate::error::{Error, FieldViolation, Result, Violations};
 
 pub const MAX_NAME_CHARS: usize = 256;
@@ -192,6 +192,13 @@ impl Metadata {
                     violations.push(FieldViolation::new(&field, "floats must be finite"));
                 }
                 _ => {}
+            }
+            let text = match value {
+                MetadataValue::String(s) => s.as_str(),
+                _ => "",
+            };
+            if let Err(why) = storable_text(key).and_then(|()| storable_text(text)) {
+                violations.push(FieldViolation::new(&field, why));
             }
         }
         if violations.is_empty() {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::customer::ExternalId;
-use super::{Change, bounded_text};
+use super::{Change, bounded_text, storable_text};
 use crate::error::{Error, FieldViolation, Result, Violations};
 
 pub const MAX_BATCH: usize = 100;
@@ -166,6 +166,8 @@ fn parse_item(
                 &field,
                 format!("values must be at most {MAX_METADATA_VALUE_CHARS} characters"),
             ));
+        } else if let Err(why) = storable_text(&key).and_then(|()| storable_text(&value)) {
+            v.push(FieldViolation::new(&field, why));
         }
         metadata.insert(key, (!value.is_empty()).then_some(value));
     }

@@ -50,6 +50,30 @@ impl<T> Change<T> {
 
 /// A string of at most `max` characters with no control characters; the
 /// common shape of names and identifiers.
+/// Why a free-form key or value cannot be stored, if it cannot: PostgreSQL's
+/// `text` and `jsonb` refuse U+0000, so the rule is the domain's and holds
+/// on both backends. Other control characters are data here (a note may hold
+/// a tab or a newline).
+pub(crate) fn storable_text(text: &str) -> Result<(), &'static str> {
+    if text.contains('\0') {
+        Err("must not contain NUL characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// `storable_text` for every key and string inside a JSON value.
+pub(crate) fn storable_json(value: &serde_json::Value) -> Result<(), &'static str> {
+    match value {
+        serde_json::Value::String(s) => storable_text(s),
+        serde_json::Value::Array(items) => items.iter().try_for_each(storable_json),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| storable_text(k).and_then(|()| storable_json(v))),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn bounded_text(value: &str, max: usize) -> Result<(), String> {
     let len = value.chars().count();
     if len > max {

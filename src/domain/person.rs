@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::customer::Email;
 use super::entity::check_batch_size;
-use super::{Change, WorkspaceId, bounded_text};
+use super::{Change, WorkspaceId, bounded_text, storable_json, storable_text};
 use crate::error::{Error, FieldViolation, Result, Violations};
 
 pub const MAX_USER_ID_CHARS: usize = 255;
@@ -250,6 +250,8 @@ fn check_attributes(attributes: &Map<String, Value>, parent: &str) -> Vec<FieldV
                 format!("{parent}.{key}"),
                 format!("must be nested at most {MAX_ATTRIBUTE_DEPTH} levels"),
             ));
+        } else if let Err(why) = storable_text(key).and_then(|()| storable_json(value)) {
+            out.push(FieldViolation::new(format!("{parent}.{key}"), why));
         }
     }
     out

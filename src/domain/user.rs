@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::bounded_text;
 use super::entity::MAX_BATCH;
+use super::{bounded_text, storable_text};
 use crate::error::{Error, FieldViolation, Result, Violations};
 
 pub const MAX_KEYS: usize = 100;
@@ -117,7 +117,16 @@ pub fn parse_traits(
                 format!("trait names must be 1 to {MAX_TRAIT_NAME_CHARS} characters"),
             ));
         }
+        if let Err(why) = storable_text(name) {
+            v.push(FieldViolation::new(&path, why));
+        }
         match value {
+            Value::String(s) if storable_text(s).is_err() => {
+                v.push(FieldViolation::new(
+                    &path,
+                    "must not contain NUL characters",
+                ));
+            }
             Value::String(s) if s.chars().count() > MAX_TRAIT_STRING_CHARS => {
                 v.push(FieldViolation::new(
                     &path,

@@ -5,6 +5,7 @@ mod customers;
 mod entities;
 mod grpc_support;
 mod harness;
+mod hostile;
 #[path = "../support/kith_process.rs"]
 #[allow(dead_code, reason = "the bench uses the rest")]
 mod kith_process;

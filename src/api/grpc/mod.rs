@@ -2,6 +2,7 @@
 //! inputs, call the store, and turn results and errors back into messages.
 
 mod auth;
+mod codec;
 mod convert;
 mod customers;
 mod entities;
@@ -10,6 +11,7 @@ mod status;
 mod users;
 
 pub use auth::RequireApiKey;
+pub use codec::KithCodec;
 pub use customers::CustomerApi;
 pub use entities::EntityApi;
 pub use people::PeopleApi;
