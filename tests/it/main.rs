@@ -6,6 +6,7 @@ mod entities;
 mod grpc_support;
 mod harness;
 mod hostile;
+mod isolation;
 #[path = "../support/kith_process.rs"]
 #[allow(dead_code, reason = "the bench uses the rest")]
 mod kith_process;
