@@ -9,7 +9,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::grpc_support::error_of;
-use crate::harness::{Backend, TestApp, backend_tests, require, spawn_behind_proxy};
+use crate::harness::{Backend, Bearer, TestApp, backend_tests, require, spawn_behind_proxy};
 
 backend_tests!(
     calls_without_a_valid_key_are_unauthenticated,
@@ -180,6 +180,111 @@ async fn health_follows_the_database_down_and_back_up() {
         .list_customers(ListCustomersRequest::default())
         .await
         .unwrap();
+}
+
+/// PostgreSQL only: the database goes away under four writers and comes
+/// back. Every failed call is UNAVAILABLE, none outlives its deadline, the
+/// writers succeed again by themselves, and every acknowledged write is
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_under_write_load_loses_no_acknowledged_write() {
+    use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+    use kith::pb::kith::v1::{BatchUpsertPeopleRequest, ListPeopleRequest, PersonUpsert};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let (app, proxy) = require!(spawn_behind_proxy().await);
+    let running = Arc::new(AtomicBool::new(true));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let client = PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (mut client, running) = (client.clone(), running.clone());
+            let (acknowledged, failures) = (acknowledged.clone(), failures.clone());
+            tokio::spawn(async move {
+                let mut batch = 0;
+                while running.load(Ordering::Relaxed) {
+                    let ids: Vec<String> = (0..10)
+                        .map(|i| format!("w{writer}-b{batch}-p{i}"))
+                        .collect();
+                    let people = ids
+                        .iter()
+                        .map(|id| PersonUpsert {
+                            user_id: id.clone(),
+                            ..PersonUpsert::default()
+                        })
+                        .collect();
+                    let mut request = tonic::Request::new(BatchUpsertPeopleRequest { people });
+                    request.set_timeout(Duration::from_secs(10));
+                    match client.batch_upsert_people(request).await {
+                        Ok(_) => acknowledged.lock().unwrap().extend(ids),
+                        Err(status) => {
+                            failures.lock().unwrap().push(status.code());
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    batch += 1;
+                }
+            })
+        })
+        .collect();
+    let written = || acknowledged.lock().unwrap().len();
+    while written() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_up(false);
+    assert_eq!(
+        wait_for(&app, ServingStatus::NotServing).await,
+        ServingStatus::NotServing
+    );
+    while failures.lock().unwrap().len() < 8 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_up(true);
+    assert_eq!(
+        wait_for(&app, ServingStatus::Serving).await,
+        ServingStatus::Serving
+    );
+    let after_outage = written();
+    while written() < after_outage + 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.store(false, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.iter().all(|code| *code == Code::Unavailable),
+        "every failure is UNAVAILABLE (retryable, within the deadline): {failures:?}"
+    );
+    let mut stored = std::collections::HashSet::new();
+    let mut client = client.clone();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_people(ListPeopleRequest {
+                page_size: 100,
+                page_token,
+                ..ListPeopleRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        stored.extend(page.people.into_iter().map(|p| p.external_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let lost = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .count();
+    assert_eq!(lost, 0, "of {} acknowledged people", acknowledged.len());
 }
 
 async fn wait_for(app: &TestApp, wanted: ServingStatus) -> ServingStatus {
