@@ -1,6 +1,13 @@
 //! Helpers for reading gRPC results in tests.
 
+use std::collections::HashSet;
+
+use kith::pb::kith::v1::ListPeopleRequest;
+use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
+
+use crate::harness::Bearer;
 use tonic_types::StatusExt;
 
 /// The code, the ErrorInfo reason and the BadRequest field paths of an error.
@@ -34,4 +41,27 @@ pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, f
     let mut fields: Vec<_> = fields.iter().map(ToString::to_string).collect();
     fields.sort();
     assert_eq!(actual_fields, fields);
+}
+
+/// The external id of every person the key's workspace holds, page by page.
+pub async fn stored_person_ids(channel: Channel, key: &str) -> HashSet<String> {
+    let mut client = PeopleServiceClient::with_interceptor(channel, Bearer::new(Some(key)));
+    let mut ids = HashSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_people(ListPeopleRequest {
+                page_size: 100,
+                page_token,
+                ..ListPeopleRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.extend(page.people.into_iter().map(|p| p.external_id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        page_token = page.next_page_token;
+    }
 }

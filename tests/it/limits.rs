@@ -57,8 +57,7 @@ async fn a_key_over_its_rate_is_refused_until_its_bucket_refills(backend: Backen
     };
     let app = require!(TestApp::spawn_rate_limited(backend, limit).await);
     let customers = app.customers();
-
-    let (admitted, refused) = admitted_until_refused(|| {
+    let list = || {
         let mut customers = customers.clone();
         async move {
             customers
@@ -66,8 +65,9 @@ async fn a_key_over_its_rate_is_refused_until_its_bucket_refills(backend: Backen
                 .await
                 .map(drop)
         }
-    })
-    .await;
+    };
+
+    let (admitted, refused) = admitted_until_refused(list).await;
     assert!(admitted >= BURST, "the whole burst is admitted first");
     assert_eq!(refused.code(), Code::ResourceExhausted);
     let details = refused.get_error_details();
@@ -110,16 +110,7 @@ async fn a_key_over_its_rate_is_refused_until_its_bucket_refills(backend: Backen
         .expect("another key is not limited by this one's calls");
 
     // Waiting as told is enough.
-    let (_, refused) = admitted_until_refused(|| {
-        let mut customers = customers.clone();
-        async move {
-            customers
-                .list_customers(ListCustomersRequest::default())
-                .await
-                .map(drop)
-        }
-    })
-    .await;
+    let (_, refused) = admitted_until_refused(list).await;
     let delay = refused
         .get_error_details()
         .retry_info()

@@ -1,7 +1,6 @@
 //! Kith as its own process, as operators run it: crashes, signals, replicas
 //! on one database, and what it writes to its logs.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,11 +12,11 @@ use kith::pb::kith::v1::{
 use prost_types::{Struct, Value, value::Kind};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::grpc_support::stored_person_ids;
 use crate::harness::{Backend, TestDb, backend_tests, require};
 use crate::kith_process::{Bearer, Database, Kith};
 
@@ -33,30 +32,6 @@ fn person(id: &str) -> PersonUpsert {
         user_id: id.to_owned(),
         email: Some(format!("{id}@example.com")),
         ..PersonUpsert::default()
-    }
-}
-
-/// Every external id stored, read page by page.
-async fn stored_ids(
-    client: &mut PeopleServiceClient<InterceptedService<Channel, Bearer>>,
-) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_people(ListPeopleRequest {
-                page_size: 100,
-                page_token,
-                ..ListPeopleRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        ids.extend(page.people.into_iter().map(|p| p.external_id));
-        if page.next_page_token.is_empty() {
-            return ids;
-        }
-        page_token = page.next_page_token;
     }
 }
 
@@ -103,7 +78,7 @@ async fn a_crash_under_write_load_loses_no_acknowledged_write(backend: Backend) 
 
     let mut kith = Kith::start(&db.url, Database::Existing).await.unwrap();
     kith.key = key;
-    let stored = stored_ids(&mut kith.people()).await;
+    let stored = stored_person_ids(kith.channel.clone(), kith.key.as_deref().unwrap()).await;
     let acknowledged = acknowledged.lock().unwrap().clone();
     let lost: Vec<_> = acknowledged
         .iter()
@@ -365,7 +340,7 @@ async fn two_replicas_on_one_database_make_one_record_per_key() {
         people_created += people;
     }
     assert_eq!(customers_created, KEYS, "one creation per external id");
-    let stored = stored_ids(&mut first.people()).await;
+    let stored = stored_person_ids(first.channel.clone(), first.key.as_deref().unwrap()).await;
     assert_eq!(stored.len(), KEYS + 4);
     assert_eq!(people_created, i32::try_from(stored.len()).unwrap());
     first.stop().await.unwrap();
