@@ -189,7 +189,7 @@ async fn health_follows_the_database_down_and_back_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_under_write_load_loses_no_acknowledged_write() {
     use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
-    use kith::pb::kith::v1::{BatchUpsertPeopleRequest, ListPeopleRequest, PersonUpsert};
+    use kith::pb::kith::v1::{BatchUpsertPeopleRequest, PersonUpsert};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -260,25 +260,7 @@ async fn an_outage_under_write_load_loses_no_acknowledged_write() {
         failures.iter().all(|code| *code == Code::Unavailable),
         "every failure is UNAVAILABLE (retryable, within the deadline): {failures:?}"
     );
-    let mut stored = std::collections::HashSet::new();
-    let mut client = client.clone();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_people(ListPeopleRequest {
-                page_size: 100,
-                page_token,
-                ..ListPeopleRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        stored.extend(page.people.into_iter().map(|p| p.external_id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let stored = crate::grpc_support::stored_person_ids(app.channel(), &app.key).await;
     let acknowledged = acknowledged.lock().unwrap().clone();
     let lost = acknowledged
         .iter()
