@@ -52,8 +52,11 @@ pub fn start() -> Option<String> {
     if !init.status.success() {
         return None;
     }
+    // A scratch server: no fsync, and no checkpoint in the middle of a
+    // benchmark run to make one figure of two differ by half.
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 \
+         -c max_wal_size=4GB -c checkpoint_timeout=1h",
         dir.display()
     );
     let log = dir.join("postgres.log");

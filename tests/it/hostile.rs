@@ -211,15 +211,8 @@ async fn messages_over_the_size_limit_are_refused(backend: Backend) {
         "{refused}"
     );
 
-    let (status, _) = app
-        .rest_json(
-            reqwest::Method::POST,
-            "/api/v1/people",
-            Some(("authorization", &format!("Bearer {}", app.key))),
-            Some(&serde_json::json!({ "userId": "big", "traits": { "blob": huge } })),
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    // The gateway's limit (413) is tested in rest_flameup, with a body the
+    // socket takes whole: one this size may be cut off mid-upload.
 }
 
 async fn forged_and_foreign_page_tokens_are_refused(backend: Backend) {
