@@ -140,7 +140,7 @@ impl Importer {
             self.settle_oldest().await?;
         }
         self.tally.rejections.sort_by_key(|r| r.position);
-        Ok(self.tally)
+        Ok(std::mem::take(&mut self.tally))
     }
 
     /// Counts a rejection and keeps the first ones by position: a batch's
@@ -211,6 +211,15 @@ impl Importer {
     }
 }
 
+/// A failed or abandoned import leaves no batch writing behind it.
+impl Drop for Importer {
+    fn drop(&mut self) {
+        for batch in &self.writing {
+            batch.task.abort();
+        }
+    }
+}
+
 /// Writes one batch. People it refuses by position (a conflict) are set
 /// aside and the rest written again; any other failure ends the import.
 async fn write(
@@ -221,7 +230,7 @@ async fn write(
 ) -> Result<Written> {
     let mut written = Written::default();
     while !pending.is_empty() {
-        match store.upsert_people(workspace, &pending).await {
+        match store.merge_people(workspace, &pending).await {
             Ok(people) => {
                 let created = people.iter().filter(|u| u.created).count() as u64;
                 written.created += created;

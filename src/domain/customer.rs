@@ -193,11 +193,11 @@ impl Metadata {
                 }
                 _ => {}
             }
-            let text = match value {
-                MetadataValue::String(s) => s.as_str(),
-                _ => "",
-            };
-            if let Err(why) = storable_text(key).and_then(|()| storable_text(text)) {
+            let stored = storable_text(key).and_then(|()| match value {
+                MetadataValue::String(s) => storable_text(s),
+                _ => Ok(()),
+            });
+            if let Err(why) = stored {
                 violations.push(FieldViolation::new(&field, why));
             }
         }

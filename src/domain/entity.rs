@@ -389,6 +389,11 @@ pub fn parse_type_batch(items: Vec<EntityTypeInput>) -> Result<Vec<EntityTypeUps
                     format!("types[{i}].attribution_keys[{k}]"),
                     format!("must be 1 to {MAX_METADATA_KEY_CHARS} characters"),
                 ));
+            } else if let Err(why) = storable_text(key) {
+                v.push(FieldViolation::new(
+                    format!("types[{i}].attribution_keys[{k}]"),
+                    why,
+                ));
             }
         }
         if let Some(id) = id {

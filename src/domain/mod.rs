@@ -48,8 +48,6 @@ impl<T> Change<T> {
     }
 }
 
-/// A string of at most `max` characters with no control characters; the
-/// common shape of names and identifiers.
 /// Why a free-form key or value cannot be stored, if it cannot: PostgreSQL's
 /// `text` and `jsonb` refuse U+0000, so the rule is the domain's and holds
 /// on both backends. Other control characters are data here (a note may hold
@@ -74,6 +72,8 @@ pub(crate) fn storable_json(value: &serde_json::Value) -> Result<(), &'static st
     }
 }
 
+/// A string of at most `max` characters with no control characters; the
+/// common shape of names and identifiers.
 pub(crate) fn bounded_text(value: &str, max: usize) -> Result<(), String> {
     let len = value.chars().count();
     if len > max {

@@ -62,6 +62,8 @@ impl Keys {
                     &path,
                     format!("key names must be 1 to {MAX_KEY_NAME_CHARS} characters"),
                 ));
+            } else if let Err(why) = storable_text(name) {
+                v.push(FieldViolation::new(&path, why));
             } else if value.is_empty() {
                 v.push(FieldViolation::new(&path, "must not be empty"));
             } else if let Err(why) = bounded_text(value, MAX_KEY_VALUE_CHARS) {
@@ -469,9 +471,17 @@ impl TraitUpdate {
                 "trait",
                 format!("must be 1 to {MAX_TRAIT_NAME_CHARS} characters"),
             ));
+        } else if let Err(why) = storable_text(&input.name) {
+            v.push(FieldViolation::new("trait", why));
         }
         match &input.change {
             None => v.push(FieldViolation::new("incr", "set either incr or set")),
+            Some(TraitChange::Set(s)) if storable_text(s).is_err() => {
+                v.push(FieldViolation::new(
+                    "set",
+                    "must not contain NUL characters",
+                ));
+            }
             Some(TraitChange::Set(s)) if s.chars().count() > MAX_TRAIT_STRING_CHARS => {
                 v.push(FieldViolation::new(
                     "set",

@@ -148,10 +148,18 @@ pub trait Store: UserStore + Send + Sync + 'static {
         archived: bool,
     ) -> Result<Vec<Entity>>;
 
-    /// Applies a parsed batch in one transaction (`person::plan_batch`).
-    /// Creation is atomic per key and existing people are merged under row
-    /// locks, so the created and updated counts are exact under concurrency.
+    /// Applies a parsed batch, all or nothing: one statement when everyone is
+    /// new, else one transaction (`person::plan_batch`). Creation is atomic
+    /// per key and existing people are merged under row locks, so the
+    /// created and updated counts are exact under concurrency.
     async fn upsert_people(
+        &self,
+        workspace: WorkspaceId,
+        batch: &[PersonUpsert],
+    ) -> Result<Vec<Upserted>>;
+    /// `upsert_people` without its first try as new people, for a batch
+    /// known to name someone who exists.
+    async fn merge_people(
         &self,
         workspace: WorkspaceId,
         batch: &[PersonUpsert],

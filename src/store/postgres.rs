@@ -4,7 +4,8 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
@@ -20,10 +21,18 @@ impl PgStore {
     const BACKEND: &'static str = "postgres";
 
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        // Migrations run on a connection of their own, without the bounds
+        // below: building an index on a large table may take minutes.
+        let mut migrating = PgConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut migrating)
+            .await?;
+        migrating.close().await?;
         // A call whose caller gave up is dropped, but the statement it sent
         // runs on in the server: these bound how long such work, or a
         // transaction left open by it, can hold rows and a connection.
-        let options = PgConnectOptions::from_str(url)?.options([
+        let bounded = options.options([
             ("statement_timeout", "30s"),
             ("idle_in_transaction_session_timeout", "60s"),
         ]);
@@ -32,9 +41,8 @@ impl PgStore {
             // Fail fast while the database is down instead of queueing calls
             // past their deadlines.
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
+            .connect_with(bounded)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
 

@@ -391,12 +391,9 @@ macro_rules! impl_store {
             /// transaction, so concurrent batches, updates and deletes of
             /// the same people queue rather than overwrite each other.
             ///
-            /// The ids come from a `UNION ALL` of two `IN` lookups, each an
-            /// index search on both engines (SQLite scans the workspace for
-            /// an `OR` of them), and the outer query takes the locks, which
-            /// PostgreSQL does not allow on a `UNION`. The statement is not
-            /// prepared: a plan cached while the table was small (a scan)
-            /// would outlive a bulk load that makes it large.
+            /// The statement is not prepared: a plan cached while the table
+            /// was small (a scan) would outlive a bulk load that makes it
+            /// large.
             async fn fetch_people_named<'e>(
                 executor: impl sqlx::Executor<'e, Database = $db>,
                 workspace: $crate::domain::WorkspaceId,
@@ -993,9 +990,21 @@ macro_rules! impl_store {
                 workspace: $crate::domain::WorkspaceId,
                 batch: &[$crate::domain::person::PersonUpsert],
             ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
-                if let Some(created) = self.insert_new_people(workspace, batch).await? {
-                    return Ok(created);
+                match self.insert_new_people(workspace, batch).await {
+                    Ok(Some(created)) => return Ok(created),
+                    // Someone exists, or two batches of new people deadlocked
+                    // on each other's keys: the merge below retries.
+                    Ok(None) | Err($crate::error::Error::Aborted(_)) => {}
+                    Err(error) => return Err(error),
                 }
+                self.merge_people(workspace, batch).await
+            }
+
+            async fn merge_people(
+                &self,
+                workspace: $crate::domain::WorkspaceId,
+                batch: &[$crate::domain::person::PersonUpsert],
+            ) -> $crate::error::Result<Vec<$crate::domain::person::Upserted>> {
                 // Racing batches may deadlock on each other's new keys, or
                 // one may plan to create someone another batch creates at
                 // that instant. Either way the loser rolled back entirely and

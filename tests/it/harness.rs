@@ -95,6 +95,8 @@ pub struct TestApp {
     pub key: String,
     /// Base URL of the REST gateway, `http://127.0.0.1:<port>`.
     pub rest: String,
+    /// The gRPC address, `127.0.0.1:<port>`.
+    pub grpc: std::net::SocketAddr,
     pub store: Arc<dyn Store>,
     /// Held so the database outlives the server.
     _db: TestDb,
@@ -152,6 +154,7 @@ impl TestApp {
         Self {
             key,
             rest,
+            grpc: grpc_addr,
             store,
             _db: db,
             channel,

@@ -104,6 +104,23 @@ fn chunk(from: usize) -> ImportPeopleRequest {
     }
 }
 
+/// Streams 600 people and waits until the server has written its first batch
+/// of 500 (a batch is written once the next person arrives): the import is
+/// then surely in flight on the server, with 100 people pending.
+async fn import_in_flight(kith: &Kith, chunks: &tokio::sync::mpsc::Sender<ImportPeopleRequest>) {
+    for from in (0..600).step_by(100) {
+        chunks.send(chunk(from)).await.unwrap();
+    }
+    let key = kith.key.as_deref().unwrap();
+    for _ in 0..600 {
+        if stored_person_ids(kith.channel.clone(), key).await.len() >= 500 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the first batch of the import was never written");
+}
+
 async fn health(channel: &Channel) -> Result<ServingStatus, tonic::Status> {
     let reply = HealthClient::new(channel.clone())
         .check(HealthCheckRequest::default())
@@ -130,7 +147,7 @@ async fn sigterm_drains_calls_in_flight_then_exits_zero(backend: Backend) {
     let mut people = kith.people();
     let import =
         tokio::spawn(async move { people.import_people(ReceiverStream::new(stream)).await });
-    chunks.send(chunk(0)).await.unwrap();
+    import_in_flight(&kith, &chunks).await;
     let grpc = kith.grpc.clone();
 
     let kith = kith.terminate();
@@ -156,13 +173,13 @@ async fn sigterm_drains_calls_in_flight_then_exits_zero(backend: Backend) {
     }
     assert!(refused, "new connections are refused while draining");
 
-    chunks.send(chunk(100)).await.unwrap();
+    chunks.send(chunk(600)).await.unwrap();
     drop(chunks);
     let reply = import
         .await
         .unwrap()
         .expect("the import in flight completes");
-    assert_eq!(reply.into_inner().created_count, 200);
+    assert_eq!(reply.into_inner().created_count, 700);
     let status = kith.wait().await.unwrap();
     assert!(status.success(), "exit status {status}");
 }
@@ -178,11 +195,17 @@ async fn a_call_held_open_is_cut_off_at_the_drain_time(backend: Backend) {
     let mut people = kith.people();
     let import =
         tokio::spawn(async move { people.import_people(ReceiverStream::new(stream)).await });
-    chunks.send(chunk(0)).await.unwrap();
-    // Wait until the server is surely inside the call.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = kith.terminate().wait().await.unwrap();
+    import_in_flight(&kith, &chunks).await;
+    let terminated = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(60), kith.terminate().wait())
+        .await
+        .expect("the drain time bounds the shutdown")
+        .unwrap();
     assert!(status.success(), "exit status {status}");
+    assert!(
+        terminated.elapsed() >= Duration::from_secs(1),
+        "the held call had its drain time"
+    );
     let cut = import.await.unwrap();
     assert!(cut.is_err(), "the held call was cut off, not completed");
     drop(chunks);

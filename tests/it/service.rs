@@ -230,26 +230,35 @@ async fn an_outage_under_write_load_loses_no_acknowledged_write() {
         })
         .collect();
     let written = || acknowledged.lock().unwrap().len();
-    while written() < 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Waits for a condition, bounded so that a broken service fails the
+    // test instead of hanging it.
+    async fn until(done: impl Fn() -> bool, what: &str) {
+        for _ in 0..6_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what} never happened");
     }
+    until(|| written() >= 200, "200 acknowledged writes").await;
     proxy.set_up(false);
     assert_eq!(
         wait_for(&app, ServingStatus::NotServing).await,
         ServingStatus::NotServing
     );
-    while failures.lock().unwrap().len() < 8 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(|| failures.lock().unwrap().len() >= 8, "8 failed calls").await;
     proxy.set_up(true);
     assert_eq!(
         wait_for(&app, ServingStatus::Serving).await,
         ServingStatus::Serving
     );
     let after_outage = written();
-    while written() < after_outage + 200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(
+        || written() >= after_outage + 200,
+        "200 writes after the outage",
+    )
+    .await;
     running.store(false, Ordering::Relaxed);
     for writer in writers {
         writer.await.unwrap();
