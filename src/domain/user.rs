@@ -123,17 +123,15 @@ pub fn parse_traits(
             v.push(FieldViolation::new(&path, why));
         }
         match value {
-            Value::String(s) if storable_text(s).is_err() => {
-                v.push(FieldViolation::new(
-                    &path,
-                    "must not contain NUL characters",
-                ));
-            }
-            Value::String(s) if s.chars().count() > MAX_TRAIT_STRING_CHARS => {
-                v.push(FieldViolation::new(
-                    &path,
-                    format!("strings must be at most {MAX_TRAIT_STRING_CHARS} characters"),
-                ));
+            Value::String(s) => {
+                if let Err(why) = storable_text(s) {
+                    v.push(FieldViolation::new(&path, why));
+                } else if s.chars().count() > MAX_TRAIT_STRING_CHARS {
+                    v.push(FieldViolation::new(
+                        &path,
+                        format!("strings must be at most {MAX_TRAIT_STRING_CHARS} characters"),
+                    ));
+                }
             }
             Value::Array(_) | Value::Object(_) => {
                 v.push(FieldViolation::new(
@@ -476,17 +474,15 @@ impl TraitUpdate {
         }
         match &input.change {
             None => v.push(FieldViolation::new("incr", "set either incr or set")),
-            Some(TraitChange::Set(s)) if storable_text(s).is_err() => {
-                v.push(FieldViolation::new(
-                    "set",
-                    "must not contain NUL characters",
-                ));
-            }
-            Some(TraitChange::Set(s)) if s.chars().count() > MAX_TRAIT_STRING_CHARS => {
-                v.push(FieldViolation::new(
-                    "set",
-                    format!("must be at most {MAX_TRAIT_STRING_CHARS} characters"),
-                ));
+            Some(TraitChange::Set(s)) => {
+                if let Err(why) = storable_text(s) {
+                    v.push(FieldViolation::new("set", why));
+                } else if s.chars().count() > MAX_TRAIT_STRING_CHARS {
+                    v.push(FieldViolation::new(
+                        "set",
+                        format!("must be at most {MAX_TRAIT_STRING_CHARS} characters"),
+                    ));
+                }
             }
             Some(_) => {}
         }
