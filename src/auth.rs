@@ -10,10 +10,10 @@ use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
 
-use crate::domain::WorkspaceId;
+use crate::domain::Caller;
 use crate::domain::workspace::{ApiKey, ApiKeyId, PresentedKey};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::service::Service;
 
 /// How long a stored key is trusted without reading it again: a revoked key
 /// stops working within this time on every replica.
@@ -29,7 +29,7 @@ pub struct RateLimit {
 
 #[derive(Clone)]
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    service: Service,
     /// Stored keys by id, with when they were read. Only what the store said
     /// is cached; the secret is still checked on every call.
     cache: Arc<Mutex<HashMap<ApiKeyId, (ApiKey, Instant)>>>,
@@ -39,9 +39,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, rate_limit: Option<RateLimit>) -> Self {
+    pub fn new(service: Service, rate_limit: Option<RateLimit>) -> Self {
         Self {
-            store,
+            service,
             cache: Arc::default(),
             limiter: rate_limit.map(|limit| {
                 let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
@@ -50,15 +50,15 @@ impl Authenticator {
         }
     }
 
-    /// The workspace a presented key opens. Unknown, malformed and revoked
+    /// The caller a presented key makes. Unknown, malformed and revoked
     /// keys are all the same `Unauthenticated`, so probing learns nothing.
-    pub async fn workspace_for(&self, key: &str) -> Result<WorkspaceId> {
+    pub async fn caller_for(&self, key: &str) -> Result<Caller> {
         let presented = PresentedKey::parse(key)?;
         let stored = match self.cached(presented.id) {
             Some(stored) => stored,
             None => {
                 let stored = self
-                    .store
+                    .service
                     .find_api_key(presented.id)
                     .await?
                     .ok_or(Error::Unauthenticated)?;
@@ -66,9 +66,9 @@ impl Authenticator {
                 stored
             }
         };
-        let workspace = stored.admit(&presented)?;
+        let caller = stored.admit(&presented)?;
         self.within_rate(presented.id)?;
-        Ok(workspace)
+        Ok(caller)
     }
 
     /// Takes a token from the key's bucket, or says when the next one comes.

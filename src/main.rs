@@ -6,9 +6,10 @@ use anyhow::{Context as _, bail};
 use clap::Parser as _;
 
 use kith::config::{Cli, Command, KeyCommand, ServeConfig, WorkspaceCommand};
-use kith::domain::workspace::{ApiKeyId, NewApiKey, WorkspaceName};
+use kith::domain::workspace::{ApiKeyId, WorkspaceName};
 use kith::server::{Application, shutdown_signal};
-use kith::store::{self, Store};
+use kith::service::Service;
+use kith::store::Store;
 
 /// A request moves through protobuf, domain and SQL values, each built on
 /// the heap: glibc's allocator spent a quarter of the server's time on them,
@@ -32,9 +33,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Workspaces {
             command: WorkspaceCommand::Create { name, database },
         } => {
-            let store = store::connect(&database.database_url).await?;
+            let service = open(&database.database_url).await?;
             let name = WorkspaceName::parse(&name).map_err(|v| anyhow::anyhow!("{v}"))?;
-            let workspace = store.create_workspace(&name).await?;
+            let workspace = service.create_workspace(name).await?;
             println!("{}", workspace.id);
             Ok(())
         }
@@ -48,20 +49,19 @@ async fn keys(command: KeyCommand) -> anyhow::Result<()> {
             workspace,
             database,
         } => {
-            let store = store::connect(&database.database_url).await?;
-            let workspace = find_workspace(store.as_ref(), &workspace).await?;
-            let key = NewApiKey::generate(workspace);
-            store.insert_api_key(&key).await?;
+            let service = open(&database.database_url).await?;
+            let workspace = find_workspace(&service, &workspace).await?;
+            let key = service.create_api_key(workspace).await?;
             println!("{}", key.reveal());
         }
         KeyCommand::List {
             workspace,
             database,
         } => {
-            let store = store::connect(&database.database_url).await?;
-            let workspace = find_workspace(store.as_ref(), &workspace).await?;
+            let service = open(&database.database_url).await?;
+            let workspace = find_workspace(&service, &workspace).await?;
             println!("{:<32}  {:<24}  REVOKED", "KEY ID", "CREATED");
-            for key in store.list_api_keys(workspace).await? {
+            for key in service.list_api_keys(workspace).await? {
                 let revoked = key
                     .revoked_at
                     .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
@@ -74,19 +74,26 @@ async fn keys(command: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Revoke { key_id, database } => {
             let id = ApiKeyId::parse(&key_id).map_err(|v| anyhow::anyhow!("{v}"))?;
-            let store = store::connect(&database.database_url).await?;
-            let key = store.revoke_api_key(id).await.context("revoking the key")?;
+            let service = open(&database.database_url).await?;
+            let key = service
+                .revoke_api_key(id)
+                .await
+                .context("revoking the key")?;
             println!("revoked {}", key.id);
         }
     }
     Ok(())
 }
 
+async fn open(database_url: &str) -> anyhow::Result<Service> {
+    Ok(Service::new(Store::connect(database_url).await?))
+}
+
 async fn find_workspace(
-    store: &dyn Store,
+    service: &Service,
     name_or_id: &str,
 ) -> anyhow::Result<kith::domain::WorkspaceId> {
-    match store.find_workspace(name_or_id).await? {
+    match service.find_workspace(name_or_id).await? {
         Some(workspace) => Ok(workspace.id),
         None => bail!("no workspace named {name_or_id}"),
     }

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,7 +21,8 @@ use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
 use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
 use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
 use crate::pb::kith::v1::user_service_server::UserServiceServer;
-use crate::store::{self, Store};
+use crate::service::Service;
+use crate::store::Store;
 
 /// The gRPC services health reports on, by their full names.
 const SERVICES: [&str; 4] = [
@@ -33,7 +33,7 @@ const SERVICES: [&str; 4] = [
 ];
 
 pub struct Application {
-    store: Arc<dyn Store>,
+    service: Service,
     grpc: TcpListener,
     rest: Option<TcpListener>,
     bootstrap_key: Option<String>,
@@ -46,10 +46,11 @@ impl Application {
     /// Opens and migrates the database, creates the first workspace and key
     /// on an empty one, and binds both listeners (port 0 picks a free port).
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
-        let store = store::connect(&config.database_url)
+        let store = Store::connect(&config.database_url)
             .await
             .context("opening the database")?;
-        let bootstrap_key = store.bootstrap().await?.map(|(workspace, key)| {
+        let service = Service::new(store);
+        let bootstrap_key = service.bootstrap().await?.map(|(workspace, key)| {
             tracing::info!(workspace = %workspace.id, key_id = %key.id, "created the default workspace and its first key");
             key.reveal().to_owned()
         });
@@ -64,9 +65,9 @@ impl Application {
             ),
             None => None,
         };
-        let authenticator = Authenticator::new(store.clone(), config.rate_limit);
+        let authenticator = Authenticator::new(service.clone(), config.rate_limit);
         Ok(Self {
-            store,
+            service,
             grpc,
             rest,
             bootstrap_key,
@@ -94,8 +95,8 @@ impl Application {
         self.bootstrap_key.as_deref()
     }
 
-    pub fn store(&self) -> Arc<dyn Store> {
-        self.store.clone()
+    pub fn service(&self) -> Service {
+        self.service.clone()
     }
 
     /// Serves until `shutdown` completes: then health turns NOT_SERVING,
@@ -115,11 +116,11 @@ impl Application {
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
         // Health answers for every service from the first call on.
-        let healthy = database_answers(self.store.as_ref(), self.health_interval).await;
+        let healthy = database_answers(&self.service, self.health_interval).await;
         set_all(&health, serving_status(healthy)).await;
         let (stopping_tx, stopping) = watch::channel(false);
         let watchdog = tokio::spawn(watch_database(
-            self.store.clone(),
+            self.service.clone(),
             health.clone(),
             healthy,
             self.health_interval,
@@ -137,7 +138,7 @@ impl Application {
         let rest_addr = self.rest_addr();
         let authenticator = self.authenticator;
         let rest = self.rest.map(|listener| {
-            let router = crate::api::rest::router(self.store.clone(), authenticator.clone());
+            let router = crate::api::rest::router(self.service.clone(), authenticator.clone());
             let stop = stopped(stopping.clone());
             tokio::spawn(async move {
                 let listener = listener.tap_io(|tcp| {
@@ -154,7 +155,7 @@ impl Application {
         tracing::info!(
             grpc = %self.grpc.local_addr()?,
             rest = rest_addr.map(tracing::field::display),
-            backend = self.store.backend(),
+            backend = self.service.store().backend(),
             "serving"
         );
         let grpc = Server::builder()
@@ -163,11 +164,15 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(CustomerServiceServer::new(CustomerApi::new(
-                self.store.clone(),
+                self.service.clone(),
             )))
-            .add_service(EntityServiceServer::new(EntityApi::new(self.store.clone())))
-            .add_service(PeopleServiceServer::new(PeopleApi::new(self.store.clone())))
-            .add_service(UserServiceServer::new(UserApi::new(self.store.clone())))
+            .add_service(EntityServiceServer::new(EntityApi::new(
+                self.service.clone(),
+            )))
+            .add_service(PeopleServiceServer::new(PeopleApi::new(
+                self.service.clone(),
+            )))
+            .add_service(UserServiceServer::new(UserApi::new(self.service.clone())))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small reply can wait for the peer's
                 // delayed ACK: about 40 ms on Linux.
@@ -226,9 +231,9 @@ fn serving_status(healthy: bool) -> ServingStatus {
     }
 }
 
-async fn database_answers(store: &dyn Store, timeout: Duration) -> bool {
+async fn database_answers(service: &Service, timeout: Duration) -> bool {
     matches!(
-        tokio::time::timeout(timeout, store.ping()).await,
+        tokio::time::timeout(timeout, service.ping()).await,
         Ok(Ok(()))
     )
 }
@@ -236,7 +241,7 @@ async fn database_answers(store: &dyn Store, timeout: Duration) -> bool {
 /// Pings the database every `interval` and mirrors the answer in health:
 /// NOT_SERVING while it is unreachable, SERVING again once it answers.
 async fn watch_database(
-    store: Arc<dyn Store>,
+    service: Service,
     health: HealthReporter,
     mut serving: bool,
     interval: Duration,
@@ -247,7 +252,7 @@ async fn watch_database(
         if *stopping.borrow() {
             return;
         }
-        let healthy = database_answers(store.as_ref(), interval).await;
+        let healthy = database_answers(&service, interval).await;
         if healthy != serving {
             if healthy {
                 tracing::info!("database reachable again: serving");

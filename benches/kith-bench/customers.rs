@@ -185,7 +185,7 @@ impl UnaryService<GetCustomerRequest> for Reply {
     }
 }
 
-/// The same lookups straight into Kith's store in this process, members
+/// The same lookups straight into Kith's service in this process, members
 /// included: what a `GetCustomer` costs before any transport.
 pub async fn store_direct(
     database_url: &str,
@@ -194,18 +194,12 @@ pub async fn store_direct(
     in_flight: usize,
 ) -> anyhow::Result<Measured> {
     use kith::domain::customer::CustomerLookup;
-    let store = kith::store::connect(database_url).await?;
-    let workspace = store
-        .find_workspace("default")
-        .await?
-        .context("bootstrapped")?
-        .id;
+    let (service, caller) = crate::in_process(database_url).await?;
     closed_loop(calls, in_flight, 1, move |i| {
-        let (store, ids) = (store.clone(), ids.clone());
+        let (service, ids) = (service.clone(), ids.clone());
         async move {
             let lookup = CustomerLookup::by_id(&ids[i % ids.len()])?;
-            let customer = store.get_customer(workspace, &lookup).await?;
-            store.customer_members(workspace, &[customer.id]).await?;
+            service.get_customer(&caller, &lookup).await?;
             Ok(())
         }
     })

@@ -125,9 +125,31 @@ impl Databases {
     /// A fresh database Kith has migrated and given its default workspace.
     async fn bootstrapped(&mut self, backend: Backend) -> anyhow::Result<String> {
         let url = self.fresh(backend).await?;
-        kith::store::connect(&url).await?.bootstrap().await?;
+        kith::service::Service::new(kith::store::Store::connect(&url).await?)
+            .bootstrap()
+            .await?;
         Ok(url)
     }
+}
+
+/// Kith's service on a bootstrapped database, in this process, and the
+/// caller its default key makes.
+async fn in_process(
+    database_url: &str,
+) -> anyhow::Result<(kith::service::Service, kith::domain::Caller)> {
+    let service = kith::service::Service::new(kith::store::Store::connect(database_url).await?);
+    let workspace = service
+        .find_workspace("default")
+        .await?
+        .context("bootstrapped")?
+        .id;
+    let key = service
+        .list_api_keys(workspace)
+        .await?
+        .first()
+        .context("the bootstrap key")?
+        .id;
+    Ok((service, kith::domain::Caller { workspace, key }))
 }
 
 #[tokio::main]

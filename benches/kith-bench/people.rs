@@ -120,19 +120,15 @@ pub async fn raw_upsert(
     .await
 }
 
-/// Kith's validation and store called in this process: what the service
-/// costs over raw SQL before any transport.
+/// Kith's validation, service and store called in this process: what the
+/// service costs over raw SQL before any transport.
 pub async fn store_direct(
     database_url: &str,
     people: &[PersonUpsert],
     concurrency: usize,
 ) -> anyhow::Result<Measured> {
     use kith::domain::person::{self, PersonUpsertInput};
-    let store = kith::store::connect(database_url).await?;
-    let workspace = store
-        .find_workspace("default")
-        .await?
-        .context("bootstrapped")?;
+    let (service, caller) = crate::in_process(database_url).await?;
     let inputs: Arc<Vec<Vec<PersonUpsertInput>>> = Arc::new(
         people
             .chunks(BATCH)
@@ -150,10 +146,10 @@ pub async fn store_direct(
             .collect(),
     );
     closed_loop(inputs.len(), concurrency, BATCH, move |i| {
-        let (store, inputs) = (store.clone(), inputs.clone());
+        let (service, inputs) = (service.clone(), inputs.clone());
         async move {
             let batch = person::parse_batch(inputs[i].clone())?;
-            store.upsert_people(workspace.id, &batch).await?;
+            service.batch_upsert_people(&caller, &batch).await?;
             Ok(())
         }
     })

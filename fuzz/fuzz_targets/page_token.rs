@@ -5,16 +5,16 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use kith::domain::page::PageRequest;
+use kith::domain::page::{KITH_PAGES, PageRequest};
 
 fuzz_target!(|input: (i64, String, String)| {
     let (page_size, token, query) = input;
-    if let Ok(page) = PageRequest::parse(page_size, &token, &query) {
-        assert!(page.size >= 1 && page.size <= kith::domain::page::MAX_PAGE_SIZE);
+    if let Ok(page) = PageRequest::parse(&KITH_PAGES, Some(page_size), &token, &query) {
+        assert!(page.size >= 1 && page.size <= KITH_PAGES.max);
         if page.after.is_some() && !query.is_empty() {
             let other = format!("{query}-other");
             assert!(
-                PageRequest::parse(page_size, &token, &other).is_err(),
+                PageRequest::parse(&KITH_PAGES, Some(page_size), &token, &other).is_err(),
                 "a token resumed a query it does not belong to"
             );
         }

@@ -28,11 +28,12 @@ fn gateway() -> &'static Gateway {
         let dir = tempfile::TempDir::new().expect("a temp dir");
         let url = format!("sqlite://{}", dir.path().join("fuzz.db").display());
         let (router, key, workspace) = runtime.block_on(async {
-            let store = kith::store::connect(&url).await.expect("a store");
-            let (workspace, key) = store.bootstrap().await.expect("bootstrap").expect("fresh");
-            let authenticator = kith::auth::Authenticator::new(store.clone(), None);
+            let store = kith::store::Store::connect(&url).await.expect("a store");
+            let service = kith::service::Service::new(store);
+            let (workspace, key) = service.bootstrap().await.expect("bootstrap").expect("fresh");
+            let authenticator = kith::auth::Authenticator::new(service.clone(), None);
             (
-                kith::api::rest::router(store, authenticator),
+                kith::api::rest::router(service, authenticator),
                 key.reveal().to_owned(),
                 workspace.id.to_string(),
             )

@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 
 use kith::domain::customer::{AddressInput, CustomerInput, Email, MetadataValue, NewCustomer};
 use kith::domain::{entity, person, user};
+use kith::error::FieldPath;
 
 #[derive(Debug, Arbitrary)]
 enum Json {
@@ -132,6 +133,6 @@ fuzz_target!(|input: Input| {
         kind: None,
     });
 
-    let _ = user::Keys::parse(input.user_keys, "keys", true);
-    let _ = user::parse_traits(object(input.user_traits), "traits");
+    let _ = user::Keys::parse(input.user_keys, &FieldPath::field("keys"), true);
+    let _ = user::parse_traits(object(input.user_traits), &FieldPath::field("traits"));
 });

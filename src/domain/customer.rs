@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Change, WorkspaceId, bounded_text, storable_text};
-use crate::error::{Error, FieldViolation, Result, Violations};
+use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
 pub const MAX_NAME_CHARS: usize = 256;
 pub const MAX_EMAIL_CHARS: usize = 254;
@@ -169,7 +169,7 @@ impl Metadata {
             ));
         }
         for (key, value) in &pairs {
-            let field = format!("metadata.{key}");
+            let field = FieldPath::field("metadata").key(key);
             let key_chars = key.chars().count();
             if key_chars == 0 || key_chars > MAX_METADATA_KEY_CHARS {
                 violations.push(FieldViolation::new(
@@ -245,7 +245,7 @@ impl BillingAddress {
     pub fn parse(input: AddressInput) -> Result<Self, Vec<FieldViolation>> {
         let mut violations = Violations::default();
         let country = violations.check(parse_country(&input.country));
-        let mut line = |field: &str, value: Option<String>| {
+        let mut line = |field: &'static str, value: Option<String>| {
             let value = value.filter(|v| !v.is_empty())?;
             violations
                 .check(
@@ -357,6 +357,31 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// The customer behind a company that a user upsert or a trait change
+    /// names by keys before it exists: a team, with the company's external
+    /// id and name.
+    pub fn new_company(
+        workspace_id: WorkspaceId,
+        external_id: Option<ExternalId>,
+        name: Option<CustomerName>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: super::new_id(),
+            workspace_id,
+            external_id,
+            email: None,
+            email_verified: false,
+            name,
+            billing_address: None,
+            metadata: Metadata::default(),
+            kind: CustomerType::Team,
+            created_at: now,
+            modified_at: None,
+            deleted_at: None,
+        }
+    }
+
     pub fn avatar_url(&self) -> Option<String> {
         self.email.as_ref().map(Email::avatar_url)
     }
@@ -421,6 +446,13 @@ impl Customer {
         }
         refused.finish(next, Error::ForbiddenTransition)
     }
+}
+
+/// A customer as the service returns it: with its members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerDetail {
+    pub customer: Customer,
+    pub members: Vec<crate::domain::user::Member>,
 }
 
 /// The fields a caller sends to create or change a customer, unchecked.
@@ -529,8 +561,25 @@ pub struct CustomerPatch {
 }
 
 impl CustomerPatch {
-    pub fn parse(input: CustomerPatchInput) -> Result<Self> {
+    /// Checks every field of an update of the customer `lookup` names. An
+    /// update addressed by external id may not name the external id or the
+    /// type at all (seed 003's `CustomerUpdateExternalID`): the address
+    /// would be changing under the caller.
+    pub fn parse(input: CustomerPatchInput, lookup: &CustomerLookup) -> Result<Self> {
         let mut v = Violations::default();
+        let named = [
+            ("external_id", !matches!(input.external_id, Change::Keep)),
+            ("type", !matches!(input.kind, Change::Keep)),
+        ];
+        for (field, _) in named
+            .iter()
+            .filter(|(field, named)| *named && lookup.fixed_fields().contains(field))
+        {
+            v.push(FieldViolation::new(
+                *field,
+                "cannot be changed when updating by external id",
+            ));
+        }
         // Empty strings read as unset, as in seed 003.
         let optional = |change: Change<String>| match change {
             Change::Set(s) if s.is_empty() => Change::Clear,
@@ -574,7 +623,13 @@ impl CustomerPatch {
 
 fn check_address(v: &mut Violations, input: AddressInput) -> Option<BillingAddress> {
     BillingAddress::parse(input)
-        .map_err(|errors| v.extend(errors.into_iter().map(|e| e.within("billing_address"))))
+        .map_err(|errors| {
+            v.extend(
+                errors
+                    .into_iter()
+                    .map(|e| e.within(&FieldPath::field("billing_address"))),
+            )
+        })
         .ok()
 }
 
@@ -603,6 +658,14 @@ impl CustomerLookup {
             Ok(Some(id)) => Ok(Self::ExternalId(id)),
             Ok(None) => Err(Error::invalid("external_id", "must not be empty")),
             Err(violation) => Err(Error::InvalidArgument(vec![violation])),
+        }
+    }
+
+    /// The fields an update addressed this way may not change.
+    pub fn fixed_fields(&self) -> &'static [&'static str] {
+        match self {
+            Self::Id(_) => &[],
+            Self::ExternalId(_) => &["external_id", "type"],
         }
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::customer::ExternalId;
 use super::{Change, bounded_text, storable_text};
-use crate::error::{Error, FieldViolation, Result, Violations};
+use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
 pub const MAX_BATCH: usize = 100;
 pub const MAX_ID_CHARS: usize = 255;
@@ -52,7 +52,7 @@ pub fn parse_owner(text: &str) -> Result<ExternalId, FieldViolation> {
 pub struct EntityId(String);
 
 impl EntityId {
-    pub fn parse(text: &str, field: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(text: &str, field: impl Into<FieldPath>) -> Result<Self, FieldViolation> {
         check_identifier(text, &ENTITY_ID_PUNCTUATION)
             .map_err(|why| FieldViolation::new(field, why))?;
         Ok(Self(text.to_owned()))
@@ -64,6 +64,28 @@ impl EntityId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl Entity {
+    /// Archives or restores the entity; says whether that changed it.
+    /// Archiving an archived entity keeps its first archive time.
+    pub fn set_archived(&mut self, archived: bool, now: DateTime<Utc>) -> bool {
+        let changed = match (archived, self.archived_at) {
+            (true, None) => {
+                self.archived_at = Some(now);
+                true
+            }
+            (false, Some(_)) => {
+                self.archived_at = None;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.updated_at = now;
+        }
+        changed
     }
 }
 
@@ -104,8 +126,8 @@ pub struct EntityUpsert {
     pub metadata: BTreeMap<String, Option<String>>,
 }
 
-fn item_field(position: usize, field: &str) -> String {
-    format!("entities[{position}].{field}")
+fn item_field(position: usize, field: &'static str) -> FieldPath {
+    FieldPath::field("entities").index(position).then(field)
 }
 
 /// Checks a batch's size, each item, and that no id appears twice.
@@ -137,9 +159,9 @@ fn parse_item(
     position: usize,
     item: EntityUpsertInput,
 ) -> Option<EntityUpsert> {
-    let id = v.check(EntityId::parse(&item.id, &item_field(position, "id")));
+    let id = v.check(EntityId::parse(&item.id, item_field(position, "id")));
     let type_id = match &item.type_id {
-        Some(type_id) => Some(v.check(EntityId::parse(type_id, &item_field(position, "type_id")))?),
+        Some(type_id) => Some(v.check(EntityId::parse(type_id, item_field(position, "type_id")))?),
         None => None,
     };
     let display_name = match item.display_name {
@@ -154,7 +176,7 @@ fn parse_item(
     };
     let mut metadata = BTreeMap::new();
     for (key, value) in item.metadata {
-        let field = format!("entities[{position}].metadata.{key}");
+        let field = item_field(position, "metadata").key(&key);
         let key_len = key.chars().count();
         if key_len == 0 || key_len > MAX_METADATA_KEY_CHARS {
             v.push(FieldViolation::new(
@@ -180,7 +202,7 @@ fn parse_item(
     })
 }
 
-pub fn check_batch_size(len: usize, field: &str) -> Result<()> {
+pub fn check_batch_size(len: usize, field: &'static str) -> Result<()> {
     if (1..=MAX_BATCH).contains(&len) {
         Ok(())
     } else {
@@ -285,7 +307,7 @@ pub fn parse_ids(ids: &[String]) -> Result<Vec<EntityId>> {
     let mut v = Violations::default();
     let mut parsed: Vec<EntityId> = Vec::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
-        if let Some(id) = v.check(EntityId::parse(id, &format!("ids[{i}]")))
+        if let Some(id) = v.check(EntityId::parse(id, FieldPath::field("ids").index(i)))
             && !parsed.contains(&id)
         {
             parsed.push(id);
@@ -325,6 +347,12 @@ impl EntityFilter {
     }
 }
 
+/// What entity type page tokens are bound to: a workspace's types have no
+/// filter.
+pub fn entity_types_query(workspace: super::WorkspaceId) -> String {
+    format!("entity_types|{workspace}")
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityType {
     /// Internal key, which orders listings; never shown.
@@ -359,10 +387,10 @@ pub fn parse_type_batch(items: Vec<EntityTypeInput>) -> Result<Vec<EntityTypeUps
     let mut first_seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let field = |name: &str| format!("types[{i}].{name}");
+        let field = |name: &'static str| FieldPath::field("types").index(i).then(name);
         if let Some(earlier) = first_seen.insert(item.id.clone(), i) {
             v.push(FieldViolation::new(
-                format!("types[{earlier}].id"),
+                FieldPath::field("types").index(earlier).then("id"),
                 format!("id '{}' is also at types[{i}]", item.id),
             ));
             v.push(FieldViolation::new(
@@ -370,7 +398,7 @@ pub fn parse_type_batch(items: Vec<EntityTypeInput>) -> Result<Vec<EntityTypeUps
                 format!("id '{}' is also at types[{earlier}]", item.id),
             ));
         }
-        let id = v.check(EntityId::parse(&item.id, &field("id")));
+        let id = v.check(EntityId::parse(&item.id, field("id")));
         if item.display_name.is_empty() {
             v.push(FieldViolation::new(field("display_name"), "is required"));
         } else if let Err(why) = bounded_text(&item.display_name, MAX_DISPLAY_NAME_CHARS) {
@@ -386,14 +414,11 @@ pub fn parse_type_batch(items: Vec<EntityTypeInput>) -> Result<Vec<EntityTypeUps
             let len = key.chars().count();
             if len == 0 || len > MAX_METADATA_KEY_CHARS {
                 v.push(FieldViolation::new(
-                    format!("types[{i}].attribution_keys[{k}]"),
+                    field("attribution_keys").index(k),
                     format!("must be 1 to {MAX_METADATA_KEY_CHARS} characters"),
                 ));
             } else if let Err(why) = storable_text(key) {
-                v.push(FieldViolation::new(
-                    format!("types[{i}].attribution_keys[{k}]"),
-                    why,
-                ));
+                v.push(FieldViolation::new(field("attribution_keys").index(k), why));
             }
         }
         if let Some(id) = id {
@@ -460,7 +485,11 @@ mod tests {
     #[test]
     fn duplicate_ids_name_both_positions() {
         let err = parse_batch(vec![input("a"), input("b"), input("a")]).unwrap_err();
-        let fields: Vec<_> = err.violations().iter().map(|v| v.field.as_str()).collect();
+        let fields: Vec<_> = err
+            .violations()
+            .iter()
+            .map(|v| v.field.to_string())
+            .collect();
         assert_eq!(fields, ["entities[0].id", "entities[2].id"]);
     }
 
@@ -471,7 +500,9 @@ mod tests {
         assert!(parse_batch(full).is_ok());
         let over: Vec<_> = (0..101).map(|i| input(&format!("e{i}"))).collect();
         assert_eq!(
-            parse_batch(over).unwrap_err().violations()[0].field,
+            parse_batch(over).unwrap_err().violations()[0]
+                .field
+                .to_string(),
             "entities"
         );
     }

@@ -10,7 +10,7 @@ pub mod workspace;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-pub use workspace::WorkspaceId;
+pub use workspace::{Caller, WorkspaceId};
 
 /// The current time at the millisecond precision Kith stores and returns, so
 /// a record reads back exactly as it was written on every backend.

@@ -7,10 +7,87 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::{Error, FieldViolation, Result};
+use crate::error::{Error, Result};
 
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 100;
+/// How an API sizes its pages: the one place each family's rule lives.
+/// The seeds differ, so each keeps its own (see the constants below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSizing {
+    /// The request field that sets the size, for errors.
+    pub field: &'static str,
+    pub default: usize,
+    pub max: usize,
+    /// Zero asks for the default (AIP-158) rather than being a mistake.
+    pub zero_is_default: bool,
+    /// A size above the maximum is lowered to it (AIP-158, Polar) rather
+    /// than refused (Stigg).
+    pub clamp: bool,
+}
+
+/// Kith's own List methods (AIP-158): 50 by default, at most 100, larger
+/// sizes lowered to 100, zero for the default.
+pub const KITH_PAGES: PageSizing = PageSizing {
+    field: "page_size",
+    default: 50,
+    max: 100,
+    zero_is_default: true,
+    clamp: true,
+};
+
+/// Seed 000 (Stigg): `limit` 1 to 100, 20 by default; anything else refused.
+pub const STIGG_PAGES: PageSizing = PageSizing {
+    field: "limit",
+    default: 20,
+    max: 100,
+    zero_is_default: false,
+    clamp: false,
+};
+
+/// Seed 001 (Schematic): `limit` up to 100, which is also the default.
+pub const SCHEMATIC_PAGES: PageSizing = PageSizing {
+    field: "limit",
+    default: 100,
+    max: 100,
+    zero_is_default: true,
+    clamp: true,
+};
+
+/// Seed 002 (Flameup): `limit` up to 100, 50 by default.
+pub const FLAMEUP_PAGES: PageSizing = PageSizing {
+    field: "limit",
+    default: 50,
+    max: 100,
+    zero_is_default: true,
+    clamp: true,
+};
+
+/// Seed 003 (Rapidly, after Polar): `limit` from 1, 10 by default, larger
+/// values silently lowered to 100.
+pub const RAPIDLY_PAGES: PageSizing = PageSizing {
+    field: "limit",
+    default: 10,
+    max: 100,
+    zero_is_default: false,
+    clamp: true,
+};
+
+impl PageSizing {
+    /// The size a request asks for (`None`: not sent).
+    pub fn size(&self, requested: Option<i64>) -> Result<usize> {
+        let refuse = |why: String| Error::invalid(self.field, why);
+        let Some(requested) = requested else {
+            return Ok(self.default);
+        };
+        match usize::try_from(requested) {
+            Err(_) => Err(refuse("must not be negative".to_owned())),
+            Ok(0) if self.zero_is_default => Ok(self.default),
+            Ok(n) if n > self.max && self.clamp => Ok(self.max),
+            Ok(n) if (1..=self.max).contains(&n) => Ok(n),
+            Ok(_) if self.clamp => Err(refuse("must be at least 1".to_owned())),
+            Ok(_) => Err(refuse(format!("must be 1 to {}", self.max))),
+        }
+    }
+}
 
 /// Where a page starts: after the record with this creation time and id.
 /// Records are listed in `(created_at, id)` order, which concurrent writes
@@ -47,19 +124,13 @@ pub struct Page<T> {
 impl PageRequest {
     /// `query` is a canonical rendering of everything that selects the rows
     /// (workspace and filters), so tokens are bound to it.
-    pub fn parse(page_size: i64, page_token: &str, query: &str) -> Result<Self> {
-        let size = match page_size {
-            ..0 => {
-                return Err(Error::InvalidArgument(vec![FieldViolation::new(
-                    "page_size",
-                    "must not be negative",
-                )]));
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            n => usize::try_from(n)
-                .unwrap_or(MAX_PAGE_SIZE)
-                .min(MAX_PAGE_SIZE),
-        };
+    pub fn parse(
+        sizing: &PageSizing,
+        page_size: Option<i64>,
+        page_token: &str,
+        query: &str,
+    ) -> Result<Self> {
+        let size = sizing.size(page_size)?;
         let query_digest = digest(query);
         let after = if page_token.is_empty() {
             None
@@ -162,28 +233,35 @@ mod tests {
 
     #[test]
     fn page_sizes_default_and_clamp() {
-        assert_eq!(
-            PageRequest::parse(0, "", "q").unwrap().size,
-            DEFAULT_PAGE_SIZE
-        );
-        assert_eq!(
-            PageRequest::parse(1000, "", "q").unwrap().size,
-            MAX_PAGE_SIZE
-        );
-        assert_eq!(PageRequest::parse(7, "", "q").unwrap().size, 7);
-        let err = PageRequest::parse(-1, "", "q").unwrap_err();
-        assert_eq!(err.violations()[0].field, "page_size");
+        let size = |n| KITH_PAGES.size(Some(n));
+        assert_eq!(size(0).unwrap(), 50);
+        assert_eq!(KITH_PAGES.size(None).unwrap(), 50);
+        assert_eq!(size(1000).unwrap(), 100);
+        assert_eq!(size(7).unwrap(), 7);
+        let err = size(-1).unwrap_err();
+        assert_eq!(err.violations()[0].field.to_string(), "page_size");
+    }
+
+    #[test]
+    fn each_family_keeps_its_own_sizes() {
+        assert_eq!(STIGG_PAGES.size(None).unwrap(), 20);
+        assert!(STIGG_PAGES.size(Some(0)).is_err());
+        assert!(STIGG_PAGES.size(Some(101)).is_err());
+        assert_eq!(RAPIDLY_PAGES.size(Some(500)).unwrap(), 100);
+        assert!(RAPIDLY_PAGES.size(Some(0)).is_err());
+        assert_eq!(SCHEMATIC_PAGES.size(Some(0)).unwrap(), 100);
+        assert_eq!(FLAMEUP_PAGES.size(None).unwrap(), 50);
     }
 
     #[test]
     fn a_token_resumes_its_own_query_only() {
-        let first = PageRequest::parse(1, "", "q").unwrap();
+        let first = PageRequest::parse(&KITH_PAGES, Some(1), "", "q").unwrap();
         let page = first.finish(vec![cursor(), cursor()], |c| *c);
         let token = page.next_token.unwrap();
-        let next = PageRequest::parse(1, &token, "q").unwrap();
+        let next = PageRequest::parse(&KITH_PAGES, Some(1), &token, "q").unwrap();
         assert_eq!(next.after, Some(page.items[0]));
         assert!(matches!(
-            PageRequest::parse(1, &token, "other"),
+            PageRequest::parse(&KITH_PAGES, Some(1), &token, "other"),
             Err(Error::InvalidPageToken(_))
         ));
     }
@@ -192,7 +270,7 @@ mod tests {
     fn forged_tokens_are_refused() {
         for token in ["x", "!!!", "AAAA"] {
             assert!(matches!(
-                PageRequest::parse(1, token, "q"),
+                PageRequest::parse(&KITH_PAGES, Some(1), token, "q"),
                 Err(Error::InvalidPageToken(_))
             ));
         }
@@ -200,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_last_page_has_no_token() {
-        let request = PageRequest::parse(2, "", "q").unwrap();
+        let request = PageRequest::parse(&KITH_PAGES, Some(2), "", "q").unwrap();
         assert!(
             request
                 .finish(vec![cursor(), cursor()], |c| *c)

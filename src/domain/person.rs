@@ -9,12 +9,17 @@ use uuid::Uuid;
 use super::customer::Email;
 use super::entity::check_batch_size;
 use super::{Change, WorkspaceId, bounded_text, storable_json, storable_text};
-use crate::error::{Error, FieldViolation, Result, Violations};
+use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
 pub const MAX_USER_ID_CHARS: usize = 255;
 pub const MAX_ATTRIBUTES: usize = 100;
 pub const MAX_ATTRIBUTE_KEY_CHARS: usize = 255;
 pub const MAX_ATTRIBUTE_DEPTH: usize = 8;
+
+/// Where an upsert's traits are, in its violations.
+fn traits_path() -> FieldPath {
+    FieldPath::field("traits")
+}
 
 /// The traits that fill a person's own fields, each with its length limit.
 pub const KNOWN_TRAITS: [(&str, usize); 6] = [
@@ -166,12 +171,60 @@ pub struct PersonUpsert {
     pub status: Option<PersonStatus>,
 }
 
-fn parse_user_id(text: &str, field: &str) -> Result<String, FieldViolation> {
+fn parse_user_id(text: &str, field: &'static str) -> Result<String, FieldViolation> {
     if text.is_empty() {
         return Err(FieldViolation::new(field, "is required"));
     }
     bounded_text(text, MAX_USER_ID_CHARS).map_err(|why| FieldViolation::new(field, why))?;
     Ok(text.to_owned())
+}
+
+/// What an upsert's traits change: the known ones fill the person's own
+/// fields, the rest merge into its attributes.
+#[derive(Debug, Clone, Default)]
+pub struct TraitChanges {
+    pub profile: Vec<(&'static str, Change<String>)>,
+    /// Merged into the stored attributes; `null` removes a key.
+    pub attributes: Map<String, Value>,
+}
+
+impl TraitChanges {
+    /// Violations name fields under `traits`.
+    pub fn parse(traits: Map<String, Value>) -> Result<Self, Vec<FieldViolation>> {
+        let mut v = Violations::default();
+        let mut profile = Vec::new();
+        let mut attributes = Map::new();
+        for (key, value) in traits {
+            match (known_limit(&key), value) {
+                (Some((name, _)), Value::Null) => profile.push((name, Change::Clear)),
+                (Some((name, max)), Value::String(text)) => {
+                    if let Some(change) =
+                        v.check(parse_known(name, max, &text).map_err(|e| e.within(&traits_path())))
+                    {
+                        profile.push((name, change));
+                    }
+                }
+                (Some((name, _)), _) => {
+                    v.push(FieldViolation::new(
+                        traits_path().then(name),
+                        "must be a string or null",
+                    ));
+                }
+                (None, value) => {
+                    attributes.insert(key, value);
+                }
+            }
+        }
+        v.extend(check_attributes(&attributes, &traits_path()));
+        if v.is_empty() {
+            Ok(Self {
+                profile,
+                attributes,
+            })
+        } else {
+            Err(v.into_vec())
+        }
+    }
 }
 
 impl PersonUpsert {
@@ -183,39 +236,34 @@ impl PersonUpsert {
             None | Some("") => None,
             Some(email) => v.check(Email::parse(email)),
         };
-        let mut profile = Vec::new();
-        let mut attributes = Map::new();
-        for (key, value) in input.traits {
-            match (known_limit(&key), value) {
-                (Some((name, _)), Value::Null) => profile.push((name, Change::Clear)),
-                (Some((name, max)), Value::String(text)) => {
-                    if let Some(change) =
-                        v.check(parse_known(name, max, &text).map_err(|e| e.within("traits")))
-                    {
-                        profile.push((name, change));
-                    }
-                }
-                (Some((name, _)), _) => {
-                    v.push(FieldViolation::new(
-                        format!("traits.{name}"),
-                        "must be a string or null",
-                    ));
-                }
-                (None, value) => {
-                    attributes.insert(key, value);
-                }
+        let traits = TraitChanges::parse(input.traits)
+            .map_err(|e| v.extend(e))
+            .ok();
+        match (user_id, traits) {
+            (Some(user_id), Some(traits)) if v.is_empty() => {
+                Ok(Self::of(user_id, email, traits, input.status))
             }
-        }
-        v.extend(check_attributes(&attributes, "traits"));
-        match user_id {
-            Some(user_id) if v.is_empty() => Ok(Self {
-                user_id,
-                email,
-                profile,
-                attributes,
-                status: input.status,
-            }),
             _ => Err(v.into_vec()),
+        }
+    }
+
+    /// Trait changes for the person whose external id is `user_id`.
+    pub fn merging(user_id: String, traits: TraitChanges) -> Self {
+        Self::of(user_id, None, traits, None)
+    }
+
+    fn of(
+        user_id: String,
+        email: Option<Email>,
+        traits: TraitChanges,
+        status: Option<PersonStatus>,
+    ) -> Self {
+        Self {
+            user_id,
+            email,
+            profile: traits.profile,
+            attributes: traits.attributes,
+            status,
         }
     }
 }
@@ -230,7 +278,7 @@ fn depth(value: &Value) -> usize {
 
 /// Key count, key length and nesting of an attribute map, named under
 /// `parent` (`traits` on upserts, `attributes` on updates).
-fn check_attributes(attributes: &Map<String, Value>, parent: &str) -> Vec<FieldViolation> {
+fn check_attributes(attributes: &Map<String, Value>, parent: &FieldPath) -> Vec<FieldViolation> {
     let mut out = Vec::new();
     if attributes.len() > MAX_ATTRIBUTES {
         out.push(FieldViolation::new(
@@ -242,23 +290,28 @@ fn check_attributes(attributes: &Map<String, Value>, parent: &str) -> Vec<FieldV
         let len = key.chars().count();
         if len == 0 || len > MAX_ATTRIBUTE_KEY_CHARS {
             out.push(FieldViolation::new(
-                format!("{parent}.{key}"),
+                parent.clone().key(key),
                 format!("keys must be 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters"),
             ));
         } else if depth(value) > MAX_ATTRIBUTE_DEPTH {
             out.push(FieldViolation::new(
-                format!("{parent}.{key}"),
+                parent.clone().key(key),
                 format!("must be nested at most {MAX_ATTRIBUTE_DEPTH} levels"),
             ));
         } else if let Err(why) = storable_text(key).and_then(|()| storable_json(value)) {
-            out.push(FieldViolation::new(format!("{parent}.{key}"), why));
+            out.push(FieldViolation::new(parent.clone().key(key), why));
         }
     }
     out
 }
 
+/// Where the person at `position` of a batch is.
+pub fn batch_item(position: usize) -> FieldPath {
+    FieldPath::field("people").index(position)
+}
+
 fn at(position: usize, violation: FieldViolation) -> FieldViolation {
-    violation.within(&format!("people[{position}]"))
+    violation.within(&batch_item(position))
 }
 
 /// Checks a batch's size, each person, and that no user id or email appears
@@ -290,15 +343,15 @@ fn duplicate(
     seen: &mut HashMap<String, usize>,
     key: String,
     i: usize,
-    field: &str,
+    field: &'static str,
 ) {
     if let Some(earlier) = seen.insert(key, i) {
         v.push(FieldViolation::new(
-            format!("people[{earlier}].{field}"),
+            batch_item(earlier).then(field),
             format!("same {field} as people[{i}]"),
         ));
         v.push(FieldViolation::new(
-            format!("people[{i}].{field}"),
+            batch_item(i).then(field),
             format!("same {field} as people[{earlier}]"),
         ));
     }
@@ -325,7 +378,7 @@ pub fn create_all(
         .map(|(i, upsert)| {
             let person = create(workspace, upsert, now);
             v.extend(
-                check_attributes(&person.attributes, "traits")
+                check_attributes(&person.attributes, &traits_path())
                     .into_iter()
                     .map(|e| at(i, e)),
             );
@@ -367,10 +420,10 @@ pub fn plan_batch(
             email_owner,
         ) {
             (Some(person), Some(owner)) if owner.id != person.id => {
-                return Err(Error::AlreadyExists(FieldViolation::new(
-                    format!("people[{i}].email"),
+                return Err(Error::already_exists(
+                    batch_item(i).then("email"),
                     "this email belongs to another person",
-                )));
+                ));
             }
             (Some(person), _) => Some(person),
             (None, owner) => owner,
@@ -379,7 +432,7 @@ pub fn plan_batch(
             && let Some(earlier) = claimed.insert(person.id, i)
         {
             v.push(FieldViolation::new(
-                format!("people[{i}]"),
+                batch_item(i),
                 format!("matches the same person as people[{earlier}]"),
             ));
             continue;
@@ -389,7 +442,7 @@ pub fn plan_batch(
             None => create(workspace, upsert, now),
         };
         v.extend(
-            check_attributes(&person.attributes, "traits")
+            check_attributes(&person.attributes, &traits_path())
                 .into_iter()
                 .map(|e| at(i, e)),
         );
@@ -399,6 +452,27 @@ pub fn plan_batch(
         });
     }
     v.finish(out, Error::InvalidArgument)
+}
+
+/// A create (not an upsert) of one person, given who exists under its
+/// external id or email: someone with the external id means the person
+/// exists, which a create refuses; someone with only the email is matched
+/// and takes the external id, as in an upsert (seed 002's match by email).
+pub fn plan_create(
+    workspace: WorkspaceId,
+    upsert: &PersonUpsert,
+    existing: &[Person],
+    now: DateTime<Utc>,
+) -> Result<Upserted> {
+    if existing.iter().any(|p| p.external_id == upsert.user_id) {
+        return Err(Error::already_exists(
+            "user_id",
+            "A person with this user id already exists.",
+        ));
+    }
+    let mut planned = plan_batch(workspace, &[(0, upsert)], existing, now)
+        .map_err(|e| e.map_paths(|path| path.strip_prefix(&batch_item(0)).unwrap_or(path)))?;
+    Ok(planned.remove(0))
 }
 
 fn create(workspace: WorkspaceId, upsert: &PersonUpsert, now: DateTime<Utc>) -> Person {
@@ -471,6 +545,22 @@ impl PersonLookup {
         Email::parse(text)
             .map(Self::Email)
             .map_err(|v| Error::InvalidArgument(vec![v]))
+    }
+
+    /// What a path segment that "is the person's id, external id or email"
+    /// (seed 002) may mean, in the order to try: a UUID is an id, or else
+    /// someone's external id; an email address is an email; anything else
+    /// an external id.
+    pub fn candidates(text: &str) -> Result<Vec<Self>> {
+        if let Ok(id) = Uuid::try_parse(text) {
+            return Ok(vec![Self::Id(id), Self::ExternalId(text.to_owned())]);
+        }
+        if text.contains('@')
+            && let Ok(email) = Email::parse(text)
+        {
+            return Ok(vec![Self::Email(email)]);
+        }
+        Ok(vec![Self::by_external_id(text)?])
     }
 }
 
@@ -551,7 +641,10 @@ impl PersonPatch {
             }
         }
         if let Some(attributes) = &input.attributes {
-            v.extend(check_attributes(attributes, "attributes"));
+            v.extend(check_attributes(
+                attributes,
+                &FieldPath::field("attributes"),
+            ));
         }
         v.finish(
             Self {
@@ -628,7 +721,7 @@ mod tests {
             json!({"timezone": "Mars/Olympus", "locale": "not a tag!", "phone": 5, "first_name": "x".repeat(257)}),
         ))
         .unwrap_err();
-        let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        let mut fields: Vec<_> = errors.iter().map(|e| e.field.to_string()).collect();
         fields.sort_unstable();
         assert_eq!(
             fields,
@@ -650,6 +743,6 @@ mod tests {
             deep = json!({ "n": deep });
         }
         let errors = PersonUpsert::parse(input("u", None, json!({ "deep": deep }))).unwrap_err();
-        assert_eq!(errors[0].field, "traits.deep");
+        assert_eq!(errors[0].field.to_string(), "traits.deep");
     }
 }

@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::customer::{Customer, CustomerName, CustomerPatch, ExternalId};
 use super::entity::MAX_BATCH;
-use super::{bounded_text, storable_text};
-use crate::error::{Error, FieldViolation, Result, Violations};
+use super::{Change, WorkspaceId, bounded_text, storable_text};
+use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
 pub const MAX_KEYS: usize = 100;
 pub const MAX_KEY_NAME_CHARS: usize = 255;
@@ -38,10 +39,10 @@ pub const MEMBER_EXTERNAL_ID_KEY: &str = "external_id";
 pub struct Keys(BTreeMap<String, String>);
 
 impl Keys {
-    /// `field` names the map in errors (`keys`, `company.keys`).
+    /// `field` names the map in errors (`keys`, `company`).
     pub fn parse(
         pairs: BTreeMap<String, String>,
-        field: &str,
+        field: &FieldPath,
         required: bool,
     ) -> Result<Self, Vec<FieldViolation>> {
         let mut v = Vec::new();
@@ -55,7 +56,7 @@ impl Keys {
             ));
         }
         for (name, value) in &pairs {
-            let path = format!("{field}.{name}");
+            let path = field.clone().key(name);
             let name_len = name.chars().count();
             if name_len == 0 || name_len > MAX_KEY_NAME_CHARS {
                 v.push(FieldViolation::new(
@@ -101,7 +102,7 @@ impl Keys {
 /// Traits to merge: scalar values, `null` removing the trait.
 pub fn parse_traits(
     traits: Map<String, Value>,
-    field: &str,
+    field: &FieldPath,
 ) -> Result<Map<String, Value>, Vec<FieldViolation>> {
     let mut v = Vec::new();
     if traits.len() > MAX_TRAITS {
@@ -111,7 +112,7 @@ pub fn parse_traits(
         ));
     }
     for (name, value) in &traits {
-        let path = format!("{field}.{name}");
+        let path = field.clone().key(name);
         let len = name.chars().count();
         if len == 0 || len > MAX_TRAIT_NAME_CHARS {
             v.push(FieldViolation::new(
@@ -216,6 +217,21 @@ pub struct Membership {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Membership {
+    /// A new membership of `user` in `company`; a member unless `role` says
+    /// otherwise.
+    pub fn new(company: Uuid, user: Uuid, role: Option<MemberRole>, now: DateTime<Utc>) -> Self {
+        Self {
+            id: super::new_id(),
+            user_id: user,
+            company_id: company,
+            role: role.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A membership with its company, as users show them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MembershipDetail {
@@ -230,11 +246,102 @@ pub struct UserDetail {
     pub memberships: Vec<MembershipDetail>,
 }
 
+/// What a company's keys and name set in its customer: the `external_id`
+/// key *is* the customer's external id, so both follow the customer rules.
+/// Checked with the request, before anything is read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompanyFields {
+    pub external_id: Option<ExternalId>,
+    pub name: Change<CustomerName>,
+}
+
+impl CompanyFields {
+    /// `name`: `None` keeps the name, `Some(None)` clears it.
+    fn parse(
+        keys: &Keys,
+        keys_field: &FieldPath,
+        name: Option<&Option<String>>,
+    ) -> Result<Self, Vec<FieldViolation>> {
+        let mut v = Violations::default();
+        let external_id = keys.get(EXTERNAL_ID_KEY).and_then(|id| {
+            v.check(ExternalId::parse(id).map_err(|e| {
+                FieldViolation::new(keys_field.clone().key(EXTERNAL_ID_KEY), e.description)
+            }))
+            .flatten()
+        });
+        let name = match name {
+            None => Change::Keep,
+            Some(None) => Change::Clear,
+            Some(Some(name)) => v
+                .check(CustomerName::parse(name))
+                .flatten()
+                .map_or(Change::Clear, Change::Set),
+        };
+        if v.is_empty() {
+            Ok(Self { external_id, name })
+        } else {
+            Err(v.into_vec())
+        }
+    }
+
+    /// The company as a new customer of the workspace.
+    pub fn new_customer(&self, workspace: WorkspaceId, now: DateTime<Utc>) -> Customer {
+        let name = match &self.name {
+            Change::Set(name) => Some(name.clone()),
+            Change::Keep | Change::Clear => None,
+        };
+        Customer::new_company(workspace, self.external_id.clone(), name, now)
+    }
+
+    /// The change to an existing company's customer (`Customer::apply`
+    /// still refuses a new external id once one is set).
+    pub fn patch(&self) -> CustomerPatch {
+        CustomerPatch {
+            external_id: self.external_id.clone().map_or(Change::Keep, Change::Set),
+            name: self.name.clone(),
+            ..CustomerPatch::default()
+        }
+    }
+}
+
+/// A company named by keys, which a call creates when none has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyKeys {
+    pub keys: Keys,
+    pub fields: CompanyFields,
+}
+
+impl CompanyKeys {
+    pub fn parse(
+        pairs: BTreeMap<String, String>,
+        field: &FieldPath,
+    ) -> Result<Self, Vec<FieldViolation>> {
+        let keys = Keys::parse(pairs, field, true)?;
+        let fields = CompanyFields::parse(&keys, field, None)?;
+        Ok(Self { keys, fields })
+    }
+}
+
 /// How an upsert names a company.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CompanyRef {
     Id(Uuid),
+    Keys(CompanyKeys),
+}
+
+/// How a call names a company.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompanyLookup {
+    Id(Uuid),
     Keys(Keys),
+}
+
+impl CompanyLookup {
+    pub fn by_keys(pairs: BTreeMap<String, String>) -> Result<Self> {
+        Keys::parse(pairs, &FieldPath::field("keys"), true)
+            .map(Self::Keys)
+            .map_err(Error::InvalidArgument)
+    }
 }
 
 /// What an upsert does to a user's memberships.
@@ -280,18 +387,32 @@ pub struct Upsert {
     pub memberships: MembershipChange,
 }
 
-fn parse_id(text: &str, field: &str) -> Result<Uuid, FieldViolation> {
+fn parse_id(text: &str, field: impl Into<FieldPath>) -> Result<Uuid, FieldViolation> {
     Uuid::try_parse(text).map_err(|_| FieldViolation::new(field, "must be a UUID"))
 }
 
 impl Upsert {
+    /// An upsert that only names the record: what a trait change creates
+    /// when no user has its keys.
+    pub fn of_keys(keys: Keys) -> Self {
+        Self {
+            id: None,
+            keys,
+            name: None,
+            traits: Map::new(),
+            last_seen_at: None,
+            update_only: false,
+            memberships: MembershipChange::Keep,
+        }
+    }
+
     pub fn parse(input: UpsertInput, memberships: MembershipInput) -> Result<Self> {
         let mut v = Violations::default();
         let id = input
             .id
             .as_deref()
             .and_then(|id| v.check(parse_id(id, "id")));
-        let keys = Keys::parse(input.keys, "keys", input.id.is_none())
+        let keys = Keys::parse(input.keys, &FieldPath::field("keys"), input.id.is_none())
             .map_err(|e| v.extend(e))
             .ok();
         let name = match input.name {
@@ -304,7 +425,7 @@ impl Upsert {
                 )
                 .map(|()| Some(name)),
         };
-        let traits = parse_traits(input.traits, "traits")
+        let traits = parse_traits(input.traits, &FieldPath::field("traits"))
             .map_err(|e| v.extend(e))
             .ok();
         let memberships = parse_memberships(&mut v, memberships);
@@ -323,11 +444,32 @@ impl Upsert {
     }
 }
 
+/// A company upsert: the upsert's own fields, and what they set in the
+/// company's customer.
+#[derive(Debug, Clone)]
+pub struct CompanyUpsert {
+    pub upsert: Upsert,
+    pub fields: CompanyFields,
+}
+
+impl CompanyUpsert {
+    pub fn parse(input: UpsertInput) -> Result<Self> {
+        let upsert = Upsert::parse(input, MembershipInput::default())?;
+        let fields = CompanyFields::parse(
+            &upsert.keys,
+            &FieldPath::field("keys"),
+            upsert.name.as_ref(),
+        )
+        .map_err(Error::InvalidArgument)?;
+        Ok(Self { upsert, fields })
+    }
+}
+
 /// `company` / `company_id` add one membership and win over the exhaustive
 /// `companies` / `company_ids`.
 fn parse_memberships(v: &mut Violations, input: MembershipInput) -> MembershipChange {
     if let Some(keys) = input.company {
-        return Keys::parse(keys, "company", true)
+        return CompanyKeys::parse(keys, &FieldPath::field("company"))
             .map_err(|e| v.extend(e))
             .map_or(MembershipChange::Keep, |keys| {
                 MembershipChange::Add(CompanyRef::Keys(keys))
@@ -352,14 +494,14 @@ fn parse_memberships(v: &mut Violations, input: MembershipInput) -> MembershipCh
     }
     let mut refs = Vec::new();
     for (i, keys) in input.companies.into_iter().enumerate() {
-        if let Ok(keys) =
-            Keys::parse(keys, &format!("companies[{i}]"), true).map_err(|e| v.extend(e))
+        if let Ok(keys) = CompanyKeys::parse(keys, &FieldPath::field("companies").index(i))
+            .map_err(|e| v.extend(e))
         {
             refs.push(CompanyRef::Keys(keys));
         }
     }
     for (i, id) in input.company_ids.iter().enumerate() {
-        if let Some(id) = v.check(parse_id(id, &format!("company_ids[{i}]"))) {
+        if let Some(id) = v.check(parse_id(id, FieldPath::field("company_ids").index(i))) {
             refs.push(CompanyRef::Id(id));
         }
     }
@@ -380,7 +522,10 @@ pub fn resolve(
             .iter()
             .filter(|(_, owner)| **owner != id)
             .map(|(key, _)| {
-                FieldViolation::new(format!("keys.{key}"), format!("belongs to another {noun}"))
+                FieldViolation::new(
+                    FieldPath::field("keys").key(key),
+                    format!("belongs to another {noun}"),
+                )
             })
             .collect();
         return if foreign.is_empty() {
@@ -460,7 +605,7 @@ pub struct TraitUpdate {
 impl TraitUpdate {
     pub fn parse(input: TraitChangeInput) -> Result<Self> {
         let mut v = Violations::default();
-        let keys = Keys::parse(input.keys, "keys", true)
+        let keys = Keys::parse(input.keys, &FieldPath::field("keys"), true)
             .map_err(|e| v.extend(e))
             .ok();
         let len = input.name.chars().count();
@@ -520,6 +665,23 @@ impl TraitUpdate {
     }
 }
 
+/// A change of one company trait, and the company it creates when no
+/// company has the keys.
+#[derive(Debug, Clone)]
+pub struct CompanyTraitUpdate {
+    pub update: TraitUpdate,
+    pub fields: CompanyFields,
+}
+
+impl CompanyTraitUpdate {
+    pub fn parse(input: TraitChangeInput) -> Result<Self> {
+        let update = TraitUpdate::parse(input)?;
+        let fields = CompanyFields::parse(&update.keys, &FieldPath::field("keys"), None)
+            .map_err(Error::InvalidArgument)?;
+        Ok(Self { update, fields })
+    }
+}
+
 /// A customer's member as seed 003 shows it: the membership, with the
 /// member user's email, name and external id.
 #[derive(Debug, Clone, PartialEq)]
@@ -556,14 +718,77 @@ impl UserLookup {
     }
 
     pub fn by_keys(pairs: BTreeMap<String, String>) -> Result<Self> {
-        Keys::parse(pairs, "keys", true)
+        Keys::parse(pairs, &FieldPath::field("keys"), true)
             .map(Self::Keys)
             .map_err(Error::InvalidArgument)
     }
 }
 
-pub fn parse_uuid(text: &str, field: &str) -> Result<Uuid> {
+pub fn parse_uuid(text: &str, field: &'static str) -> Result<Uuid> {
     parse_id(text, field).map_err(|v| Error::InvalidArgument(vec![v]))
+}
+
+/// An id that may be left out: empty text means "not given".
+pub fn parse_optional_uuid(text: &str, field: &'static str) -> Result<Option<Uuid>> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse_uuid(text, field).map(Some)
+    }
+}
+
+/// A user listing: every user, or the members of one company.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub company: Option<Uuid>,
+}
+
+impl UserFilter {
+    pub fn parse(company_id: &str) -> Result<Self> {
+        Ok(Self {
+            company: parse_optional_uuid(company_id, "company_id")?,
+        })
+    }
+
+    /// What page tokens are bound to.
+    pub fn canonical(&self, workspace: super::WorkspaceId) -> String {
+        format!("users|{workspace}|{}", optional(self.company))
+    }
+}
+
+/// A membership listing: a company's, a user's, or one user's in one
+/// company. Listing every membership at once is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipFilter {
+    pub company: Option<Uuid>,
+    pub user: Option<Uuid>,
+}
+
+impl MembershipFilter {
+    pub fn parse(company_id: &str, user_id: &str) -> Result<Self> {
+        let company = parse_optional_uuid(company_id, "company_id")?;
+        let user = parse_optional_uuid(user_id, "user_id")?;
+        if company.is_none() && user.is_none() {
+            return Err(Error::invalid(
+                "company_id",
+                "set company_id, user_id or both",
+            ));
+        }
+        Ok(Self { company, user })
+    }
+
+    /// What page tokens are bound to.
+    pub fn canonical(&self, workspace: super::WorkspaceId) -> String {
+        format!(
+            "memberships|{workspace}|{}|{}",
+            optional(self.company),
+            optional(self.user)
+        )
+    }
+}
+
+fn optional(id: Option<Uuid>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -579,7 +804,7 @@ mod tests {
         assert_eq!(resolve(None, &one, "user").unwrap(), Some(a));
         assert_eq!(resolve(None, &BTreeMap::new(), "user").unwrap(), None);
         let err = resolve(Some(a), &owners, "user").unwrap_err();
-        assert_eq!(err.violations()[0].field, "keys.user_id");
+        assert_eq!(err.violations()[0].field.to_string(), "keys.user_id");
     }
 
     #[test]

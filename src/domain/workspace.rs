@@ -20,11 +20,29 @@ impl fmt::Display for WorkspaceId {
     }
 }
 
+/// Who makes a call: the workspace its key opens, and the key itself, which
+/// the change log records as the author of every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub workspace: WorkspaceId,
+    pub key: ApiKeyId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     pub id: WorkspaceId,
     pub name: WorkspaceName,
     pub created_at: DateTime<Utc>,
+}
+
+impl Workspace {
+    pub fn new(name: WorkspaceName, now: DateTime<Utc>) -> Self {
+        Self {
+            id: WorkspaceId(Uuid::new_v4()),
+            name,
+            created_at: now,
+        }
+    }
 }
 
 /// 1 to 64 characters of letters, digits, `-`, `_` and `.`; unique.
@@ -172,10 +190,13 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
-    /// The workspace `presented` opens, if this stored key accepts it.
-    pub fn admit(&self, presented: &PresentedKey) -> Result<WorkspaceId> {
+    /// The caller `presented` makes, if this stored key accepts it.
+    pub fn admit(&self, presented: &PresentedKey) -> Result<Caller> {
         if self.revoked_at.is_none() && self.secret_hash.matches(&presented.secret_hash) {
-            Ok(self.workspace_id)
+            Ok(Caller {
+                workspace: self.workspace_id,
+                key: self.id,
+            })
         } else {
             Err(Error::Unauthenticated)
         }

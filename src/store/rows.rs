@@ -64,13 +64,8 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 }
 
 /// The columns every customer query selects, in `CustomerRow`'s order.
-macro_rules! customer_columns {
-    () => {
-        "id, workspace_id, external_id, email, email_verified, name, billing_address, \
-         metadata, kind, created_at, modified_at, deleted_at"
-    };
-}
-pub(super) use customer_columns;
+pub(super) const CUSTOMER_COLUMNS: &str = "id, workspace_id, external_id, email, email_verified, name, billing_address, \
+         metadata, kind, created_at, modified_at, deleted_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CustomerRow {
@@ -114,12 +109,8 @@ pub(super) fn customer_cursor(customer: &Customer) -> Cursor {
     }
 }
 
-macro_rules! entity_columns {
-    () => {
-        "pk, customer_id, id, type_id, display_name, metadata, created_at, updated_at, archived_at"
-    };
-}
-pub(super) use entity_columns;
+pub(super) const ENTITY_COLUMNS: &str =
+    "pk, customer_id, id, type_id, display_name, metadata, created_at, updated_at, archived_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct EntityRow {
@@ -157,12 +148,8 @@ pub(super) fn entity_cursor(entity: &Entity) -> Cursor {
     }
 }
 
-macro_rules! entity_type_columns {
-    () => {
-        "pk, id, display_name, attribution_keys, created_at, updated_at, archived_at"
-    };
-}
-pub(super) use entity_type_columns;
+pub(super) const ENTITY_TYPE_COLUMNS: &str =
+    "pk, id, display_name, attribution_keys, created_at, updated_at, archived_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct EntityTypeRow {
@@ -196,13 +183,8 @@ pub(super) fn entity_type_cursor(entity_type: &EntityType) -> Cursor {
     }
 }
 
-macro_rules! person_columns {
-    () => {
-        "id, workspace_id, external_id, email, phone, first_name, last_name, avatar_url, \
-         timezone, locale, status, attributes, created_at, updated_at, first_seen_at, last_seen_at"
-    };
-}
-pub(super) use person_columns;
+pub(super) const PERSON_COLUMNS: &str = "id, workspace_id, external_id, email, phone, first_name, last_name, avatar_url, \
+         timezone, locale, status, attributes, created_at, updated_at, first_seen_at, last_seen_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct PersonRow {

@@ -66,10 +66,10 @@ async fn first_serve_prints_the_bootstrap_key_once(backend: Backend) {
         .strip_prefix("API key: ")
         .expect("the line starts with `API key: `");
     let presented = PresentedKey::parse(key).unwrap();
-    let store = db.store().await;
-    let stored = store.find_api_key(presented.id).await.unwrap().unwrap();
-    let workspace = store.find_workspace("default").await.unwrap().unwrap();
-    assert_eq!(stored.admit(&presented).unwrap(), workspace.id);
+    let service = db.service().await;
+    let stored = service.find_api_key(presented.id).await.unwrap().unwrap();
+    let workspace = service.find_workspace("default").await.unwrap().unwrap();
+    assert_eq!(stored.admit(&presented).unwrap().workspace, workspace.id);
 
     let url = db.url.clone();
     let second = tokio::task::spawn_blocking(move || first_serve_line(&url))
@@ -130,9 +130,9 @@ async fn workspaces_and_keys_are_managed_from_the_command_line(backend: Backend)
     .await
     .unwrap();
     // The revoked key no longer opens the workspace.
-    let store = db.store().await;
-    let keys = store
-        .list_api_keys(store.find_workspace("acme").await.unwrap().unwrap().id)
+    let service = db.service().await;
+    let keys = service
+        .list_api_keys(service.find_workspace("acme").await.unwrap().unwrap().id)
         .await
         .unwrap();
     assert_eq!(keys.iter().filter(|k| k.revoked_at.is_some()).count(), 1);

@@ -7,14 +7,15 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use kith::config::{RateLimit, ServeConfig};
-use kith::domain::workspace::{NewApiKey, WorkspaceName};
+use kith::domain::workspace::WorkspaceName;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::server::Application;
-use kith::store::{self, Store};
+use kith::service::Service;
+use kith::store::Store;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -56,10 +57,14 @@ impl TestDb {
         }
     }
 
-    pub async fn store(&self) -> Arc<dyn Store> {
-        store::connect(&self.url)
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url)
             .await
             .expect("open the test store")
+    }
+
+    pub async fn service(&self) -> Service {
+        Service::new(self.store().await)
     }
 }
 
@@ -97,7 +102,8 @@ pub struct TestApp {
     pub rest: String,
     /// The gRPC address, `127.0.0.1:<port>`.
     pub grpc: std::net::SocketAddr,
-    pub store: Arc<dyn Store>,
+    /// The server's own service, for setup and checks behind the API.
+    pub service: Service,
     /// Held so the database outlives the server.
     _db: TestDb,
     channel: Channel,
@@ -143,7 +149,7 @@ impl TestApp {
             .to_owned();
         let grpc_addr = app.grpc_addr();
         let rest = format!("http://{}", app.rest_addr().expect("REST is on"));
-        let store = app.store();
+        let service = app.service();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -155,7 +161,7 @@ impl TestApp {
             key,
             rest,
             grpc: grpc_addr,
-            store,
+            service,
             _db: db,
             channel,
             stop: Some(stop),
@@ -183,7 +189,7 @@ impl TestApp {
 
     /// The workspace of the default key.
     pub async fn workspace_id(&self) -> String {
-        self.store
+        self.service
             .find_workspace("default")
             .await
             .unwrap()
@@ -196,12 +202,11 @@ impl TestApp {
     pub async fn other_workspace_key(&self) -> String {
         let name = format!("ws-{}", uuid::Uuid::new_v4().simple());
         let workspace = self
-            .store
-            .create_workspace(&WorkspaceName::parse(&name).unwrap())
+            .service
+            .create_workspace(WorkspaceName::parse(&name).unwrap())
             .await
             .unwrap();
-        let key = NewApiKey::generate(workspace.id);
-        self.store.insert_api_key(&key).await.unwrap();
+        let key = self.service.create_api_key(workspace.id).await.unwrap();
         key.reveal().to_owned()
     }
 

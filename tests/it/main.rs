@@ -20,5 +20,5 @@ mod rest_schematic;
 mod rest_stigg;
 mod sdk;
 mod service;
-mod store_conformance;
+mod service_conformance;
 mod users;

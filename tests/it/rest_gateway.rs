@@ -29,6 +29,7 @@ async fn the_openapi_document_covers_every_family(backend: Backend) {
     let paths = document["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/customers/{id}", "patch"),
+        ("/v1/customers", "get"),
         ("/api/v1-beta/customers/{customer_id}/entities", "put"),
         ("/users", "post"),
         ("/users/lookup", "get"),
@@ -41,10 +42,20 @@ async fn the_openapi_document_covers_every_family(backend: Backend) {
     }
     assert_eq!(
         paths.len(),
-        30,
-        "every path, once: {:?}",
+        33,
+        "every path, once, Polar's /v1 copies included: {:?}",
         paths.keys().collect::<Vec<_>>()
     );
+    let mut operation_ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = operation_ids.len();
+    operation_ids.sort_unstable();
+    operation_ids.dedup();
+    assert_eq!(operation_ids.len(), count, "operation ids are unique");
+    assert!(paths["/v1/customers/{id}"]["patch"].is_object());
     let schemas = document["components"]["schemas"].as_object().unwrap();
     for schema in [
         "CustomerView",

@@ -23,7 +23,7 @@ async fn calls_without_a_valid_key_are_unauthenticated(backend: Backend) {
     let app = require!(TestApp::spawn(backend).await);
     let other = app.other_workspace_key().await;
     let revoked_id = PresentedKey::parse(&other).unwrap().id;
-    app.store.revoke_api_key(revoked_id).await.unwrap();
+    app.service.revoke_api_key(revoked_id).await.unwrap();
     let mut forged = app.key.clone();
     forged.replace_range(forged.len() - 4.., "AAAA");
     for key in [

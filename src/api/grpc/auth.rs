@@ -1,5 +1,6 @@
 //! A tower layer that admits a gRPC call only with a valid API key and
-//! hands the key's workspace to the handler as a request extension.
+//! hands the caller (the key and its workspace) to the handler as a request
+//! extension.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,12 +74,12 @@ where
                 return inner.call(request).await;
             }
             let admitted = match key_from_headers(request.headers()) {
-                Some(key) => authenticator.workspace_for(key).await,
+                Some(key) => authenticator.caller_for(key).await,
                 None => Err(Error::Unauthenticated),
             };
             match admitted {
-                Ok(workspace) => {
-                    request.extensions_mut().insert(workspace);
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
                 Err(error) => Ok(tonic::Status::from(error).into_http()),

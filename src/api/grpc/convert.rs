@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 
 use crate::domain::customer::MetadataValue;
 use crate::domain::user::MemberRole;
-use crate::error::{Error, FieldViolation};
+use crate::error::{Error, FieldPath, FieldViolation};
 use crate::pb::kith::v1 as pb;
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -48,7 +48,7 @@ pub fn metadata_from_proto(
             Some(pb::metadata_value::Kind::StringValue(s)) => MetadataValue::String(s),
             None => {
                 violations.push(FieldViolation::new(
-                    format!("metadata.{key}"),
+                    FieldPath::field("metadata").key(&key),
                     "a value must be set",
                 ));
                 continue;
@@ -128,7 +128,10 @@ pub fn role_to_proto(role: MemberRole) -> pb::MemberRole {
 }
 
 /// `None` for unspecified; an unknown number is a violation of `field`.
-pub fn role_from_proto(value: i32, field: &str) -> Result<Option<MemberRole>, FieldViolation> {
+pub fn role_from_proto(
+    value: i32,
+    field: &'static str,
+) -> Result<Option<MemberRole>, FieldViolation> {
     match pb::MemberRole::try_from(value) {
         Ok(pb::MemberRole::Unspecified) => Ok(None),
         Ok(pb::MemberRole::Owner) => Ok(Some(MemberRole::Owner)),
@@ -141,7 +144,7 @@ pub fn role_from_proto(value: i32, field: &str) -> Result<Option<MemberRole>, Fi
 /// A client's timestamp at Kith's millisecond precision.
 pub fn timestamp_from_proto(
     value: &Timestamp,
-    field: &str,
+    field: &'static str,
 ) -> Result<DateTime<Utc>, FieldViolation> {
     use chrono::SubsecRound as _;
     u32::try_from(value.nanos)
@@ -151,13 +154,14 @@ pub fn timestamp_from_proto(
         .ok_or_else(|| FieldViolation::new(field, "is not a valid timestamp"))
 }
 
-/// The fields an update names (AIP-134): the mask's paths, `*` for every
-/// updatable field, or without a mask the fields the message populates.
+/// The fields an update names (AIP-134): the mask's paths, `*` for the
+/// `wildcard` fields, or without a mask the fields the message populates.
 /// A path that is not updatable is a violation of `update_mask`.
 pub fn masked_fields(
     mask: Option<prost_types::FieldMask>,
     populated: impl FnOnce() -> Vec<&'static str>,
     updatable: &[&'static str],
+    wildcard: &[&'static str],
 ) -> Result<Vec<&'static str>, Error> {
     let paths = match mask {
         Some(mask) if !mask.paths.is_empty() => mask.paths,
@@ -167,7 +171,7 @@ pub fn masked_fields(
     let mut named = Vec::new();
     for path in &paths {
         if path == "*" {
-            named.extend_from_slice(updatable);
+            named.extend_from_slice(wildcard);
         } else if let Some(field) = updatable.iter().find(|field| *field == path) {
             named.push(*field);
         } else {

@@ -1,22 +1,20 @@
 //! `kith.v1.CustomerService`.
 
-use std::sync::Arc;
-
 use prost_types::FieldMask;
 use tonic::{Request, Response, Status};
 
+use super::caller_of;
 use super::convert::{
     masked_fields, metadata_from_proto, metadata_to_proto, role_from_proto, role_to_proto,
     timestamp,
 };
-use super::workspace_of;
+use crate::domain::Change;
 use crate::domain::customer::{
-    AddressInput, BillingAddress, Customer, CustomerFilter, CustomerInput, CustomerLookup,
-    CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
+    AddressInput, BillingAddress, Customer, CustomerDetail, CustomerFilter, CustomerInput,
+    CustomerLookup, CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
 };
-use crate::domain::page::PageRequest;
+use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::user::{Member, parse_uuid};
-use crate::domain::{Change, WorkspaceId, now};
 use crate::error::{Error, FieldViolation};
 use crate::pb::kith::v1::customer_service_server::CustomerService;
 use crate::pb::kith::v1::{
@@ -27,81 +25,21 @@ use crate::pb::kith::v1::{
     RemoveCustomerMemberResponse, UpdateCustomerMemberRequest, UpdateCustomerMemberResponse,
     UpdateCustomerRequest, UpdateCustomerResponse,
 };
-use crate::store::Store;
+use crate::service::Service;
 
 pub struct CustomerApi {
-    store: Arc<dyn Store>,
+    service: Service,
 }
 
 impl CustomerApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-
-    /// Customers as the service returns them: always with their members.
-    async fn with_members(
-        &self,
-        workspace: WorkspaceId,
-        customers: &[Customer],
-    ) -> Result<Vec<pb::Customer>, Error> {
-        let ids: Vec<_> = customers.iter().map(|c| c.id).collect();
-        let mut members = self.store.customer_members(workspace, &ids).await?;
-        Ok(customers
-            .iter()
-            .map(|c| customer_to_proto(c, &members.remove(&c.id).unwrap_or_default()))
-            .collect())
-    }
-
-    async fn one(
-        &self,
-        workspace: WorkspaceId,
-        customer: &Customer,
-    ) -> Result<Option<pb::Customer>, Error> {
-        Ok(self
-            .with_members(workspace, std::slice::from_ref(customer))
-            .await?
-            .pop())
-    }
-
-    /// A live customer's id, checked against the workspace.
-    async fn customer_id(&self, workspace: WorkspaceId, id: &str) -> Result<uuid::Uuid, Error> {
-        let lookup = CustomerLookup::by_id(id).map_err(|e| rename_field(e, "id", "customer_id"))?;
-        Ok(self.store.get_customer(workspace, &lookup).await?.id)
-    }
-
-    async fn member(
-        &self,
-        workspace: WorkspaceId,
-        customer: uuid::Uuid,
-        member_id: uuid::Uuid,
-    ) -> Result<Member, Error> {
-        self.store
-            .customer_members(workspace, &[customer])
-            .await?
-            .remove(&customer)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|m| m.membership.id == member_id)
-            .ok_or(Error::NotFound { resource: "member" })
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
-fn rename_field(error: Error, from: &str, to: &str) -> Error {
-    match error {
-        Error::InvalidArgument(violations) => Error::InvalidArgument(
-            violations
-                .into_iter()
-                .map(|v| {
-                    if v.field == from {
-                        FieldViolation::new(to, v.description)
-                    } else {
-                        v
-                    }
-                })
-                .collect(),
-        ),
-        other => other,
-    }
+/// The customer a member call names, by its id in `customer_id`.
+fn member_customer(id: &str) -> Result<CustomerLookup, Error> {
+    parse_uuid(id, "customer_id").map(CustomerLookup::Id)
 }
 
 #[tonic::async_trait]
@@ -110,13 +48,12 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<CreateCustomerResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let (input, wire) = customer_input(request.into_inner().customer.unwrap_or_default());
-        let customer = Error::with_wire_violations(wire, NewCustomer::parse(input))?
-            .into_customer(workspace, now());
-        self.store.insert_customer(&customer).await?;
+        let customer = Error::with_wire_violations(wire, NewCustomer::parse(input))?;
+        let customer = self.service.create_customer(&caller, customer).await?;
         Ok(Response::new(CreateCustomerResponse {
-            customer: self.one(workspace, &customer).await?,
+            customer: Some(customer_to_proto(&customer)),
         }))
     }
 
@@ -124,11 +61,11 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<GetCustomerRequest>,
     ) -> Result<Response<GetCustomerResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = lookup(request.into_inner().lookup)?;
-        let customer = self.store.get_customer(workspace, &lookup).await?;
+        let customer = self.service.get_customer(&caller, &lookup).await?;
         Ok(Response::new(GetCustomerResponse {
-            customer: self.one(workspace, &customer).await?,
+            customer: Some(customer_to_proto(&customer)),
         }))
     }
 
@@ -136,7 +73,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<ListCustomersRequest>,
     ) -> Result<Response<ListCustomersResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let (metadata, wire) = metadata_from_proto(request.metadata);
         let filter = Error::with_wire_violations(
@@ -144,13 +81,14 @@ impl CustomerService for CustomerApi {
             CustomerFilter::parse(&request.email, &request.external_id, metadata),
         )?;
         let page = PageRequest::parse(
-            request.page_size.into(),
+            &KITH_PAGES,
+            Some(request.page_size.into()),
             &request.page_token,
-            &filter.canonical(workspace),
+            &filter.canonical(caller.workspace),
         )?;
-        let page = self.store.list_customers(workspace, &filter, &page).await?;
+        let page = self.service.list_customers(&caller, &filter, &page).await?;
         Ok(Response::new(ListCustomersResponse {
-            customers: self.with_members(workspace, &page.items).await?,
+            customers: page.items.iter().map(customer_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
@@ -159,17 +97,21 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<UpdateCustomerRequest>,
     ) -> Result<Response<UpdateCustomerResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let lookup = update_lookup(request.lookup)?;
-        let (patch, wire) = patch_input(request.customer.unwrap_or_default(), request.update_mask)?;
-        let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch))?;
+        let (patch, wire) = patch_input(
+            request.customer.unwrap_or_default(),
+            request.update_mask,
+            &lookup,
+        )?;
+        let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch, &lookup))?;
         let customer = self
-            .store
-            .update_customer(workspace, &lookup, &patch)
+            .service
+            .update_customer(&caller, &lookup, &patch)
             .await?;
         Ok(Response::new(UpdateCustomerResponse {
-            customer: self.one(workspace, &customer).await?,
+            customer: Some(customer_to_proto(&customer)),
         }))
     }
 
@@ -177,11 +119,11 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<DeleteCustomerRequest>,
     ) -> Result<Response<DeleteCustomerResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = delete_lookup(request.into_inner().lookup)?;
-        let customer = self.store.delete_customer(workspace, &lookup).await?;
+        let customer = self.service.delete_customer(&caller, &lookup).await?;
         Ok(Response::new(DeleteCustomerResponse {
-            customer: Some(customer_to_proto(&customer, &[])),
+            customer: Some(customer_to_proto(&customer)),
         }))
     }
 
@@ -189,18 +131,15 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<AddCustomerMemberRequest>,
     ) -> Result<Response<AddCustomerMemberResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let customer = self.customer_id(workspace, &request.customer_id).await?;
+        let customer = member_customer(&request.customer_id)?;
         let user = parse_uuid(&request.user_id, "user_id")?;
         let role =
             role_from_proto(request.role, "role").map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let (detail, _) = self
-            .store
-            .get_or_create_membership(workspace, customer, user, role)
-            .await?;
         let member = self
-            .member(workspace, customer, detail.membership.id)
+            .service
+            .add_customer_member(&caller, &customer, user, role)
             .await?;
         Ok(Response::new(AddCustomerMemberResponse {
             member: Some(member_to_proto(&member)),
@@ -211,15 +150,14 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<ListCustomerMembersRequest>,
     ) -> Result<Response<ListCustomerMembersResponse>, Status> {
-        let workspace = workspace_of(&request)?;
-        let customer = self
-            .customer_id(workspace, &request.into_inner().customer_id)
+        let caller = caller_of(&request)?;
+        let customer = member_customer(&request.into_inner().customer_id)?;
+        let members = self
+            .service
+            .list_customer_members(&caller, &customer)
             .await?;
-        let members = self.store.customer_members(workspace, &[customer]).await?;
         Ok(Response::new(ListCustomerMembersResponse {
-            members: members
-                .get(&customer)
-                .map_or_else(Vec::new, |m| m.iter().map(member_to_proto).collect()),
+            members: members.iter().map(member_to_proto).collect(),
         }))
     }
 
@@ -227,18 +165,17 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<UpdateCustomerMemberRequest>,
     ) -> Result<Response<UpdateCustomerMemberResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let customer = self.customer_id(workspace, &request.customer_id).await?;
-        let member_id = parse_uuid(&request.member_id, "member_id")?;
+        let customer = member_customer(&request.customer_id)?;
+        let member = parse_uuid(&request.member_id, "member_id")?;
         let role = role_from_proto(request.role, "role")
             .map_err(|v| Error::InvalidArgument(vec![v]))?
             .ok_or_else(|| Error::invalid("role", "must be specified"))?;
-        let member = self.member(workspace, customer, member_id).await?;
-        self.store
-            .get_or_create_membership(workspace, customer, member.membership.user_id, Some(role))
+        let member = self
+            .service
+            .update_customer_member(&caller, &customer, member, role)
             .await?;
-        let member = self.member(workspace, customer, member_id).await?;
         Ok(Response::new(UpdateCustomerMemberResponse {
             member: Some(member_to_proto(&member)),
         }))
@@ -248,13 +185,13 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<RemoveCustomerMemberRequest>,
     ) -> Result<Response<RemoveCustomerMemberResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let customer = self.customer_id(workspace, &request.customer_id).await?;
-        let member_id = parse_uuid(&request.member_id, "member_id")?;
-        let member = self.member(workspace, customer, member_id).await?;
-        self.store
-            .delete_membership(workspace, member_id, Some(customer))
+        let customer = member_customer(&request.customer_id)?;
+        let member = parse_uuid(&request.member_id, "member_id")?;
+        let member = self
+            .service
+            .remove_customer_member(&caller, &customer, member)
             .await?;
         Ok(Response::new(RemoveCustomerMemberResponse {
             member: Some(member_to_proto(&member)),
@@ -341,7 +278,7 @@ fn customer_input(customer: pb::Customer) -> (CustomerInput, Vec<FieldViolation>
     (input, wire)
 }
 
-/// The fields an update may name; `*` names them all.
+/// The fields an update may name; `*` names all those the lookup allows.
 const UPDATABLE_FIELDS: [&str; 6] = [
     "email",
     "name",
@@ -353,12 +290,24 @@ const UPDATABLE_FIELDS: [&str; 6] = [
 
 /// Turns a customer and its mask into a patch (AIP-134): a named field is set
 /// to its value, or cleared when unset; without a mask every populated field
-/// is named.
+/// is named. An update by external id may not change the external id or the
+/// type, so its `*` leaves them out.
 fn patch_input(
     customer: pb::Customer,
     mask: Option<FieldMask>,
+    lookup: &CustomerLookup,
 ) -> Result<(CustomerPatchInput, Vec<FieldViolation>), Error> {
-    let named = masked_fields(mask, || populated_fields(&customer), &UPDATABLE_FIELDS)?;
+    let fixed = lookup.fixed_fields();
+    let wildcard: Vec<&'static str> = UPDATABLE_FIELDS
+        .into_iter()
+        .filter(|field| !fixed.contains(field))
+        .collect();
+    let named = masked_fields(
+        mask,
+        || populated_fields(&customer),
+        &UPDATABLE_FIELDS,
+        &wildcard,
+    )?;
 
     let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
     let mut patch = CustomerPatchInput::default();
@@ -443,7 +392,8 @@ fn member_to_proto(member: &Member) -> pb::Member {
     }
 }
 
-fn customer_to_proto(customer: &Customer, members: &[Member]) -> pb::Customer {
+fn customer_to_proto(detail: &CustomerDetail) -> pb::Customer {
+    let customer: &Customer = &detail.customer;
     let kind = match customer.kind {
         CustomerType::Individual => pb::CustomerType::Individual,
         CustomerType::Team => pb::CustomerType::Team,
@@ -468,6 +418,6 @@ fn customer_to_proto(customer: &Customer, members: &[Member]) -> pb::Customer {
         created_at: Some(timestamp(customer.created_at)),
         modified_at: customer.modified_at.map(timestamp),
         deleted_at: customer.deleted_at.map(timestamp),
-        members: members.iter().map(member_to_proto).collect(),
+        members: detail.members.iter().map(member_to_proto).collect(),
     }
 }

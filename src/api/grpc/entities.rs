@@ -1,15 +1,16 @@
 //! `kith.v1.EntityService`.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 
+use super::caller_of;
 use super::convert::timestamp;
-use super::workspace_of;
+use crate::domain::Caller;
+use crate::domain::customer::ExternalId;
 use crate::domain::entity::{
     self, Entity, EntityFilter, EntityId, EntityType, EntityTypeInput, EntityUpsertInput,
+    entity_types_query,
 };
-use crate::domain::page::PageRequest;
+use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::error::{Error, Result};
 use crate::pb::kith::v1::entity_service_server::EntityService;
 use crate::pb::kith::v1::{
@@ -19,20 +20,20 @@ use crate::pb::kith::v1::{
     GetEntityRequest, GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse,
     ListEntityTypesRequest, ListEntityTypesResponse,
 };
-use crate::store::Store;
+use crate::service::Service;
 
 pub struct EntityApi {
-    store: Arc<dyn Store>,
+    service: Service,
 }
 
 impl EntityApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 
     async fn set_archived(
         &self,
-        workspace: crate::domain::WorkspaceId,
+        caller: &Caller,
         customer_id: &str,
         ids: &[String],
         archived: bool,
@@ -40,8 +41,8 @@ impl EntityApi {
         let owner = owner(customer_id)?;
         let ids = entity::parse_ids(ids)?;
         let entities = self
-            .store
-            .set_entities_archived(workspace, &owner, &ids, archived)
+            .service
+            .set_entities_archived(caller, &owner, &ids, archived)
             .await?;
         Ok(entities
             .iter()
@@ -50,7 +51,7 @@ impl EntityApi {
     }
 }
 
-fn owner(customer_id: &str) -> Result<crate::domain::customer::ExternalId> {
+fn owner(customer_id: &str) -> Result<ExternalId> {
     entity::parse_owner(customer_id).map_err(|v| Error::InvalidArgument(vec![v]))
 }
 
@@ -60,7 +61,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<BatchUpsertEntitiesRequest>,
     ) -> Result<Response<BatchUpsertEntitiesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let owner = owner(&request.customer_id)?;
         let inputs = request
@@ -75,8 +76,8 @@ impl EntityService for EntityApi {
             .collect();
         let batch = entity::parse_batch(inputs)?;
         let entities = self
-            .store
-            .upsert_entities(workspace, &owner, &batch)
+            .service
+            .batch_upsert_entities(&caller, &owner, &batch)
             .await?;
         Ok(Response::new(BatchUpsertEntitiesResponse {
             entities: entities
@@ -90,12 +91,12 @@ impl EntityService for EntityApi {
         &self,
         request: Request<GetEntityRequest>,
     ) -> Result<Response<GetEntityResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let owner = owner(&request.customer_id)?;
         let id = EntityId::parse(&request.entity_id, "entity_id")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let entity = self.store.get_entity(workspace, &owner, &id).await?;
+        let entity = self.service.get_entity(&caller, &owner, &id).await?;
         Ok(Response::new(GetEntityResponse {
             entity: Some(entity_to_proto(&entity, &owner)),
         }))
@@ -105,18 +106,19 @@ impl EntityService for EntityApi {
         &self,
         request: Request<ListEntitiesRequest>,
     ) -> Result<Response<ListEntitiesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let owner = owner(&request.customer_id)?;
         let filter = EntityFilter::parse(&request.type_id, request.include_archived)?;
         let page = PageRequest::parse(
-            request.page_size.into(),
+            &KITH_PAGES,
+            Some(request.page_size.into()),
             &request.page_token,
-            &filter.canonical(workspace, &owner),
+            &filter.canonical(caller.workspace, &owner),
         )?;
         let page = self
-            .store
-            .list_entities(workspace, &owner, &filter, &page)
+            .service
+            .list_entities(&caller, &owner, &filter, &page)
             .await?;
         Ok(Response::new(ListEntitiesResponse {
             entities: page
@@ -132,10 +134,10 @@ impl EntityService for EntityApi {
         &self,
         request: Request<BatchArchiveEntitiesRequest>,
     ) -> Result<Response<BatchArchiveEntitiesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let entities = self
-            .set_archived(workspace, &request.customer_id, &request.ids, true)
+            .set_archived(&caller, &request.customer_id, &request.ids, true)
             .await?;
         Ok(Response::new(BatchArchiveEntitiesResponse { entities }))
     }
@@ -144,10 +146,10 @@ impl EntityService for EntityApi {
         &self,
         request: Request<BatchUnarchiveEntitiesRequest>,
     ) -> Result<Response<BatchUnarchiveEntitiesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let entities = self
-            .set_archived(workspace, &request.customer_id, &request.ids, false)
+            .set_archived(&caller, &request.customer_id, &request.ids, false)
             .await?;
         Ok(Response::new(BatchUnarchiveEntitiesResponse { entities }))
     }
@@ -156,7 +158,7 @@ impl EntityService for EntityApi {
         &self,
         request: Request<BatchUpsertEntityTypesRequest>,
     ) -> Result<Response<BatchUpsertEntityTypesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let inputs = request
             .into_inner()
             .types
@@ -169,7 +171,10 @@ impl EntityService for EntityApi {
             })
             .collect();
         let batch = entity::parse_type_batch(inputs)?;
-        let types = self.store.upsert_entity_types(workspace, &batch).await?;
+        let types = self
+            .service
+            .batch_upsert_entity_types(&caller, &batch)
+            .await?;
         Ok(Response::new(BatchUpsertEntityTypesResponse {
             types: types.iter().map(entity_type_to_proto).collect(),
         }))
@@ -179,14 +184,15 @@ impl EntityService for EntityApi {
         &self,
         request: Request<ListEntityTypesRequest>,
     ) -> Result<Response<ListEntityTypesResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let page = PageRequest::parse(
-            request.page_size.into(),
+            &KITH_PAGES,
+            Some(request.page_size.into()),
             &request.page_token,
-            &format!("entity_types|{workspace}"),
+            &entity_types_query(caller.workspace),
         )?;
-        let page = self.store.list_entity_types(workspace, &page).await?;
+        let page = self.service.list_entity_types(&caller, &page).await?;
         Ok(Response::new(ListEntityTypesResponse {
             types: page.items.iter().map(entity_type_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -194,7 +200,7 @@ impl EntityService for EntityApi {
     }
 }
 
-fn entity_to_proto(entity: &Entity, owner: &crate::domain::customer::ExternalId) -> pb::Entity {
+fn entity_to_proto(entity: &Entity, owner: &ExternalId) -> pb::Entity {
     pb::Entity {
         id: entity.id.as_str().to_owned(),
         customer_id: owner.as_str().to_owned(),

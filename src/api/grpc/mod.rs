@@ -1,5 +1,6 @@
 //! The gRPC transport: thin tonic adapters that turn messages into domain
-//! inputs, call the store, and turn results and errors back into messages.
+//! inputs, call the service, and turn results and errors back into
+//! messages.
 
 mod auth;
 mod codec;
@@ -19,13 +20,13 @@ pub use users::UserApi;
 
 use tonic::{Request, Status};
 
-use crate::domain::WorkspaceId;
+use crate::domain::Caller;
 
-/// The workspace `RequireApiKey` resolved for this call.
-fn workspace_of<T>(request: &Request<T>) -> Result<WorkspaceId, Status> {
+/// The caller `RequireApiKey` admitted for this call.
+fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
-        .get::<WorkspaceId>()
+        .get::<Caller>()
         .copied()
         .ok_or_else(|| crate::error::Error::Unauthenticated.into())
 }

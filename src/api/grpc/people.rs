@@ -1,20 +1,17 @@
 //! `kith.v1.PeopleService`.
 
-use std::sync::Arc;
-
 use prost_types::FieldMask;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller_of;
 use super::convert::{json_to_struct, masked_fields, struct_to_json, timestamp};
-use super::workspace_of;
-use crate::domain::page::PageRequest;
+use crate::domain::Change;
+use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::person::{
     self, KNOWN_TRAITS, Person, PersonFilter, PersonLookup, PersonPatch, PersonPatchInput,
-    PersonStatus, PersonUpsertInput,
+    PersonStatus, PersonUpsert, PersonUpsertInput,
 };
-use crate::domain::{Change, WorkspaceId};
-use crate::error::{Error, FieldViolation, Result};
-use crate::import::Importer;
+use crate::error::{Error, FieldPath, FieldViolation, Result};
 use crate::pb::kith::v1::people_service_server::PeopleService;
 use crate::pb::kith::v1::{
     self as pb, BatchUpsertPeopleRequest, BatchUpsertPeopleResponse, DeletePersonRequest,
@@ -22,15 +19,15 @@ use crate::pb::kith::v1::{
     ImportPeopleResponse, ListPeopleRequest, ListPeopleResponse, UpdatePersonRequest,
     UpdatePersonResponse, UpsertPersonRequest, UpsertPersonResponse,
 };
-use crate::store::Store;
+use crate::service::{Importer, Service};
 
 pub struct PeopleApi {
-    store: Arc<dyn Store>,
+    service: Service,
 }
 
 impl PeopleApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -40,16 +37,16 @@ impl PeopleService for PeopleApi {
         &self,
         request: Request<BatchUpsertPeopleRequest>,
     ) -> Result<Response<BatchUpsertPeopleResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let mut wire = Vec::new();
         let mut inputs = Vec::new();
         for (i, p) in request.into_inner().people.into_iter().enumerate() {
             let (input, bad) = upsert_input(p);
-            wire.extend(bad.into_iter().map(|v| v.within(&format!("people[{i}]"))));
+            wire.extend(bad.into_iter().map(|v| v.within(&person::batch_item(i))));
             inputs.push(input);
         }
         let batch = Error::with_wire_violations(wire, person::parse_batch(inputs))?;
-        let written = self.store.upsert_people(workspace, &batch).await?;
+        let written = self.service.batch_upsert_people(&caller, &batch).await?;
         let created = written.iter().filter(|u| u.created).count();
         Ok(Response::new(BatchUpsertPeopleResponse {
             people: written.iter().map(|u| person_to_proto(&u.person)).collect(),
@@ -62,16 +59,19 @@ impl PeopleService for PeopleApi {
         &self,
         request: Request<UpsertPersonRequest>,
     ) -> Result<Response<UpsertPersonResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
+        let within_person = |error: Error| error.within(&FieldPath::field("person"));
         let (input, wire) = upsert_input(request.into_inner().person.unwrap_or_default());
-        let wire = wire.into_iter().map(|v| v.within("people[0]")).collect();
-        // A batch of one, with its paths named from `person`.
-        let written = match Error::with_wire_violations(wire, person::parse_batch(vec![input])) {
-            Ok(batch) => self.store.upsert_people(workspace, &batch).await,
-            Err(error) => Err(error),
-        }
-        .map_err(|error| rename_item(error, "people[0]", "person"))?;
-        let upserted = written.into_iter().next().expect("one person in, one out");
+        let upsert = Error::with_wire_violations(
+            wire,
+            PersonUpsert::parse(input).map_err(Error::InvalidArgument),
+        )
+        .map_err(within_person)?;
+        let upserted = self
+            .service
+            .upsert_person(&caller, upsert)
+            .await
+            .map_err(within_person)?;
         Ok(Response::new(UpsertPersonResponse {
             person: Some(person_to_proto(&upserted.person)),
             created: upserted.created,
@@ -83,14 +83,14 @@ impl PeopleService for PeopleApi {
         request: Request<GetPersonRequest>,
     ) -> Result<Response<GetPersonResponse>, Status> {
         use pb::get_person_request::Lookup;
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = match request.into_inner().lookup {
             Some(Lookup::Id(id)) => PersonLookup::by_id(&id)?,
             Some(Lookup::ExternalId(id)) => PersonLookup::by_external_id(&id)?,
             Some(Lookup::Email(email)) => PersonLookup::by_email(&email)?,
             None => return Err(Error::invalid("id", "set id, external_id or email").into()),
         };
-        let person = self.store.get_person(workspace, &lookup).await?;
+        let person = self.service.get_person(&caller, &lookup).await?;
         Ok(Response::new(GetPersonResponse {
             person: Some(person_to_proto(&person)),
         }))
@@ -100,15 +100,16 @@ impl PeopleService for PeopleApi {
         &self,
         request: Request<ListPeopleRequest>,
     ) -> Result<Response<ListPeopleResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let filter = PersonFilter::parse(status(request.status, "status")?, &request.search)?;
         let page = PageRequest::parse(
-            request.page_size.into(),
+            &KITH_PAGES,
+            Some(request.page_size.into()),
             &request.page_token,
-            &filter.canonical(workspace),
+            &filter.canonical(caller.workspace),
         )?;
-        let page = self.store.list_people(workspace, &filter, &page).await?;
+        let page = self.service.list_people(&caller, &filter, &page).await?;
         Ok(Response::new(ListPeopleResponse {
             people: page.items.iter().map(person_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -119,12 +120,12 @@ impl PeopleService for PeopleApi {
         &self,
         request: Request<UpdatePersonRequest>,
     ) -> Result<Response<UpdatePersonResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let lookup = update_lookup(request.lookup)?;
         let patch = patch_input(request.person.unwrap_or_default(), request.update_mask)?;
         let patch = PersonPatch::parse(patch)?;
-        let person = self.store.update_person(workspace, &lookup, &patch).await?;
+        let person = self.service.update_person(&caller, &lookup, &patch).await?;
         Ok(Response::new(UpdatePersonResponse {
             person: Some(person_to_proto(&person)),
         }))
@@ -135,13 +136,13 @@ impl PeopleService for PeopleApi {
         request: Request<DeletePersonRequest>,
     ) -> Result<Response<DeletePersonResponse>, Status> {
         use pb::delete_person_request::Lookup;
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = match request.into_inner().lookup {
             Some(Lookup::Id(id)) => PersonLookup::by_id(&id)?,
             Some(Lookup::ExternalId(id)) => PersonLookup::by_external_id(&id)?,
             None => return Err(Error::invalid("id", "set id or external_id").into()),
         };
-        let person = self.store.delete_person(workspace, &lookup).await?;
+        let person = self.service.delete_person(&caller, &lookup).await?;
         Ok(Response::new(DeletePersonResponse {
             person: Some(person_to_proto(&person)),
         }))
@@ -151,9 +152,9 @@ impl PeopleService for PeopleApi {
         &self,
         request: Request<Streaming<ImportPeopleRequest>>,
     ) -> Result<Response<ImportPeopleResponse>, Status> {
-        let workspace: WorkspaceId = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let mut chunks = request.into_inner();
-        let mut importer = Importer::new(self.store.clone(), workspace);
+        let mut importer = Importer::new(self.service.clone(), caller);
         while let Some(chunk) = chunks.message().await? {
             for person in chunk.people {
                 let (input, wire) = upsert_input(person);
@@ -185,7 +186,7 @@ impl PeopleService for PeopleApi {
                 .into_iter()
                 .map(|r| pb::ImportRejection {
                     position: to_i64(r.position),
-                    field: r.field,
+                    field: r.field.to_string(),
                     description: r.description,
                 })
                 .collect(),
@@ -197,23 +198,7 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).expect("batches hold at most 100 people")
 }
 
-/// Renames field paths of a one-item batch to the single-item request's.
-fn rename_item(error: Error, from: &str, to: &str) -> Error {
-    let rename = |v: &FieldViolation| {
-        let field = v
-            .field
-            .strip_prefix(from)
-            .map_or_else(|| v.field.clone(), |rest| format!("{to}{rest}"));
-        FieldViolation::new(field, &v.description)
-    };
-    match error {
-        Error::InvalidArgument(v) => Error::InvalidArgument(v.iter().map(rename).collect()),
-        Error::AlreadyExists(v) => Error::AlreadyExists(rename(&v)),
-        other => other,
-    }
-}
-
-fn status(value: i32, field: &str) -> Result<Option<PersonStatus>> {
+fn status(value: i32, field: &'static str) -> Result<Option<PersonStatus>> {
     match pb::PersonStatus::try_from(value) {
         Ok(pb::PersonStatus::Unspecified) => Ok(None),
         Ok(pb::PersonStatus::Active) => Ok(Some(PersonStatus::Active)),
@@ -263,7 +248,12 @@ const UPDATABLE_FIELDS: [&str; 10] = [
 
 /// A person and its mask as a patch (AIP-134, as for customers).
 fn patch_input(person: pb::Person, mask: Option<FieldMask>) -> Result<PersonPatchInput> {
-    let named = masked_fields(mask, || populated_fields(&person), &UPDATABLE_FIELDS)?;
+    let named = masked_fields(
+        mask,
+        || populated_fields(&person),
+        &UPDATABLE_FIELDS,
+        &UPDATABLE_FIELDS,
+    )?;
     let set_or_clear = |value: Option<String>| value.map_or(Change::Clear, Change::Set);
     let mut patch = PersonPatchInput::default();
     if named.contains(&"external_id") {

@@ -20,7 +20,7 @@ impl From<Error> for Status {
             Error::ForbiddenTransition(_) => {
                 (Code::FailedPrecondition, ErrorReason::ForbiddenTransition)
             }
-            Error::AlreadyExists(_) => (Code::AlreadyExists, ErrorReason::AlreadyExists),
+            Error::AlreadyExists { .. } => (Code::AlreadyExists, ErrorReason::AlreadyExists),
             Error::NotFound { .. } => (Code::NotFound, ErrorReason::NotFound),
             Error::Unauthenticated => (Code::Unauthenticated, ErrorReason::Unauthenticated),
             Error::RateLimited { .. } => (Code::ResourceExhausted, ErrorReason::RateLimited),
@@ -35,8 +35,8 @@ impl From<Error> for Status {
             Error::NotFound { resource } => {
                 metadata.insert("resource".to_owned(), (*resource).to_owned());
             }
-            Error::AlreadyExists(violation) => {
-                metadata.insert("field".to_owned(), violation.field.clone());
+            Error::AlreadyExists { violation, .. } => {
+                metadata.insert("field".to_owned(), violation.field.to_string());
             }
             _ => {}
         }
@@ -56,7 +56,7 @@ impl From<Error> for Status {
             _ => {}
         }
         for violation in error.violations() {
-            details.add_bad_request_violation(&violation.field, &violation.description);
+            details.add_bad_request_violation(violation.field.to_string(), &violation.description);
         }
         Status::with_error_details(code, message.text, details)
     }

@@ -1,18 +1,18 @@
 //! `kith.v1.UserService`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::caller_of;
 use super::convert::{
     json_to_struct, role_to_proto, struct_to_json, timestamp, timestamp_from_proto,
 };
-use super::workspace_of;
-use crate::domain::page::PageRequest;
+use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::user::{
-    Company, Keys, MembershipDetail, MembershipInput, TraitChange, TraitChangeInput, TraitUpdate,
-    Upsert, UpsertInput, UserDetail, UserLookup, parse_uuid,
+    Company, CompanyLookup, CompanyTraitUpdate, CompanyUpsert, MembershipDetail, MembershipFilter,
+    MembershipInput, TraitChange, TraitChangeInput, TraitUpdate, Upsert, UpsertInput, UserDetail,
+    UserFilter, UserLookup, parse_uuid,
 };
 use crate::error::{Error, FieldViolation, Result};
 use crate::pb::kith::v1::user_service_server::UserService;
@@ -26,15 +26,15 @@ use crate::pb::kith::v1::{
     UpsertCompanyTraitRequest, UpsertCompanyTraitResponse, UpsertUserRequest, UpsertUserResponse,
     UpsertUserTraitRequest, UpsertUserTraitResponse,
 };
-use crate::store::Store;
+use crate::service::Service;
 
 pub struct UserApi {
-    store: Arc<dyn Store>,
+    service: Service,
 }
 
 impl UserApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -44,7 +44,7 @@ impl UserService for UserApi {
         &self,
         request: Request<UpsertUserRequest>,
     ) -> Result<Response<UpsertUserResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let memberships = MembershipInput {
             company: request.company.map(|c| sorted(c.keys)),
@@ -68,7 +68,7 @@ impl UserService for UserApi {
             request.update_only,
         );
         let upsert = Error::with_wire_violations(wire, Upsert::parse(input, memberships))?;
-        let (user, created) = self.store.upsert_user(workspace, &upsert).await?;
+        let (user, created) = self.service.upsert_user(&caller, &upsert).await?;
         Ok(Response::new(UpsertUserResponse {
             user: Some(user_to_proto(&user)),
             created,
@@ -79,9 +79,9 @@ impl UserService for UserApi {
         &self,
         request: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = UserLookup::by_id(&request.into_inner().id)?;
-        let user = self.store.get_user(workspace, &lookup).await?;
+        let user = self.service.get_user(&caller, &lookup).await?;
         Ok(Response::new(GetUserResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -91,9 +91,9 @@ impl UserService for UserApi {
         &self,
         request: Request<LookupUserRequest>,
     ) -> Result<Response<LookupUserResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = UserLookup::by_keys(sorted(request.into_inner().keys))?;
-        let user = self.store.get_user(workspace, &lookup).await?;
+        let user = self.service.get_user(&caller, &lookup).await?;
         Ok(Response::new(LookupUserResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -103,12 +103,16 @@ impl UserService for UserApi {
         &self,
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let company = optional_uuid(&request.company_id, "company_id")?;
-        let query = format!("users|{workspace}|{}", request.company_id);
-        let page = PageRequest::parse(request.page_size.into(), &request.page_token, &query)?;
-        let page = self.store.list_users(workspace, company, &page).await?;
+        let filter = UserFilter::parse(&request.company_id)?;
+        let page = PageRequest::parse(
+            &KITH_PAGES,
+            Some(request.page_size.into()),
+            &request.page_token,
+            &filter.canonical(caller.workspace),
+        )?;
+        let page = self.service.list_users(&caller, &filter, &page).await?;
         Ok(Response::new(ListUsersResponse {
             users: page.items.iter().map(user_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -120,13 +124,13 @@ impl UserService for UserApi {
         request: Request<DeleteUserRequest>,
     ) -> Result<Response<DeleteUserResponse>, Status> {
         use pb::delete_user_request::Lookup;
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let lookup = match request.into_inner().lookup {
             Some(Lookup::Id(id)) => UserLookup::by_id(&id)?,
             Some(Lookup::Keys(keys)) => UserLookup::by_keys(sorted(keys.keys))?,
             None => return Err(Error::invalid("id", "set id or keys").into()),
         };
-        let user = self.store.delete_user(workspace, &lookup).await?;
+        let user = self.service.delete_user(&caller, &lookup).await?;
         Ok(Response::new(DeleteUserResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -137,18 +141,18 @@ impl UserService for UserApi {
         request: Request<UpsertUserTraitRequest>,
     ) -> Result<Response<UpsertUserTraitResponse>, Status> {
         use pb::upsert_user_trait_request::Change;
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let update = TraitUpdate::parse(TraitChangeInput {
-            keys: sorted(request.keys),
-            name: request.r#trait,
-            change: request.change.map(|change| match change {
+        let update = TraitUpdate::parse(trait_input(
+            request.keys,
+            request.r#trait,
+            request.change.map(|change| match change {
                 Change::Incr(by) => TraitChange::Incr(by),
                 Change::Set(value) => TraitChange::Set(value),
             }),
-            update_only: request.update_only,
-        })?;
-        let user = self.store.update_user_trait(workspace, &update).await?;
+            request.update_only,
+        ))?;
+        let user = self.service.upsert_user_trait(&caller, &update).await?;
         Ok(Response::new(UpsertUserTraitResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -158,7 +162,7 @@ impl UserService for UserApi {
         &self,
         request: Request<UpsertCompanyRequest>,
     ) -> Result<Response<UpsertCompanyResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let (input, wire) = upsert_input(
             request.id,
@@ -168,9 +172,8 @@ impl UserService for UserApi {
             request.last_seen_at.as_ref(),
             request.update_only,
         );
-        let upsert =
-            Error::with_wire_violations(wire, Upsert::parse(input, MembershipInput::default()))?;
-        let (company, created) = self.store.upsert_company(workspace, &upsert).await?;
+        let upsert = Error::with_wire_violations(wire, CompanyUpsert::parse(input))?;
+        let (company, created) = self.service.upsert_company(&caller, &upsert).await?;
         Ok(Response::new(UpsertCompanyResponse {
             company: Some(company_to_proto(&company)),
             created,
@@ -181,9 +184,9 @@ impl UserService for UserApi {
         &self,
         request: Request<LookupCompanyRequest>,
     ) -> Result<Response<LookupCompanyResponse>, Status> {
-        let workspace = workspace_of(&request)?;
-        let keys = required_keys(request.into_inner().keys)?;
-        let company = self.store.lookup_company(workspace, &keys).await?;
+        let caller = caller_of(&request)?;
+        let lookup = CompanyLookup::by_keys(sorted(request.into_inner().keys))?;
+        let company = self.service.get_company(&caller, &lookup).await?;
         Ok(Response::new(LookupCompanyResponse {
             company: Some(company_to_proto(&company)),
         }))
@@ -193,9 +196,9 @@ impl UserService for UserApi {
         &self,
         request: Request<DeleteCompanyRequest>,
     ) -> Result<Response<DeleteCompanyResponse>, Status> {
-        let workspace = workspace_of(&request)?;
-        let keys = required_keys(request.into_inner().keys)?;
-        let company = self.store.delete_company(workspace, &keys).await?;
+        let caller = caller_of(&request)?;
+        let lookup = CompanyLookup::by_keys(sorted(request.into_inner().keys))?;
+        let company = self.service.delete_company(&caller, &lookup).await?;
         Ok(Response::new(DeleteCompanyResponse {
             company: Some(company_to_proto(&company)),
         }))
@@ -206,18 +209,18 @@ impl UserService for UserApi {
         request: Request<UpsertCompanyTraitRequest>,
     ) -> Result<Response<UpsertCompanyTraitResponse>, Status> {
         use pb::upsert_company_trait_request::Change;
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let update = TraitUpdate::parse(TraitChangeInput {
-            keys: sorted(request.keys),
-            name: request.r#trait,
-            change: request.change.map(|change| match change {
+        let update = CompanyTraitUpdate::parse(trait_input(
+            request.keys,
+            request.r#trait,
+            request.change.map(|change| match change {
                 Change::Incr(by) => TraitChange::Incr(by),
                 Change::Set(value) => TraitChange::Set(value),
             }),
-            update_only: request.update_only,
-        })?;
-        let company = self.store.update_company_trait(workspace, &update).await?;
+            request.update_only,
+        ))?;
+        let company = self.service.upsert_company_trait(&caller, &update).await?;
         Ok(Response::new(UpsertCompanyTraitResponse {
             company: Some(company_to_proto(&company)),
         }))
@@ -227,13 +230,13 @@ impl UserService for UserApi {
         &self,
         request: Request<GetOrCreateCompanyMembershipRequest>,
     ) -> Result<Response<GetOrCreateCompanyMembershipResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let company = parse_uuid(&request.company_id, "company_id")?;
         let user = parse_uuid(&request.user_id, "user_id")?;
         let (membership, created) = self
-            .store
-            .get_or_create_membership(workspace, company, user, None)
+            .service
+            .get_or_create_membership(&caller, company, user)
             .await?;
         Ok(Response::new(GetOrCreateCompanyMembershipResponse {
             membership: Some(membership_to_proto(&membership)),
@@ -245,21 +248,18 @@ impl UserService for UserApi {
         &self,
         request: Request<ListCompanyMembershipsRequest>,
     ) -> Result<Response<ListCompanyMembershipsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let company = optional_uuid(&request.company_id, "company_id")?;
-        let user = optional_uuid(&request.user_id, "user_id")?;
-        if company.is_none() && user.is_none() {
-            return Err(Error::invalid("company_id", "set company_id, user_id or both").into());
-        }
-        let query = format!(
-            "memberships|{workspace}|{}|{}",
-            request.company_id, request.user_id
-        );
-        let page = PageRequest::parse(request.page_size.into(), &request.page_token, &query)?;
+        let filter = MembershipFilter::parse(&request.company_id, &request.user_id)?;
+        let page = PageRequest::parse(
+            &KITH_PAGES,
+            Some(request.page_size.into()),
+            &request.page_token,
+            &filter.canonical(caller.workspace),
+        )?;
         let page = self
-            .store
-            .list_memberships(workspace, company, user, &page)
+            .service
+            .list_memberships(&caller, &filter, &page)
             .await?;
         Ok(Response::new(ListCompanyMembershipsResponse {
             memberships: page.items.iter().map(membership_to_proto).collect(),
@@ -271,29 +271,33 @@ impl UserService for UserApi {
         &self,
         request: Request<DeleteCompanyMembershipRequest>,
     ) -> Result<Response<DeleteCompanyMembershipResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let caller = caller_of(&request)?;
         let id = parse_uuid(&request.into_inner().id, "id")?;
-        let membership = self.store.delete_membership(workspace, id, None).await?;
+        let membership = self.service.delete_membership(&caller, id).await?;
         Ok(Response::new(DeleteCompanyMembershipResponse {
             membership: Some(membership_to_proto(&membership)),
         }))
     }
 }
 
+/// A trait change as the domain reads it; user and company trait requests
+/// share the shape.
+fn trait_input(
+    keys: std::collections::HashMap<String, String>,
+    name: String,
+    change: Option<TraitChange>,
+    update_only: bool,
+) -> TraitChangeInput {
+    TraitChangeInput {
+        keys: sorted(keys),
+        name,
+        change,
+        update_only,
+    }
+}
+
 fn sorted(keys: std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     keys.into_iter().collect()
-}
-
-fn required_keys(keys: std::collections::HashMap<String, String>) -> Result<Keys> {
-    Keys::parse(sorted(keys), "keys", true).map_err(Error::InvalidArgument)
-}
-
-fn optional_uuid(text: &str, field: &str) -> Result<Option<uuid::Uuid>> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        parse_uuid(text, field).map(Some)
-    }
 }
 
 /// The shared shape of user and company upserts, and what the wire format

@@ -2,65 +2,98 @@
 //! and `/api/v1/people…`, `Authorization: Bearer`, snake_case bodies with a
 //! camelCase `userId`, errors as `{"error":{"code","message","details"}}`.
 
+use std::borrow::Cow;
+
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
-use crate::domain::WorkspaceId;
-use crate::domain::page::PageRequest;
+use super::RestState;
+use super::family::{ApiError, Authed, Body, Family, Params, rfc3339, to_json};
+use crate::auth::bearer_key;
+use crate::domain::Caller;
+use crate::domain::page::{FLAMEUP_PAGES, PageRequest};
 use crate::domain::person::{
-    self, Person, PersonFilter, PersonLookup, PersonStatus, PersonUpsertInput,
+    self, Person, PersonFilter, PersonLookup, PersonStatus, PersonUpsert, PersonUpsertInput,
 };
-use crate::error::Error;
+use crate::error::{Error, FieldPath};
 
-const FAMILY: Family = Family::Flameup;
+/// Seed 002's family.
+pub struct Flameup;
 
-pub(super) fn routes() -> Router<RestState> {
-    Router::new()
-        .route(
-            "/api/v1/workspaces/{workspace_id}/people/batch",
-            post(batch),
-        )
-        .route(
-            "/api/v1/workspaces/{workspace_id}/people/upsert",
-            post(upsert),
-        )
-        .route(
-            "/api/v1/workspaces/{workspace_id}/people",
-            post(create_in_workspace),
-        )
-        .route(
-            "/api/v1/workspaces/{workspace_id}/people/{person_id}",
-            put(update)
-                .get(get_in_workspace)
-                .delete(delete_in_workspace),
-        )
-        .route("/api/v1/people", post(create).get(list))
-        .route("/api/v1/people/{id}", get(get_person).delete(delete))
+impl Family for Flameup {
+    const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
+    fn key(headers: &HeaderMap) -> Option<&str> {
+        bearer_key(headers)
+    }
+
+    /// Snake case, but for the `userId` callers send; trait names as sent.
+    fn field_name(path: &FieldPath) -> String {
+        path.render(|name| match name {
+            "user_id" => Cow::Borrowed("userId"),
+            other => Cow::Borrowed(other),
+        })
+    }
+
+    /// Syntax errors are 400; well-formed JSON of the wrong shape is 422.
+    fn unreadable_body(rejection: &JsonRejection) -> StatusCode {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
+            _ => Self::INVALID,
+        }
+    }
+
+    fn error_body(error: &Error, message: &str, _input: Option<&Value>) -> Value {
+        let code = match error {
+            Error::InvalidArgument(_)
+            | Error::InvalidPageToken(_)
+            | Error::ForbiddenTransition(_) => "validation_error",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::Aborted(_) => "conflict",
+            Error::NotFound { .. } => "not_found",
+            Error::Unauthenticated => "unauthorized",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "service_unavailable",
+            Error::Internal(_) => "internal_error",
+        };
+        let fields: Map<String, Value> = error
+            .violations()
+            .iter()
+            .map(|v| (Self::field_name(&v.field), json!(v.description)))
+            .collect();
+        to_json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.to_owned(),
+                details: (!fields.is_empty()).then(|| json!({ "fields": fields })),
+            },
+        })
+    }
+}
+
+pub(super) fn routes() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(batch))
+        .routes(routes!(upsert))
+        .routes(routes!(create_in_workspace))
+        .routes(routes!(update, get_in_workspace, delete_in_workspace))
+        .routes(routes!(create, list))
+        .routes(routes!(get_person, delete))
 }
 
 /// Flameup's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ErrorBody {
     error: ErrorDetail,
-}
-
-impl ErrorBody {
-    pub(super) fn new(code: &str, message: &str, details: Option<Value>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code: code.to_owned(),
-                message: message.to_owned(),
-                details,
-            },
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,28 +106,16 @@ pub(super) struct ErrorDetail {
     details: Option<Value>,
 }
 
-/// Domain field paths in the names Flameup callers send.
-pub(super) fn field_name(path: &str) -> String {
-    path.replace("user_id", "userId")
-}
-
-fn fail(error: Error) -> ApiError {
-    ApiError::new(FAMILY, error)
-}
-
-/// The key's workspace, which a workspace in the path must be; another
+/// The caller, when the workspace in the path is its key's; another
 /// workspace is not found, never revealed.
-pub(super) async fn workspace(
-    state: &RestState,
-    headers: &HeaderMap,
-    path_workspace: Option<&str>,
-) -> Result<WorkspaceId, ApiError> {
-    let workspace = authenticate(state, FAMILY, headers).await?;
-    match path_workspace {
-        Some(path) if path != workspace.to_string() => Err(fail(Error::NotFound {
+fn in_workspace(caller: Caller, path_workspace: &str) -> Result<Caller, ApiError<Flameup>> {
+    if path_workspace == caller.workspace.to_string() {
+        Ok(caller)
+    } else {
+        Err(Error::NotFound {
             resource: "workspace",
-        })),
-        _ => Ok(workspace),
+        }
+        .into())
     }
 }
 
@@ -122,6 +143,11 @@ impl PersonBody {
             traits,
             status: None,
         }
+    }
+
+    /// The one person of a single-person route, checked.
+    fn parse(self) -> Result<PersonUpsert, Error> {
+        PersonUpsert::parse(self.into_input()).map_err(Error::InvalidArgument)
     }
 }
 
@@ -184,25 +210,20 @@ pub(super) struct BatchView {
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/batch", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = BatchBody, responses((status = 200, body = BatchView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn batch(
+async fn batch(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<BatchBody>, JsonRejection>,
-) -> Result<Json<BatchView>, ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    let request = body(FAMILY, request)?;
+    Authed(caller, _): Authed<Flameup>,
+    Body(request, _): Body<Flameup, BatchBody>,
+) -> Result<Json<BatchView>, ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
     let inputs = request
         .people
         .into_iter()
         .map(PersonBody::into_input)
         .collect();
-    let batch = person::parse_batch(inputs).map_err(fail)?;
-    let written = state
-        .store
-        .upsert_people(workspace, &batch)
-        .await
-        .map_err(fail)?;
+    let batch = person::parse_batch(inputs)?;
+    let written = state.service.batch_upsert_people(&caller, &batch).await?;
     let created_count = written.iter().filter(|u| u.created).count();
     Ok(Json(BatchView {
         people: written
@@ -214,149 +235,73 @@ pub(super) async fn batch(
     }))
 }
 
-/// One person through the batch path, with field paths named from the
-/// person rather than `people[0]`.
-pub(super) async fn upsert_one(
-    state: &RestState,
-    workspace: WorkspaceId,
-    person: PersonBody,
-) -> Result<person::Upserted, ApiError> {
-    let unprefix = |error: Error| match error {
-        Error::InvalidArgument(violations) => Error::InvalidArgument(
-            violations
-                .into_iter()
-                .map(|mut v| {
-                    v.field = v.field.trim_start_matches("people[0].").to_owned();
-                    v
-                })
-                .collect(),
-        ),
-        Error::AlreadyExists(mut v) => {
-            v.field = v.field.trim_start_matches("people[0].").to_owned();
-            Error::AlreadyExists(v)
-        }
-        other => other,
-    };
-    let batch = person::parse_batch(vec![person.into_input()]).map_err(|e| fail(unprefix(e)))?;
-    let mut written = state
-        .store
-        .upsert_people(workspace, &batch)
-        .await
-        .map_err(|e| fail(unprefix(e)))?;
-    Ok(written.remove(0))
-}
-
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/upsert", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn upsert(
+async fn upsert(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<PersonBody>, JsonRejection>,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    let upserted = upsert_one(&state, workspace, body(FAMILY, request)?).await?;
+    Authed(caller, _): Authed<Flameup>,
+    Body(request, _): Body<Flameup, PersonBody>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
+    let upserted = state
+        .service
+        .upsert_person(&caller, request.parse()?)
+        .await?;
     Ok(Json(PersonView::from(&upserted.person)))
 }
 
-pub(super) async fn create_person(
+/// A create: 201, or 409 when someone has the user id.
+async fn create_person(
     state: &RestState,
-    workspace: WorkspaceId,
-    person: PersonBody,
-) -> Result<(StatusCode, Json<PersonView>), ApiError> {
-    if let Some(user_id) = person.user_id.as_deref().filter(|id| !id.is_empty()) {
-        let lookup = PersonLookup::by_external_id(user_id).map_err(fail)?;
-        match state.store.get_person(workspace, &lookup).await {
-            Ok(_) => {
-                return Err(fail(Error::AlreadyExists(
-                    crate::error::FieldViolation::new(
-                        "userId",
-                        "A person with this user id already exists.",
-                    ),
-                )));
-            }
-            Err(Error::NotFound { .. }) => {}
-            Err(error) => return Err(fail(error)),
-        }
-    }
-    let upserted = upsert_one(state, workspace, person).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PersonView::from(&upserted.person)),
-    ))
+    caller: &Caller,
+    request: PersonBody,
+) -> Result<(StatusCode, Json<PersonView>), ApiError<Flameup>> {
+    let created = state
+        .service
+        .create_person(caller, request.parse()?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(PersonView::from(&created.person))))
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 201, body = PersonView), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn create_in_workspace(
+async fn create_in_workspace(
     State(state): State<RestState>,
     Path(workspace_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<PersonBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<PersonView>), ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    create_person(&state, workspace, body(FAMILY, request)?).await
+    Authed(caller, _): Authed<Flameup>,
+    Body(request, _): Body<Flameup, PersonBody>,
+) -> Result<(StatusCode, Json<PersonView>), ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
+    create_person(&state, &caller, request).await
 }
 
 #[utoipa::path(post, path = "/api/v1/people", tag = "flameup", request_body = PersonBody, responses((status = 201, body = PersonView), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn create(
+async fn create(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<PersonBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<PersonView>), ApiError> {
-    let workspace = workspace(&state, &headers, None).await?;
-    create_person(&state, workspace, body(FAMILY, request)?).await
-}
-
-/// `{id}` is the person's id, external id or email, as Flameup allows.
-fn lookup(id: &str) -> Result<PersonLookup, ApiError> {
-    if let Ok(uuid) = uuid::Uuid::try_parse(id) {
-        return Ok(PersonLookup::Id(uuid));
-    }
-    if id.contains('@')
-        && let Ok(lookup) = PersonLookup::by_email(id)
-    {
-        return Ok(lookup);
-    }
-    PersonLookup::by_external_id(id).map_err(fail)
-}
-
-/// The person `{id}` names; a UUID that is no person's id may still be
-/// someone's external id.
-pub(super) async fn find(
-    state: &RestState,
-    workspace: WorkspaceId,
-    id: &str,
-) -> Result<Person, ApiError> {
-    match state.store.get_person(workspace, &lookup(id)?).await {
-        Err(Error::NotFound { .. }) if uuid::Uuid::try_parse(id).is_ok() => {
-            let by_external = PersonLookup::by_external_id(id).map_err(fail)?;
-            state
-                .store
-                .get_person(workspace, &by_external)
-                .await
-                .map_err(fail)
-        }
-        other => other.map_err(fail),
-    }
+    Authed(caller, _): Authed<Flameup>,
+    Body(request, _): Body<Flameup, PersonBody>,
+) -> Result<(StatusCode, Json<PersonView>), ApiError<Flameup>> {
+    create_person(&state, &caller, request).await
 }
 
 #[utoipa::path(get, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn get_person(
+async fn get_person(
     State(state): State<RestState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, None).await?;
-    Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
+    Authed(caller, _): Authed<Flameup>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let person = state.service.find_person(&caller, &id).await?;
+    Ok(Json(PersonView::from(&person)))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn get_in_workspace(
+async fn get_in_workspace(
     State(state): State<RestState>,
     Path((workspace_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    Ok(Json(PersonView::from(&find(&state, workspace, &id).await?)))
+    Authed(caller, _): Authed<Flameup>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
+    let person = state.service.find_person(&caller, &id).await?;
+    Ok(Json(PersonView::from(&person)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -366,64 +311,60 @@ pub(super) struct UpdateBody {
     traits: Map<String, Value>,
 }
 
-/// Merges traits into a person found by id, with the upsert's rules.
+/// Merges traits into a person found by id, external id or email, with
+/// the upsert's rules.
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), request_body = UpdateBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn update(
+async fn update(
     State(state): State<RestState>,
     Path((workspace_id, person_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    request: Result<Json<UpdateBody>, JsonRejection>,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    let request = body(FAMILY, request)?;
-    let current = find(&state, workspace, &person_id).await?;
-    let person = PersonBody {
-        user_id: Some(current.external_id),
-        email: None,
-        phone: None,
-        traits: request.traits,
-    };
-    let upserted = upsert_one(&state, workspace, person).await?;
-    Ok(Json(PersonView::from(&upserted.person)))
+    Authed(caller, _): Authed<Flameup>,
+    Body(request, _): Body<Flameup, UpdateBody>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
+    let person = state
+        .service
+        .merge_person_traits(&caller, &person_id, request.traits)
+        .await?;
+    Ok(Json(PersonView::from(&person)))
 }
 
-pub(super) async fn delete_person(
+/// Deletes the person a path segment names.
+async fn delete_person(
     state: &RestState,
-    workspace: WorkspaceId,
+    caller: &Caller,
     id: &str,
-) -> Result<Json<PersonView>, ApiError> {
-    let person = find(state, workspace, id).await?;
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let person = state.service.find_person(caller, id).await?;
     let deleted = state
-        .store
-        .delete_person(workspace, &PersonLookup::Id(person.id))
-        .await
-        .map_err(fail)?;
+        .service
+        .delete_person(caller, &PersonLookup::Id(person.id))
+        .await?;
     Ok(Json(PersonView::from(&deleted)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn delete(
+async fn delete(
     State(state): State<RestState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, None).await?;
-    delete_person(&state, workspace, &id).await
+    Authed(caller, _): Authed<Flameup>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    delete_person(&state, &caller, &id).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn delete_in_workspace(
+async fn delete_in_workspace(
     State(state): State<RestState>,
     Path((workspace_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<PersonView>, ApiError> {
-    let workspace = workspace(&state, &headers, Some(&workspace_id)).await?;
-    delete_person(&state, workspace, &id).await
+    Authed(caller, _): Authed<Flameup>,
+) -> Result<Json<PersonView>, ApiError<Flameup>> {
+    let caller = in_workspace(caller, &workspace_id)?;
+    delete_person(&state, &caller, &id).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Up to 100, 50 by default.
     limit: Option<i64>,
     offset: Option<u64>,
     status: Option<String>,
@@ -439,56 +380,32 @@ pub(super) struct ListView {
 }
 
 #[utoipa::path(get, path = "/api/v1/people", tag = "flameup", params(ListQuery), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn list(
+async fn list(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ListView>, ApiError> {
-    let workspace = workspace(&state, &headers, None).await?;
-    let Query(query) =
-        query.map_err(|rejection| fail(Error::invalid("query", rejection.body_text())))?;
+    Authed(caller, _): Authed<Flameup>,
+    Params(query, _): Params<Flameup, ListQuery>,
+) -> Result<Json<ListView>, ApiError<Flameup>> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(text) => Some(PersonStatus::parse(text).ok_or_else(|| {
-            fail(Error::invalid(
-                "status",
-                "must be one of active, unsubscribed, bounced",
-            ))
+            Error::invalid("status", "must be one of active, unsubscribed, bounced")
         })?),
     };
-    let filter =
-        PersonFilter::parse(status, query.search.as_deref().unwrap_or("")).map_err(fail)?;
+    let filter = PersonFilter::parse(status, query.search.as_deref().unwrap_or(""))?;
     let offset = query.offset.unwrap_or(0);
-    let page = PageRequest::parse(query.limit.unwrap_or(0), "", &filter.canonical(workspace))
-        .map_err(|e| fail(rename(e, "page_size", "limit")))?
-        .skipping(offset);
+    let page = PageRequest::parse(
+        &FLAMEUP_PAGES,
+        query.limit,
+        "",
+        &filter.canonical(caller.workspace),
+    )?
+    .skipping(offset);
     let limit = page.size;
-    let page = state
-        .store
-        .list_people(workspace, &filter, &page)
-        .await
-        .map_err(fail)?;
+    let page = state.service.list_people(&caller, &filter, &page).await?;
     Ok(Json(ListView {
         people: page.items.iter().map(PersonView::from).collect(),
         limit,
         offset,
         has_more: page.next_token.is_some(),
     }))
-}
-
-fn rename(error: Error, from: &str, to: &str) -> Error {
-    match error {
-        Error::InvalidArgument(violations) => Error::InvalidArgument(
-            violations
-                .into_iter()
-                .map(|mut v| {
-                    if v.field == from {
-                        to.clone_into(&mut v.field);
-                    }
-                    v
-                })
-                .collect(),
-        ),
-        other => other,
-    }
 }

@@ -1,50 +1,130 @@
 //! Rapidly's customer API (seed 003, modelled on Polar): `/api/customers…`,
-//! and the same routes under `/v1/customers…` where Polar's SDKs call them.
-//! `Authorization: Bearer`; 422 `{"error","detail":[{type,loc,msg,input}]}`
-//! with every violation; 404 `{"error":"ResourceNotFound","detail":"Not found"}`.
+//! and the same routes under `/v1/customers…`, where Polar's SDKs call them
+//! and find Polar's own extra fields. `Authorization: Bearer`; 422
+//! `{"error","detail":[{type,loc,msg,input}]}` with every violation; 404
+//! `{"error":"ResourceNotFound","detail":"Not found"}`.
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
+use super::RestState;
+use super::family::{ApiError, Authed, Body, Family, present, rfc3339, to_json};
+use crate::auth::bearer_key;
+use crate::domain::Change;
 use crate::domain::customer::{
-    AddressInput, BillingAddress, Customer, CustomerFilter, CustomerInput, CustomerLookup,
+    AddressInput, BillingAddress, CustomerDetail, CustomerFilter, CustomerInput, CustomerLookup,
     CustomerPatch, CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
 };
-use crate::domain::page::PageRequest;
+use crate::domain::page::{PageRequest, RAPIDLY_PAGES};
 use crate::domain::user::Member;
-use crate::domain::{Change, WorkspaceId, now};
-use crate::error::{Error, FieldViolation};
+use crate::error::{Error, FieldPath, FieldViolation, Segment};
 
-const FAMILY: Family = Family::Rapidly;
+/// Seed 003's family.
+pub struct Rapidly;
 
-pub(super) fn routes() -> Router<RestState> {
-    let mut router = Router::new();
-    // Polar's SDKs call `/v1/customers/` with a trailing slash.
-    for prefix in ["/api/customers", "/v1/customers"] {
-        router = router
-            .route(prefix, get(list).post(create))
-            .route(&format!("{prefix}/"), get(list).post(create))
-            .route(
-                &format!("{prefix}/{{id}}"),
-                get(get_by_id).patch(update_by_id).delete(delete_by_id),
-            )
-            .route(
-                &format!("{prefix}/external/{{external_id}}"),
-                get(get_by_external_id)
-                    .patch(update_by_external_id)
-                    .delete(delete_by_external_id),
-            );
+impl Family for Rapidly {
+    const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+    /// Polar reports uniqueness clashes as validation errors.
+    const CLASH: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
+    fn key(headers: &HeaderMap) -> Option<&str> {
+        bearer_key(headers)
     }
-    router
+
+    fn field_name(path: &FieldPath) -> String {
+        path.to_string()
+    }
+
+    fn error_body(error: &Error, message: &str, input: Option<&Value>) -> Value {
+        let (kind, detail) = match error {
+            Error::InvalidArgument(_)
+            | Error::InvalidPageToken(_)
+            | Error::ForbiddenTransition(_)
+            | Error::AlreadyExists { .. } => {
+                let detail: Vec<_> = error
+                    .violations()
+                    .iter()
+                    .map(|v| {
+                        let loc = loc(&v.field);
+                        let value = input.and_then(|body| {
+                            loc.iter()
+                                .skip(1)
+                                .try_fold(body, |at, key| match key {
+                                    Value::Number(i) => at.get(usize::try_from(i.as_u64()?).ok()?),
+                                    other => at.get(other.as_str()?),
+                                })
+                        });
+                        json!({ "type": "value_error", "loc": loc, "msg": v.description, "input": value })
+                    })
+                    .collect();
+                ("RequestValidationError", json!(detail))
+            }
+            Error::NotFound { .. } => ("ResourceNotFound", json!("Not found")),
+            Error::Unauthenticated => ("Unauthorized", json!(message)),
+            Error::Aborted(_) => ("Conflict", json!(message)),
+            Error::RateLimited { .. } => ("TooManyRequests", json!(message)),
+            Error::Unavailable(_) => ("ServiceUnavailable", json!(message)),
+            Error::Internal(_) => ("InternalServerError", json!(message)),
+        };
+        to_json(ErrorBody {
+            error: kind.to_owned(),
+            detail,
+        })
+    }
+}
+
+/// A field path as Polar's `loc`: `["body", "billing_address", "country"]`;
+/// query and path parameters keep their own first segment.
+fn loc(path: &FieldPath) -> Vec<Value> {
+    let mut parts: Vec<Value> = path
+        .segments()
+        .iter()
+        .map(|segment| match segment {
+            Segment::Field(name) => json!(name),
+            Segment::Key(key) => json!(key),
+            Segment::Index(i) => json!(i),
+        })
+        .collect();
+    if !matches!(
+        parts.first().and_then(Value::as_str),
+        Some("query" | "path")
+    ) {
+        parts.insert(0, json!("body"));
+    }
+    parts
+}
+
+/// Which API a request came through: Rapidly's own routes, or Polar's
+/// copies under `/v1`, whose customers carry Polar's extra fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Rapidly,
+    Polar,
+}
+
+pub(super) fn routes() -> OpenApiRouter<RestState> {
+    let customers = |shape: Shape| {
+        OpenApiRouter::new()
+            .routes(routes!(list, create))
+            .routes(routes!(get_by_id, update_by_id, delete_by_id))
+            .routes(routes!(
+                get_by_external_id,
+                update_by_external_id,
+                delete_by_external_id
+            ))
+            .layer(Extension(shape))
+    };
+    OpenApiRouter::new()
+        .nest("/api", customers(Shape::Rapidly))
+        .nest("/v1", customers(Shape::Polar))
 }
 
 /// Polar's error bodies: `detail` is a message, or for 422 the list of
@@ -56,23 +136,17 @@ pub(super) struct ErrorBody {
     detail: Value,
 }
 
-impl ErrorBody {
-    pub(super) fn new(error: &str, detail: Value) -> Self {
-        Self {
-            error: error.to_owned(),
-            detail,
-        }
-    }
-}
-
 /// The list's query (`metadata[key]=value` pairs filter by metadata too).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "read from the raw query, to take metadata[key] pairs too"
+)]
 pub(super) struct ListParams {
     /// Page number, from 1.
     page: Option<u64>,
-    /// Page size, 1 to 100 (default 10).
+    /// Page size, 1 to 100 (default 10); larger values are lowered to 100.
     limit: Option<u64>,
     /// Only the customer with this email.
     email: Option<String>,
@@ -80,10 +154,6 @@ pub(super) struct ListParams {
     external_id: Option<String>,
     /// `-created_at` (default) or `created_at`.
     sorting: Option<String>,
-}
-
-fn fail(error: Error) -> ApiError {
-    ApiError::new(FAMILY, error)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -147,7 +217,7 @@ fn metadata(
                 Ok(value) => Some((key, value)),
                 Err(_) => {
                     wire.push(FieldViolation::new(
-                        format!("metadata.{key}"),
+                        FieldPath::field("metadata").key(key),
                         "must be a string, an integer, a float or a boolean",
                     ));
                     None
@@ -173,6 +243,14 @@ fn customer_type(text: Option<String>, wire: &mut Vec<FieldViolation>) -> Option
 }
 
 impl CustomerBody {
+    /// The body as a customer; the raw body is kept to quote offending
+    /// values.
+    fn read(raw: &Value) -> Result<Self, ApiError<Rapidly>> {
+        serde_json::from_value(raw.clone()).map_err(|e| {
+            ApiError::from(Error::invalid("body", e.to_string())).with_input(raw.clone())
+        })
+    }
+
     fn into_input(self) -> (CustomerInput, Vec<FieldViolation>) {
         let mut wire = Vec::new();
         let input = CustomerInput {
@@ -219,16 +297,6 @@ impl CustomerBody {
         };
         (patch, wire)
     }
-}
-
-/// The body as JSON (kept to echo offending inputs) and as a customer.
-fn customer_body(
-    family_body: Result<Json<Value>, JsonRejection>,
-) -> Result<(Value, CustomerBody), ApiError> {
-    let raw = body(FAMILY, family_body)?;
-    let parsed = serde_json::from_value::<CustomerBody>(raw.clone())
-        .map_err(|e| fail(Error::invalid("body", e.to_string())).with_input(raw.clone()))?;
-    Ok((raw, parsed))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -317,15 +385,11 @@ pub(super) struct PolarFields {
     first_user_event_at: Option<String>,
 }
 
-/// Whether a request came through Polar's prefix.
-fn polar(uri: &Uri) -> bool {
-    uri.path().starts_with("/v1/")
-}
-
 impl CustomerView {
-    fn of(customer: &Customer, members: &[Member], polar: bool) -> Self {
+    fn of(detail: &CustomerDetail, shape: Shape) -> Self {
+        let customer = &detail.customer;
         Self {
-            polar: polar.then(|| PolarFields {
+            polar: (shape == Shape::Polar).then(|| PolarFields {
                 organization_id: customer.workspace_id.to_string(),
                 billing_name: customer.name.as_ref().map(|n| n.as_str().to_owned()),
                 tax_id: None,
@@ -351,189 +415,143 @@ impl CustomerView {
             deleted_at: customer.deleted_at.map(rfc3339),
             avatar_url: customer.avatar_url(),
             r#type: customer.kind.as_str(),
-            members: members.iter().map(Into::into).collect(),
+            members: detail.members.iter().map(Into::into).collect(),
         }
     }
 }
 
-pub(super) async fn view(
-    state: &RestState,
-    workspace: WorkspaceId,
-    customer: &Customer,
-    uri: &Uri,
-) -> Result<CustomerView, ApiError> {
-    let mut members = state
-        .store
-        .customer_members(workspace, &[customer.id])
-        .await
-        .map_err(fail)?;
-    Ok(CustomerView::of(
-        customer,
-        &members.remove(&customer.id).unwrap_or_default(),
-        polar(uri),
-    ))
+/// Quotes the request body in the error, as Polar's 422s do.
+fn quoting(raw: &Value) -> impl Fn(Error) -> ApiError<Rapidly> + '_ {
+    |error| ApiError::from(error).with_input(raw.clone())
 }
 
-#[utoipa::path(post, path = "/api/customers", tag = "rapidly", request_body = CustomerBody, responses((status = 201, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn create(
+#[utoipa::path(post, path = "/customers", tag = "rapidly", request_body = CustomerBody, responses((status = 201, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create(
     State(state): State<RestState>,
-    uri: Uri,
-    headers: HeaderMap,
-    request: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
-    let workspace = authenticate(&state, FAMILY, &headers).await?;
-    let (raw, request) = customer_body(request)?;
-    let (input, wire) = request.into_input();
-    let customer = Error::with_wire_violations(wire, NewCustomer::parse(input))
-        .map_err(|e| fail(e).with_input(raw.clone()))?
-        .into_customer(workspace, now());
-    state
-        .store
-        .insert_customer(&customer)
+    Extension(shape): Extension<Shape>,
+    Authed(caller, _): Authed<Rapidly>,
+    Body(raw, _): Body<Rapidly, Value>,
+) -> Result<(StatusCode, Json<CustomerView>), ApiError<Rapidly>> {
+    let (input, wire) = CustomerBody::read(&raw)?.into_input();
+    let customer =
+        Error::with_wire_violations(wire, NewCustomer::parse(input)).map_err(quoting(&raw))?;
+    let customer = state
+        .service
+        .create_customer(&caller, customer)
         .await
-        .map_err(|e| fail(e).with_input(raw))?;
+        .map_err(quoting(&raw))?;
     Ok((
         StatusCode::CREATED,
-        Json(view(&state, workspace, &customer, &uri).await?),
+        Json(CustomerView::of(&customer, shape)),
     ))
 }
 
 /// The path id must be a UUID; anything else is a 422 on `["path","id"]`.
-fn by_id(id: &str) -> Result<CustomerLookup, ApiError> {
-    CustomerLookup::by_id(id)
-        .map_err(|_| fail(Error::invalid("path.id", "Input should be a valid UUID")))
-}
-
-fn by_external_id(id: &str) -> Result<CustomerLookup, ApiError> {
-    CustomerLookup::by_external_id(id).map_err(|_| {
-        fail(Error::NotFound {
-            resource: "customer",
-        })
+fn by_id(id: &str) -> Result<CustomerLookup, Error> {
+    CustomerLookup::by_id(id).map_err(|_| {
+        Error::invalid(
+            FieldPath::field("path").then("id"),
+            "Input should be a valid UUID",
+        )
     })
 }
 
-pub(super) async fn get_one(
-    state: &RestState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    lookup: Result<CustomerLookup, ApiError>,
-) -> Result<Json<CustomerView>, ApiError> {
-    let workspace = authenticate(state, FAMILY, headers).await?;
+/// An external id no customer could have is simply not found.
+fn by_external_id(id: &str) -> Result<CustomerLookup, Error> {
+    CustomerLookup::by_external_id(id).map_err(|_| Error::NotFound {
+        resource: "customer",
+    })
+}
+
+#[utoipa::path(get, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn get_by_id(
+    State(state): State<RestState>,
+    Extension(shape): Extension<Shape>,
+    Path(id): Path<String>,
+    Authed(caller, _): Authed<Rapidly>,
+) -> Result<Json<CustomerView>, ApiError<Rapidly>> {
+    let customer = state.service.get_customer(&caller, &by_id(&id)?).await?;
+    Ok(Json(CustomerView::of(&customer, shape)))
+}
+
+#[utoipa::path(get, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn get_by_external_id(
+    State(state): State<RestState>,
+    Extension(shape): Extension<Shape>,
+    Path(id): Path<String>,
+    Authed(caller, _): Authed<Rapidly>,
+) -> Result<Json<CustomerView>, ApiError<Rapidly>> {
     let customer = state
-        .store
-        .get_customer(workspace, &lookup?)
-        .await
-        .map_err(fail)?;
-    Ok(Json(view(state, workspace, &customer, uri).await?))
+        .service
+        .get_customer(&caller, &by_external_id(&id)?)
+        .await?;
+    Ok(Json(CustomerView::of(&customer, shape)))
 }
 
-#[utoipa::path(get, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn get_by_id(
-    State(state): State<RestState>,
-    uri: Uri,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<CustomerView>, ApiError> {
-    get_one(&state, &uri, &headers, by_id(&id)).await
-}
-
-#[utoipa::path(get, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn get_by_external_id(
-    State(state): State<RestState>,
-    uri: Uri,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<CustomerView>, ApiError> {
-    get_one(&state, &uri, &headers, by_external_id(&id)).await
-}
-
-pub(super) async fn update_one(
+/// Seed 003's PATCH of the customer `lookup` names.
+async fn update(
     state: &RestState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    lookup: Result<CustomerLookup, ApiError>,
-    request: Result<Json<Value>, JsonRejection>,
-    by_external: bool,
-) -> Result<Json<CustomerView>, ApiError> {
-    let workspace = authenticate(state, FAMILY, headers).await?;
-    let lookup = lookup?;
-    let (raw, request) = customer_body(request)?;
-    // Updating by external id cannot change the external id or the type.
-    let mut refused = Vec::new();
-    if by_external {
-        for field in ["external_id", "type"] {
-            if raw.get(field).is_some() {
-                refused.push(FieldViolation::new(
-                    field,
-                    "cannot be changed when updating by external id",
-                ));
-            }
-        }
-    }
-    let (patch, mut wire) = request.into_patch();
-    wire.append(&mut refused);
-    let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch))
-        .map_err(|e| fail(e).with_input(raw.clone()))?;
+    shape: Shape,
+    caller: &crate::domain::Caller,
+    lookup: &CustomerLookup,
+    raw: &Value,
+) -> Result<Json<CustomerView>, ApiError<Rapidly>> {
+    let (patch, wire) = CustomerBody::read(raw)?.into_patch();
+    let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch, lookup))
+        .map_err(quoting(raw))?;
     let customer = state
-        .store
-        .update_customer(workspace, &lookup, &patch)
+        .service
+        .update_customer(caller, lookup, &patch)
         .await
-        .map_err(|e| fail(e).with_input(raw))?;
-    Ok(Json(view(state, workspace, &customer, uri).await?))
+        .map_err(quoting(raw))?;
+    Ok(Json(CustomerView::of(&customer, shape)))
 }
 
-#[utoipa::path(patch, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn update_by_id(
+#[utoipa::path(patch, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_by_id(
     State(state): State<RestState>,
-    uri: Uri,
+    Extension(shape): Extension<Shape>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<CustomerView>, ApiError> {
-    update_one(&state, &uri, &headers, by_id(&id), request, false).await
+    Authed(caller, _): Authed<Rapidly>,
+    Body(raw, _): Body<Rapidly, Value>,
+) -> Result<Json<CustomerView>, ApiError<Rapidly>> {
+    update(&state, shape, &caller, &by_id(&id)?, &raw).await
 }
 
-#[utoipa::path(patch, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn update_by_external_id(
+/// The external id and the type cannot be changed this way
+/// (`CustomerUpdateExternalID`).
+#[utoipa::path(patch, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_by_external_id(
     State(state): State<RestState>,
-    uri: Uri,
+    Extension(shape): Extension<Shape>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<CustomerView>, ApiError> {
-    update_one(&state, &uri, &headers, by_external_id(&id), request, true).await
+    Authed(caller, _): Authed<Rapidly>,
+    Body(raw, _): Body<Rapidly, Value>,
+) -> Result<Json<CustomerView>, ApiError<Rapidly>> {
+    update(&state, shape, &caller, &by_external_id(&id)?, &raw).await
 }
 
-pub(super) async fn delete_one(
-    state: &RestState,
-    headers: &HeaderMap,
-    lookup: Result<CustomerLookup, ApiError>,
-) -> Result<StatusCode, ApiError> {
-    let workspace = authenticate(state, FAMILY, headers).await?;
-    state
-        .store
-        .delete_customer(workspace, &lookup?)
-        .await
-        .map_err(fail)?;
+#[utoipa::path(delete, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_by_id(
+    State(state): State<RestState>,
+    Path(id): Path<String>,
+    Authed(caller, _): Authed<Rapidly>,
+) -> Result<StatusCode, ApiError<Rapidly>> {
+    state.service.delete_customer(&caller, &by_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn delete_by_id(
+#[utoipa::path(delete, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn delete_by_external_id(
     State(state): State<RestState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    delete_one(&state, &headers, by_id(&id)).await
-}
-
-#[utoipa::path(delete, path = "/api/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn delete_by_external_id(
-    State(state): State<RestState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    delete_one(&state, &headers, by_external_id(&id)).await
+    Authed(caller, _): Authed<Rapidly>,
+) -> Result<StatusCode, ApiError<Rapidly>> {
+    state
+        .service
+        .delete_customer(&caller, &by_external_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -548,39 +566,47 @@ pub(super) struct Pagination {
     max_page: u64,
 }
 
+/// A query parameter: absent, or a whole number.
+fn integer(
+    query: &HashMap<String, String>,
+    name: &'static str,
+    wire: &mut Vec<FieldViolation>,
+) -> Option<i64> {
+    let text = query.get(name)?;
+    text.parse::<i64>()
+        .map_err(|_| {
+            wire.push(FieldViolation::new(
+                FieldPath::field("query").then(name),
+                "Input should be a valid integer",
+            ));
+        })
+        .ok()
+}
+
 /// `?page=1&limit=10&email=…&external_id=…&metadata[key]=value&sorting=-created_at`.
-#[utoipa::path(get, path = "/api/customers", tag = "rapidly", params(ListParams), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn list(
+#[utoipa::path(get, path = "/customers", tag = "rapidly", params(ListParams), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list(
     State(state): State<RestState>,
-    uri: Uri,
-    headers: HeaderMap,
+    Extension(shape): Extension<Shape>,
+    Authed(caller, _): Authed<Rapidly>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<ListView>, ApiError> {
-    let workspace = authenticate(&state, FAMILY, &headers).await?;
+) -> Result<Json<ListView>, ApiError<Rapidly>> {
+    let in_query = |error: Error| error.within(&FieldPath::field("query"));
     let mut wire = Vec::new();
-    let number = |name: &str, default: u64, wire: &mut Vec<FieldViolation>| match query.get(name) {
-        None => default,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .unwrap_or_else(|| {
-                wire.push(FieldViolation::new(
-                    format!("query.{name}"),
-                    "Input should be a positive integer",
-                ));
-                default
-            }),
-    };
-    let page = number("page", 1, &mut wire);
-    // Polar clamps the limit silently.
-    let limit = number("limit", 10, &mut wire).min(100);
+    let page = integer(&query, "page", &mut wire).unwrap_or(1);
+    if page < 1 {
+        wire.push(FieldViolation::new(
+            FieldPath::field("query").then("page"),
+            "Input should be greater than or equal to 1",
+        ));
+    }
+    let limit = integer(&query, "limit", &mut wire);
     let newest_first = match query.get("sorting").map(String::as_str) {
         None | Some("-created_at") => true,
         Some("created_at") => false,
         Some(_) => {
             wire.push(FieldViolation::new(
-                "query.sorting",
+                FieldPath::field("query").then("sorting"),
                 "Input should be 'created_at' or '-created_at'",
             ));
             true
@@ -597,50 +623,35 @@ pub(super) async fn list(
         query.get("email").map_or("", String::as_str),
         query.get("external_id").map_or("", String::as_str),
         metadata,
-    );
-    let filter = Error::with_wire_violations(wire, filter).map_err(fail)?;
-    let limit_i64 = i64::try_from(limit).unwrap_or(100);
-    let mut request = PageRequest::parse(limit_i64, "", &filter.canonical(workspace))
-        .map_err(fail)?
-        .skipping((page - 1).saturating_mul(limit));
+    )
+    .map_err(in_query);
+    let filter = Error::with_wire_violations(wire, filter)?;
+    let mut request = PageRequest::parse(
+        &RAPIDLY_PAGES,
+        limit,
+        "",
+        &filter.canonical(caller.workspace),
+    )
+    .map_err(in_query)?;
+    let size = request.size as u64;
+    request = request.skipping(u64::try_from(page - 1).unwrap_or(0).saturating_mul(size));
     if newest_first {
         request = request.newest_first();
     }
-    let total_count = state
-        .store
-        .count_customers(workspace, &filter)
-        .await
-        .map_err(fail)?;
+    let total_count = state.service.count_customers(&caller, &filter).await?;
     let customers = state
-        .store
-        .list_customers(workspace, &filter, &request)
-        .await
-        .map_err(fail)?;
-    let ids: Vec<_> = customers.items.iter().map(|c| c.id).collect();
-    let mut members = state
-        .store
-        .customer_members(workspace, &ids)
-        .await
-        .map_err(fail)?;
+        .service
+        .list_customers(&caller, &filter, &request)
+        .await?;
     Ok(Json(ListView {
         items: customers
             .items
             .iter()
-            .map(|c| CustomerView::of(c, &members.remove(&c.id).unwrap_or_default(), polar(&uri)))
+            .map(|c| CustomerView::of(c, shape))
             .collect(),
         pagination: Pagination {
             total_count,
-            max_page: total_count.div_ceil(limit).max(1),
+            max_page: total_count.div_ceil(size).max(1),
         },
     }))
-}
-
-/// A field path as Polar's `loc`: `["body", "billing_address", "country"]`;
-/// query and path fields keep their own first segment.
-pub(super) fn loc(path: &str) -> Vec<Value> {
-    let mut parts: Vec<Value> = path.split('.').map(|p| json!(p)).collect();
-    if !matches!(path.split('.').next(), Some("query" | "path")) {
-        parts.insert(0, json!("body"));
-    }
-    parts
 }

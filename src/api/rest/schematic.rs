@@ -5,58 +5,71 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::rejection::JsonRejection;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Family, RestState, authenticate, body, rfc3339};
-use crate::domain::WorkspaceId;
+use super::RestState;
+use super::family::{ApiError, Authed, Body, Family, Params, rfc3339, to_json, violation_list};
+use crate::auth::header_key;
 use crate::domain::customer::CustomerFilter;
-use crate::domain::page::PageRequest;
+use crate::domain::page::{PageRequest, SCHEMATIC_PAGES};
 use crate::domain::user::{
-    Company, Keys, MembershipDetail, MembershipInput, TraitChange, TraitChangeInput, TraitUpdate,
-    Upsert, UpsertInput, UserDetail, UserLookup, parse_uuid,
+    Company, CompanyLookup, CompanyTraitUpdate, CompanyUpsert, Keys, MembershipDetail,
+    MembershipFilter, MembershipInput, TraitChange, TraitChangeInput, TraitUpdate, Upsert,
+    UpsertInput, UserDetail, UserFilter, UserLookup, parse_uuid,
 };
-use crate::error::Error;
+use crate::domain::{Caller, WorkspaceId};
+use crate::error::{Error, FieldPath};
 
-const FAMILY: Family = Family::Schematic;
+/// Seed 001's family.
+pub struct Schematic;
 
-pub(super) fn routes() -> Router<RestState> {
-    Router::new()
-        .route("/users", post(upsert_user).get(list_users))
-        .route("/users/create", post(create_user))
-        .route("/users/count", get(count_users))
-        .route("/users/lookup", get(lookup_user))
-        .route("/users/delete", post(delete_user_by_keys))
-        .route("/users/{user_id}", get(get_user).delete(delete_user))
-        .route("/user-traits", post(user_trait))
-        .route("/companies", post(upsert_company).get(list_companies))
-        .route("/companies/create", post(create_company))
-        .route("/companies/count", get(count_companies))
-        .route("/companies/lookup", get(lookup_company))
-        .route("/companies/delete", post(delete_company_by_keys))
-        .route(
-            "/companies/{company_id}",
-            get(get_company).delete(delete_company),
-        )
-        .route("/company-traits", post(company_trait))
-        .route(
-            "/company-memberships",
-            post(get_or_create_membership).get(list_memberships),
-        )
-        .route(
-            "/company-memberships/{membership_id}",
-            delete(delete_membership),
-        )
+impl Family for Schematic {
+    /// Schematic answers every invalid request with 400.
+    const INVALID: StatusCode = StatusCode::BAD_REQUEST;
+
+    fn key(headers: &HeaderMap) -> Option<&str> {
+        header_key(headers, "x-schematic-api-key")
+    }
+
+    fn field_name(path: &FieldPath) -> String {
+        path.to_string()
+    }
+
+    fn error_body(error: &Error, message: &str, _input: Option<&Value>) -> Value {
+        let message = if error.violations().is_empty() {
+            message.to_owned()
+        } else {
+            violation_list::<Self>(error.violations())
+        };
+        to_json(ErrorBody { error: message })
+    }
 }
 
-fn fail(error: Error) -> ApiError {
-    ApiError::new(FAMILY, error)
+pub(super) fn routes() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_user, list_users))
+        .routes(routes!(create_user))
+        .routes(routes!(count_users))
+        .routes(routes!(lookup_user))
+        .routes(routes!(delete_user_by_keys))
+        .routes(routes!(get_user, delete_user))
+        .routes(routes!(user_trait))
+        .routes(routes!(upsert_company, list_companies))
+        .routes(routes!(create_company))
+        .routes(routes!(count_companies))
+        .routes(routes!(lookup_company))
+        .routes(routes!(delete_company_by_keys))
+        .routes(routes!(get_company, delete_company))
+        .routes(routes!(company_trait))
+        .routes(routes!(get_or_create_membership, list_memberships))
+        .routes(routes!(delete_membership))
 }
 
 /// `{"data": …, "params": {…}}`: every Schematic reply's envelope.
@@ -88,13 +101,6 @@ pub(super) struct ErrorBody {
     pub(super) error: String,
 }
 
-pub(super) async fn caller(
-    state: &RestState,
-    headers: &HeaderMap,
-) -> Result<WorkspaceId, ApiError> {
-    authenticate(state, FAMILY, headers).await
-}
-
 /// An upsert body; users and companies share it (companies ignore the
 /// membership fields).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -117,31 +123,35 @@ pub(super) struct UpsertBody {
 }
 
 impl UpsertBody {
-    fn into_upsert(self, with_memberships: bool) -> Result<Upsert, Error> {
-        let memberships = if with_memberships {
-            MembershipInput {
-                company: self.company,
-                company_id: self.company_id,
-                replace: self.companies.is_some() || self.company_ids.is_some(),
-                companies: self.companies.unwrap_or_default(),
-                company_ids: self.company_ids.unwrap_or_default(),
-            }
-        } else {
-            MembershipInput::default()
+    fn into_input(self) -> (UpsertInput, MembershipInput) {
+        let memberships = MembershipInput {
+            company: self.company,
+            company_id: self.company_id,
+            replace: self.companies.is_some() || self.company_ids.is_some(),
+            companies: self.companies.unwrap_or_default(),
+            company_ids: self.company_ids.unwrap_or_default(),
         };
-        Upsert::parse(
-            UpsertInput {
-                id: self.id,
-                keys: self.keys,
-                name: self.name,
-                traits: self.traits,
-                last_seen_at: self
-                    .last_seen_at
-                    .map(|t| chrono::SubsecRound::trunc_subsecs(t, 3)),
-                update_only: self.update_only.unwrap_or(false),
-            },
-            memberships,
-        )
+        let input = UpsertInput {
+            id: self.id,
+            keys: self.keys,
+            name: self.name,
+            traits: self.traits,
+            last_seen_at: self
+                .last_seen_at
+                .map(|t| chrono::SubsecRound::trunc_subsecs(t, 3)),
+            update_only: self.update_only.unwrap_or(false),
+        };
+        (input, memberships)
+    }
+
+    fn into_user(self) -> Result<Upsert, Error> {
+        let (input, memberships) = self.into_input();
+        Upsert::parse(input, memberships)
+    }
+
+    /// A company upsert; the membership fields mean nothing here.
+    fn into_company(self) -> Result<CompanyUpsert, Error> {
+        CompanyUpsert::parse(self.into_input().0)
     }
 }
 
@@ -324,18 +334,17 @@ pub(super) struct CompanyDetailView {
     user_count: u64,
 }
 
-pub(super) async fn company_detail(
+async fn company_detail(
     state: &RestState,
+    caller: &Caller,
     company: &Company,
-    workspace: WorkspaceId,
-) -> Result<CompanyDetailView, ApiError> {
-    let user_count = state
-        .store
-        .count_users(workspace, Some(company.id))
-        .await
-        .map_err(fail)?;
+) -> Result<CompanyDetailView, Error> {
+    let members = UserFilter {
+        company: Some(company.id),
+    };
+    let user_count = state.service.count_users(caller, &members).await?;
     Ok(CompanyDetailView {
-        company: company_view(company, workspace),
+        company: company_view(company, caller.workspace),
         add_ons: Vec::new(),
         billing_subscriptions: Vec::new(),
         custom_plan_billings: Vec::new(),
@@ -414,45 +423,43 @@ fn user_view(detail: &UserDetail, workspace: WorkspaceId) -> UserView {
     }
 }
 
-pub(super) async fn upsert_user_as(
+async fn upsert_user_as(
     state: &RestState,
-    headers: &HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(UserView, WorkspaceId), ApiError> {
-    let workspace = caller(state, headers).await?;
-    let upsert = body(FAMILY, request)?.into_upsert(true).map_err(fail)?;
+    caller: &Caller,
+    request: UpsertBody,
+) -> Result<Json<Envelope<UserView>>, Error> {
     let (user, _) = state
-        .store
-        .upsert_user(workspace, &upsert)
-        .await
-        .map_err(fail)?;
-    Ok((user_view(&user, workspace), workspace))
+        .service
+        .upsert_user(caller, &request.into_user()?)
+        .await?;
+    Ok(envelope(user_view(&user, caller.workspace), json!({})))
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/users", request_body = UpsertBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn upsert_user(
+async fn upsert_user(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Envelope<UserView>>, ApiError> {
-    let (user, _) = upsert_user_as(&state, &headers, request).await?;
-    Ok(envelope(user, json!({})))
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, UpsertBody>,
+) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
+    Ok(upsert_user_as(&state, &caller, request).await?)
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/users/create", request_body = UpsertBody, responses((status = 201, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn create_user(
+async fn create_user(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Envelope<UserView>>), ApiError> {
-    let (user, _) = upsert_user_as(&state, &headers, request).await?;
-    Ok((StatusCode::CREATED, envelope(user, json!({}))))
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, UpsertBody>,
+) -> Result<(StatusCode, Json<Envelope<UserView>>), ApiError<Schematic>> {
+    Ok((
+        StatusCode::CREATED,
+        upsert_user_as(&state, &caller, request).await?,
+    ))
 }
 
 /// Lookup keys from a query string, in either form the SDKs send:
 /// `keys[email]=…` pairs (deepObject; the Python SDK and the docs) or
 /// `keys={"email":"…"}` (a JSON object; the TypeScript SDK).
-fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String>, Error> {
     let mut keys: BTreeMap<String, String> = query
         .iter()
         .filter_map(|(name, value)| {
@@ -464,10 +471,10 @@ fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String
         .collect();
     if let Some(object) = query.get("keys") {
         let object: BTreeMap<String, String> = serde_json::from_str(object).map_err(|_| {
-            fail(Error::invalid(
+            Error::invalid(
                 "keys",
                 "must be keys[name]=value pairs or a JSON object of strings",
-            ))
+            )
         })?;
         keys.extend(object);
     }
@@ -475,56 +482,50 @@ fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/users/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn lookup_user(
+async fn lookup_user(
     State(state): State<RestState>,
-    headers: HeaderMap,
+    Authed(caller, _): Authed<Schematic>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Envelope<UserView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
     let keys = query_keys(&query)?;
-    let lookup = UserLookup::by_keys(keys.clone()).map_err(fail)?;
     let user = state
-        .store
-        .get_user(workspace, &lookup)
-        .await
-        .map_err(fail)?;
+        .service
+        .get_user(&caller, &UserLookup::by_keys(keys.clone())?)
+        .await?;
     Ok(envelope(
-        user_view(&user, workspace),
+        user_view(&user, caller.workspace),
         json!({ "keys": keys }),
     ))
 }
 
+/// A user id in a path; one that is no UUID names no user.
+fn user_by_id(id: &str) -> Result<UserLookup, Error> {
+    UserLookup::by_id(id).map_err(|_| Error::NotFound { resource: "user" })
+}
+
 #[utoipa::path(get, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_user(
+async fn get_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<UserView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let lookup =
-        UserLookup::by_id(&user_id).map_err(|_| fail(Error::NotFound { resource: "user" }))?;
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
     let user = state
-        .store
-        .get_user(workspace, &lookup)
-        .await
-        .map_err(fail)?;
-    Ok(envelope(user_view(&user, workspace), json!({})))
+        .service
+        .get_user(&caller, &user_by_id(&user_id)?)
+        .await?;
+    Ok(envelope(user_view(&user, caller.workspace), json!({})))
 }
 
 #[utoipa::path(delete, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_user(
+async fn delete_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<Deleted>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let lookup =
-        UserLookup::by_id(&user_id).map_err(|_| fail(Error::NotFound { resource: "user" }))?;
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<Deleted>>, ApiError<Schematic>> {
     state
-        .store
-        .delete_user(workspace, &lookup)
-        .await
-        .map_err(fail)?;
+        .service
+        .delete_user(&caller, &user_by_id(&user_id)?)
+        .await?;
     Ok(envelope(Deleted { deleted: true }, json!({})))
 }
 
@@ -535,67 +536,49 @@ pub(super) struct KeysBody {
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/users/delete", request_body = KeysBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_user_by_keys(
+async fn delete_user_by_keys(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<KeysBody>, JsonRejection>,
-) -> Result<Json<Envelope<UserView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let lookup = UserLookup::by_keys(body(FAMILY, request)?.keys).map_err(fail)?;
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, KeysBody>,
+) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
     let user = state
-        .store
-        .delete_user(workspace, &lookup)
-        .await
-        .map_err(fail)?;
-    Ok(envelope(user_view(&user, workspace), json!({})))
+        .service
+        .delete_user(&caller, &UserLookup::by_keys(request.keys)?)
+        .await?;
+    Ok(envelope(user_view(&user, caller.workspace), json!({})))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Up to 100, which is also the default.
     limit: Option<i64>,
     offset: Option<u64>,
     company_id: Option<String>,
 }
 
-/// Newest-first offset pages; `limit` defaults to 100, its maximum here.
-fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, ApiError> {
+/// Newest-first offset pages.
+fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, Error> {
     Ok(
-        PageRequest::parse(query.limit.unwrap_or(100), "", canonical)
-            .map_err(fail)?
+        PageRequest::parse(&SCHEMATIC_PAGES, query.limit, "", canonical)?
             .skipping(query.offset.unwrap_or(0))
             .newest_first(),
     )
 }
 
-fn company_filter(query: &ListQuery) -> Result<Option<uuid::Uuid>, ApiError> {
-    query
-        .company_id
-        .as_deref()
-        .filter(|id| !id.is_empty())
-        .map(|id| parse_uuid(id, "company_id").map_err(fail))
-        .transpose()
-}
-
 #[utoipa::path(get, tag = "schematic", path = "/users", params(ListQuery), responses((status = 200, body = Envelope<Vec<UserView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn list_users(
+async fn list_users(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Envelope<Vec<UserView>>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
-    let company = company_filter(&query)?;
-    let page = offset_page(&query, &format!("users|{workspace}|{company:?}"))?;
-    let users = state
-        .store
-        .list_users(workspace, company, &page)
-        .await
-        .map_err(fail)?;
+    Authed(caller, _): Authed<Schematic>,
+    Params(query, _): Params<Schematic, ListQuery>,
+) -> Result<Json<Envelope<Vec<UserView>>>, ApiError<Schematic>> {
+    let filter = UserFilter::parse(query.company_id.as_deref().unwrap_or(""))?;
+    let page = offset_page(&query, &filter.canonical(caller.workspace))?;
+    let users = state.service.list_users(&caller, &filter, &page).await?;
     let data: Vec<_> = users
         .items
         .iter()
-        .map(|u| user_view(u, workspace))
+        .map(|u| user_view(u, caller.workspace))
         .collect();
     Ok(envelope(
         data,
@@ -604,18 +587,13 @@ pub(super) async fn list_users(
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/users/count", params(ListQuery), responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn count_users(
+async fn count_users(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Envelope<Count>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
-    let count = state
-        .store
-        .count_users(workspace, company_filter(&query)?)
-        .await
-        .map_err(fail)?;
+    Authed(caller, _): Authed<Schematic>,
+    Params(query, _): Params<Schematic, ListQuery>,
+) -> Result<Json<Envelope<Count>>, ApiError<Schematic>> {
+    let filter = UserFilter::parse(query.company_id.as_deref().unwrap_or(""))?;
+    let count = state.service.count_users(&caller, &filter).await?;
     Ok(envelope(
         Count { count },
         json!({ "company_id": query.company_id }),
@@ -635,8 +613,8 @@ pub(super) struct TraitBody {
 }
 
 impl TraitBody {
-    fn into_update(self) -> Result<TraitUpdate, Error> {
-        TraitUpdate::parse(TraitChangeInput {
+    fn into_input(self) -> TraitChangeInput {
+        TraitChangeInput {
             keys: self.keys,
             name: self.name,
             change: match (self.incr, self.set) {
@@ -645,180 +623,141 @@ impl TraitBody {
                 (None, None) => None,
             },
             update_only: self.update_only.unwrap_or(false),
-        })
+        }
     }
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/user-traits", request_body = TraitBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn user_trait(
+async fn user_trait(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<TraitBody>, JsonRejection>,
-) -> Result<Json<Envelope<UserView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let update = body(FAMILY, request)?.into_update().map_err(fail)?;
-    let user = state
-        .store
-        .update_user_trait(workspace, &update)
-        .await
-        .map_err(fail)?;
-    Ok(envelope(user_view(&user, workspace), json!({})))
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, TraitBody>,
+) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
+    let update = TraitUpdate::parse(request.into_input())?;
+    let user = state.service.upsert_user_trait(&caller, &update).await?;
+    Ok(envelope(user_view(&user, caller.workspace), json!({})))
 }
 
-pub(super) async fn upsert_company_as(
+async fn upsert_company_as(
     state: &RestState,
-    headers: &HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<CompanyDetailView, ApiError> {
-    let workspace = caller(state, headers).await?;
-    let upsert = body(FAMILY, request)?.into_upsert(false).map_err(fail)?;
+    caller: &Caller,
+    request: UpsertBody,
+) -> Result<Json<Envelope<CompanyDetailView>>, Error> {
     let (company, _) = state
-        .store
-        .upsert_company(workspace, &upsert)
-        .await
-        .map_err(fail)?;
-    company_detail(state, &company, workspace).await
-}
-
-#[utoipa::path(post, tag = "schematic", path = "/companies", request_body = UpsertBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn upsert_company(
-    State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
+        .service
+        .upsert_company(caller, &request.into_company()?)
+        .await?;
     Ok(envelope(
-        upsert_company_as(&state, &headers, request).await?,
+        company_detail(state, caller, &company).await?,
         json!({}),
     ))
 }
 
-#[utoipa::path(post, tag = "schematic", path = "/companies/create", request_body = UpsertBody, responses((status = 201, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn create_company(
+#[utoipa::path(post, tag = "schematic", path = "/companies", request_body = UpsertBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn upsert_company(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Envelope<CompanyDetailView>>), ApiError> {
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, UpsertBody>,
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
+    Ok(upsert_company_as(&state, &caller, request).await?)
+}
+
+#[utoipa::path(post, tag = "schematic", path = "/companies/create", request_body = UpsertBody, responses((status = 201, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_company(
+    State(state): State<RestState>,
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, UpsertBody>,
+) -> Result<(StatusCode, Json<Envelope<CompanyDetailView>>), ApiError<Schematic>> {
     Ok((
         StatusCode::CREATED,
-        envelope(
-            upsert_company_as(&state, &headers, request).await?,
-            json!({}),
-        ),
+        upsert_company_as(&state, &caller, request).await?,
     ))
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/companies/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn lookup_company(
+async fn lookup_company(
     State(state): State<RestState>,
-    headers: HeaderMap,
+    Authed(caller, _): Authed<Schematic>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
     let keys = query_keys(&query)?;
-    let parsed =
-        Keys::parse(keys.clone(), "keys", true).map_err(|v| fail(Error::InvalidArgument(v)))?;
-    let company = state
-        .store
-        .lookup_company(workspace, &parsed)
-        .await
-        .map_err(fail)?;
+    let lookup = CompanyLookup::by_keys(keys.clone())?;
+    let company = state.service.get_company(&caller, &lookup).await?;
     Ok(envelope(
-        company_detail(&state, &company, workspace).await?,
+        company_detail(&state, &caller, &company).await?,
         json!({ "keys": keys }),
     ))
 }
 
-pub(super) async fn company_by_id(
-    state: &RestState,
-    workspace: WorkspaceId,
-    id: &str,
-) -> Result<Company, ApiError> {
-    let id = parse_uuid(id, "company_id").map_err(|_| {
-        fail(Error::NotFound {
+/// A company id in a path; one that is no UUID names no company.
+fn company_by_id(id: &str) -> Result<CompanyLookup, Error> {
+    parse_uuid(id, "company_id")
+        .map(CompanyLookup::Id)
+        .map_err(|_| Error::NotFound {
             resource: "company",
-        })
-    })?;
-    state
-        .store
-        .companies(workspace, &[id])
-        .await
-        .map_err(fail)?
-        .pop()
-        .ok_or_else(|| {
-            fail(Error::NotFound {
-                resource: "company",
-            })
         })
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_company(
+async fn get_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let company = company_by_id(&state, workspace, &company_id).await?;
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
+    let company = state
+        .service
+        .get_company(&caller, &company_by_id(&company_id)?)
+        .await?;
     Ok(envelope(
-        company_detail(&state, &company, workspace).await?,
+        company_detail(&state, &caller, &company).await?,
         json!({}),
     ))
 }
 
 #[utoipa::path(delete, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_company(
+async fn delete_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<Deleted>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let company = company_by_id(&state, workspace, &company_id).await?;
-    let lookup = crate::domain::customer::CustomerLookup::Id(company.id);
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<Deleted>>, ApiError<Schematic>> {
     state
-        .store
-        .delete_customer(workspace, &lookup)
-        .await
-        .map_err(fail)?;
+        .service
+        .delete_company(&caller, &company_by_id(&company_id)?)
+        .await?;
     Ok(envelope(Deleted { deleted: true }, json!({})))
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/companies/delete", request_body = KeysBody, responses((status = 200, body = Envelope<CompanyView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_company_by_keys(
+async fn delete_company_by_keys(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<KeysBody>, JsonRejection>,
-) -> Result<Json<Envelope<CompanyView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let keys = Keys::parse(body(FAMILY, request)?.keys, "keys", true)
-        .map_err(|v| fail(Error::InvalidArgument(v)))?;
-    let company = state
-        .store
-        .delete_company(workspace, &keys)
-        .await
-        .map_err(fail)?;
-    Ok(envelope(company_view(&company, workspace), json!({})))
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, KeysBody>,
+) -> Result<Json<Envelope<CompanyView>>, ApiError<Schematic>> {
+    let lookup = CompanyLookup::by_keys(request.keys)?;
+    let company = state.service.delete_company(&caller, &lookup).await?;
+    Ok(envelope(
+        company_view(&company, caller.workspace),
+        json!({}),
+    ))
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/companies", params(ListQuery), responses((status = 200, body = Envelope<Vec<CompanyView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn list_companies(
+async fn list_companies(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
+    Authed(caller, _): Authed<Schematic>,
+    Params(query, _): Params<Schematic, ListQuery>,
+) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError<Schematic>> {
     let filter = CustomerFilter::default();
-    let page = offset_page(&query, &filter.canonical(workspace))?;
+    let page = offset_page(&query, &filter.canonical(caller.workspace))?;
     let customers = state
-        .store
-        .list_customers(workspace, &filter, &page)
-        .await
-        .map_err(fail)?;
-    let ids: Vec<_> = customers.items.iter().map(|c| c.id).collect();
-    let companies = state.store.companies(workspace, &ids).await.map_err(fail)?;
+        .service
+        .list_customers(&caller, &filter, &page)
+        .await?;
+    let ids: Vec<_> = customers.items.iter().map(|c| c.customer.id).collect();
+    let companies = state.service.companies(&caller, &ids).await?;
     let data: Vec<_> = companies
         .iter()
-        .map(|c| company_view(c, workspace))
+        .map(|c| company_view(c, caller.workspace))
         .collect();
     Ok(envelope(
         data,
@@ -827,34 +766,27 @@ pub(super) async fn list_companies(
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/companies/count", responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn count_companies(
+async fn count_companies(
     State(state): State<RestState>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<Count>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<Count>>, ApiError<Schematic>> {
     let count = state
-        .store
-        .count_customers(workspace, &CustomerFilter::default())
-        .await
-        .map_err(fail)?;
+        .service
+        .count_customers(&caller, &CustomerFilter::default())
+        .await?;
     Ok(envelope(Count { count }, json!({})))
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/company-traits", request_body = TraitBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn company_trait(
+async fn company_trait(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<TraitBody>, JsonRejection>,
-) -> Result<Json<Envelope<CompanyDetailView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let update = body(FAMILY, request)?.into_update().map_err(fail)?;
-    let company = state
-        .store
-        .update_company_trait(workspace, &update)
-        .await
-        .map_err(fail)?;
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, TraitBody>,
+) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
+    let update = CompanyTraitUpdate::parse(request.into_input())?;
+    let company = state.service.upsert_company_trait(&caller, &update).await?;
     Ok(envelope(
-        company_detail(&state, &company, workspace).await?,
+        company_detail(&state, &caller, &company).await?,
         json!({}),
     ))
 }
@@ -868,21 +800,21 @@ pub(super) struct MembershipBody {
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/company-memberships", request_body = MembershipBody, responses((status = 200, body = Envelope<MembershipView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_or_create_membership(
+async fn get_or_create_membership(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<MembershipBody>, JsonRejection>,
-) -> Result<Json<Envelope<MembershipView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let request = body(FAMILY, request)?;
-    let company = parse_uuid(&request.company_id, "company_id").map_err(fail)?;
-    let user = parse_uuid(&request.user_id, "user_id").map_err(fail)?;
+    Authed(caller, _): Authed<Schematic>,
+    Body(request, _): Body<Schematic, MembershipBody>,
+) -> Result<Json<Envelope<MembershipView>>, ApiError<Schematic>> {
+    let company = parse_uuid(&request.company_id, "company_id")?;
+    let user = parse_uuid(&request.user_id, "user_id")?;
     let (membership, _) = state
-        .store
-        .get_or_create_membership(workspace, company, user, None)
-        .await
-        .map_err(fail)?;
-    Ok(envelope(membership_view(&membership, workspace), json!({})))
+        .service
+        .get_or_create_membership(&caller, company, user)
+        .await?;
+    Ok(envelope(
+        membership_view(&membership, caller.workspace),
+        json!({}),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -890,45 +822,36 @@ pub(super) async fn get_or_create_membership(
 pub(super) struct MembershipQuery {
     company_id: Option<String>,
     user_id: Option<String>,
+    /// Up to 100, which is also the default.
     limit: Option<i64>,
     offset: Option<u64>,
 }
 
 #[utoipa::path(get, tag = "schematic", path = "/company-memberships", params(MembershipQuery), responses((status = 200, body = Envelope<Vec<MembershipView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn list_memberships(
+async fn list_memberships(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<MembershipQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Envelope<Vec<MembershipView>>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
-    let id = |text: &Option<String>, field: &str| {
-        text.as_deref()
-            .filter(|t| !t.is_empty())
-            .map(|t| parse_uuid(t, field).map_err(fail))
-            .transpose()
-    };
-    let company = id(&query.company_id, "company_id")?;
-    let user = id(&query.user_id, "user_id")?;
-    if company.is_none() && user.is_none() {
-        return Err(fail(Error::invalid(
-            "company_id",
-            "set company_id, user_id or both",
-        )));
-    }
-    let canonical = format!("memberships|{workspace}|{company:?}|{user:?}");
-    let page = PageRequest::parse(query.limit.unwrap_or(100), "", &canonical)
-        .map_err(fail)?
-        .skipping(query.offset.unwrap_or(0));
+    Authed(caller, _): Authed<Schematic>,
+    Params(query, _): Params<Schematic, MembershipQuery>,
+) -> Result<Json<Envelope<Vec<MembershipView>>>, ApiError<Schematic>> {
+    let filter = MembershipFilter::parse(
+        query.company_id.as_deref().unwrap_or(""),
+        query.user_id.as_deref().unwrap_or(""),
+    )?;
+    let page = PageRequest::parse(
+        &SCHEMATIC_PAGES,
+        query.limit,
+        "",
+        &filter.canonical(caller.workspace),
+    )?
+    .skipping(query.offset.unwrap_or(0));
     let memberships = state
-        .store
-        .list_memberships(workspace, company, user, &page)
-        .await
-        .map_err(fail)?;
+        .service
+        .list_memberships(&caller, &filter, &page)
+        .await?;
     let data: Vec<_> = memberships
         .items
         .iter()
-        .map(|m| membership_view(m, workspace))
+        .map(|m| membership_view(m, caller.workspace))
         .collect();
     Ok(envelope(
         data,
@@ -937,21 +860,14 @@ pub(super) async fn list_memberships(
 }
 
 #[utoipa::path(delete, tag = "schematic", path = "/company-memberships/{membership_id}", params(("membership_id" = String, Path, description = "The membership id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_membership(
+async fn delete_membership(
     State(state): State<RestState>,
     Path(membership_id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Envelope<Deleted>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let id = parse_uuid(&membership_id, "membership_id").map_err(|_| {
-        fail(Error::NotFound {
-            resource: "membership",
-        })
+    Authed(caller, _): Authed<Schematic>,
+) -> Result<Json<Envelope<Deleted>>, ApiError<Schematic>> {
+    let id = parse_uuid(&membership_id, "membership_id").map_err(|_| Error::NotFound {
+        resource: "membership",
     })?;
-    state
-        .store
-        .delete_membership(workspace, id, None)
-        .await
-        .map_err(fail)?;
+    state.service.delete_membership(&caller, id).await?;
     Ok(envelope(Deleted { deleted: true }, json!({})))
 }

@@ -4,56 +4,85 @@
 //! The type is accepted as `typeRefId` (the seed) or `entityTypeId` (the
 //! current SDKs) and returned under both names.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, Family, RestState, authenticate, body, present, rfc3339};
-use crate::domain::WorkspaceId;
+use super::RestState;
+use super::family::{
+    ApiError, Authed, Body, Family, Params, present, rfc3339, to_json, violation_list,
+};
+use crate::auth::header_key;
+use crate::domain::Caller;
 use crate::domain::customer::ExternalId;
 use crate::domain::entity::{
     self, Entity, EntityFilter, EntityId, EntityType, EntityTypeInput, EntityUpsertInput,
+    entity_types_query,
 };
-use crate::domain::page::{Cursor, Page, PageRequest};
-use crate::error::Error;
+use crate::domain::page::{Cursor, Page, PageRequest, STIGG_PAGES};
+use crate::error::{Error, FieldPath, FieldViolation, lower_camel};
 
-const FAMILY: Family = Family::Stigg;
+/// Seed 000's family.
+pub struct Stigg;
 
-pub(super) fn routes() -> Router<RestState> {
-    Router::new()
-        .route(
-            "/api/v1-beta/customers/{customer_id}/entities",
-            get(list).put(upsert),
-        )
-        .route(
-            "/api/v1-beta/customers/{customer_id}/entities/archive",
-            post(archive),
-        )
-        .route(
-            "/api/v1-beta/customers/{customer_id}/entities/unarchive",
-            post(unarchive),
-        )
-        .route(
-            "/api/v1-beta/customers/{customer_id}/entities/{entity_id}",
-            get(get_one),
-        )
-        .route(
-            "/api/v1-beta/entity-types",
-            get(list_types).put(upsert_types),
-        )
+impl Family for Stigg {
+    /// Stigg answers every invalid request with 400.
+    const INVALID: StatusCode = StatusCode::BAD_REQUEST;
+
+    fn key(headers: &HeaderMap) -> Option<&str> {
+        header_key(headers, "x-api-key")
+    }
+
+    /// Field names as Stigg's bodies spell them; map keys as sent.
+    fn field_name(path: &FieldPath) -> String {
+        path.render(|name| match name {
+            "type_id" => Cow::Borrowed("typeRefId"),
+            "customer_id" => Cow::Borrowed("id"),
+            other => lower_camel(other),
+        })
+    }
+
+    fn error_body(error: &Error, message: &str, _input: Option<&Value>) -> Value {
+        let code = match error {
+            Error::InvalidArgument(_)
+            | Error::InvalidPageToken(_)
+            | Error::ForbiddenTransition(_) => "BAD_REQUEST",
+            Error::AlreadyExists { .. } | Error::Aborted(_) => "CONFLICT",
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::Unauthenticated => "UNAUTHENTICATED",
+            Error::RateLimited { .. } => "TOO_MANY_REQUESTS",
+            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL_SERVER_ERROR",
+        };
+        let message = match error {
+            Error::Unauthenticated => "Invalid or missing API key".to_owned(),
+            _ if error.violations().is_empty() => message.to_owned(),
+            _ => violation_list::<Self>(error.violations()),
+        };
+        to_json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        })
+    }
 }
 
-/// Domain field paths in the names Stigg callers send.
-pub(super) fn field_name(path: &str) -> String {
-    path.replace("type_id", "typeRefId")
-        .replace("display_name", "displayName")
-        .replace("customer_id", "id")
-        .replace("attribution_keys", "attributionKeys")
+pub(super) fn routes() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upsert))
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
+        .routes(routes!(get_one))
+        .routes(routes!(list_types, upsert_types))
 }
 
 /// `{"data": …}`: every Stigg reply's envelope.
@@ -86,36 +115,14 @@ pub(super) struct ErrorBody {
     error: ErrorDetail,
 }
 
-impl ErrorBody {
-    pub(super) fn new(code: &str, message: String) -> Self {
-        Self {
-            error: ErrorDetail {
-                code: code.to_owned(),
-                message,
-            },
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ErrorDetail {
     code: String,
     message: String,
 }
 
-fn fail(error: Error) -> ApiError {
-    ApiError::new(FAMILY, error)
-}
-
-fn owner(customer_id: &str) -> Result<ExternalId, ApiError> {
-    entity::parse_owner(customer_id).map_err(|v| fail(Error::InvalidArgument(vec![v])))
-}
-
-pub(super) async fn caller(
-    state: &RestState,
-    headers: &HeaderMap,
-) -> Result<WorkspaceId, ApiError> {
-    authenticate(state, FAMILY, headers).await
+fn owner(customer_id: &str) -> Result<ExternalId, Error> {
+    entity::parse_owner(customer_id).map_err(|v| Error::InvalidArgument(vec![v]))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,7 +155,7 @@ pub(super) struct EntityView {
     entity_type_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     display_name: Option<String>,
-    metadata: std::collections::BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
     created_at: String,
     updated_at: String,
     archived_at: Option<String>,
@@ -174,13 +181,16 @@ impl From<&Entity> for EntityView {
 fn metadata(
     position: usize,
     pairs: Map<String, Value>,
-) -> Result<std::collections::BTreeMap<String, String>, crate::error::FieldViolation> {
+) -> Result<BTreeMap<String, String>, FieldViolation> {
     pairs
         .into_iter()
         .map(|(key, value)| match value {
             Value::String(text) => Ok((key, text)),
-            _ => Err(crate::error::FieldViolation::new(
-                format!("entities[{position}].metadata.{key}"),
+            _ => Err(FieldViolation::new(
+                FieldPath::field("entities")
+                    .index(position)
+                    .then("metadata")
+                    .key(key),
                 "must be a string",
             )),
         })
@@ -188,21 +198,19 @@ fn metadata(
 }
 
 #[utoipa::path(put, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = UpsertBody, responses((status = 200, body = Data<Vec<EntityView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn upsert(
+async fn upsert(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<UpsertBody>, JsonRejection>,
-) -> Result<Json<Data<Vec<EntityView>>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+    Authed(caller, _): Authed<Stigg>,
+    Body(request, _): Body<Stigg, UpsertBody>,
+) -> Result<Json<Data<Vec<EntityView>>>, ApiError<Stigg>> {
     let owner = owner(&customer_id)?;
-    let request = body(FAMILY, request)?;
     let mut wire = Vec::new();
     let mut inputs = Vec::with_capacity(request.entities.len());
     for (i, e) in request.entities.into_iter().enumerate() {
         let metadata = metadata(i, e.metadata).unwrap_or_else(|violation| {
             wire.push(violation);
-            std::collections::BTreeMap::new()
+            BTreeMap::new()
         });
         inputs.push(EntityUpsertInput {
             id: e.id,
@@ -211,32 +219,26 @@ pub(super) async fn upsert(
             metadata,
         });
     }
-    let batch = Error::with_wire_violations(wire, entity::parse_batch(inputs)).map_err(fail)?;
+    let batch = Error::with_wire_violations(wire, entity::parse_batch(inputs))?;
     let entities = state
-        .store
-        .upsert_entities(workspace, &owner, &batch)
-        .await
-        .map_err(fail)?;
+        .service
+        .batch_upsert_entities(&caller, &owner, &batch)
+        .await?;
     Ok(Json(Data {
         data: entities.iter().map(EntityView::from).collect(),
     }))
 }
 
 #[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities/{entity_id}", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ("entity_id" = String, Path, description = "The entity id")), responses((status = 200, body = Data<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_one(
+async fn get_one(
     State(state): State<RestState>,
     Path((customer_id, entity_id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Data<EntityView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+    Authed(caller, _): Authed<Stigg>,
+) -> Result<Json<Data<EntityView>>, ApiError<Stigg>> {
     let owner = owner(&customer_id)?;
-    let id = EntityId::parse(&entity_id, "entityId")
-        .map_err(|v| fail(Error::InvalidArgument(vec![v])))?;
-    let entity = state
-        .store
-        .get_entity(workspace, &owner, &id)
-        .await
-        .map_err(fail)?;
+    let id =
+        EntityId::parse(&entity_id, "entity_id").map_err(|v| Error::InvalidArgument(vec![v]))?;
+    let entity = state.service.get_entity(&caller, &owner, &id).await?;
     Ok(Json(Data {
         data: EntityView::from(&entity),
     }))
@@ -246,6 +248,7 @@ pub(super) async fn get_one(
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ListQuery {
+    /// 1 to 100, 20 by default.
     limit: Option<i64>,
     after: Option<String>,
     before: Option<String>,
@@ -267,12 +270,8 @@ fn window(
     query: &str,
     after: Option<Cursor>,
     before: Option<Cursor>,
-) -> Result<Window, ApiError> {
-    let limit = limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(fail(Error::invalid("limit", "must be 1 to 100")));
-    }
-    let mut page = PageRequest::parse(limit, "", query).map_err(fail)?;
+) -> Result<Window, Error> {
+    let mut page = PageRequest::parse(&STIGG_PAGES, limit, "", query)?;
     let backward = before.is_some();
     page.after = before.or(after);
     if backward {
@@ -308,63 +307,52 @@ fn paged<T>(
     (page.items, next, prev)
 }
 
-fn cursor_id(text: Option<&str>, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+fn cursor_id(text: Option<&str>, field: &'static str) -> Result<Option<uuid::Uuid>, Error> {
     text.filter(|t| !t.is_empty())
-        .map(|t| {
-            uuid::Uuid::try_parse(t).map_err(|_| fail(Error::invalid(field, "must be a UUID")))
-        })
+        .map(|t| uuid::Uuid::try_parse(t).map_err(|_| Error::invalid(field, "must be a UUID")))
         .transpose()
 }
 
 #[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ListQuery), responses((status = 200, body = Paged<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn list(
+async fn list(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Paged<EntityView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
+    Authed(caller, _): Authed<Stigg>,
+    Params(query, _): Params<Stigg, ListQuery>,
+) -> Result<Json<Paged<EntityView>>, ApiError<Stigg>> {
     let owner = owner(&customer_id)?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
     let include_archived = match query.include_archived.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
-            return Err(fail(Error::invalid(
-                "includeArchived",
-                "must be \"true\" or \"false\"",
-            )));
+            return Err(Error::invalid("include_archived", "must be \"true\" or \"false\"").into());
         }
     };
-    let filter = EntityFilter::parse(query.type_ref_id.as_deref().unwrap_or(""), include_archived)
-        .map_err(fail)?;
-    let cursor = |id: Option<uuid::Uuid>| {
-        let (state, owner) = (&state, &owner);
-        async move {
-            match id {
-                Some(id) => state
-                    .store
-                    .entity_cursor(workspace, owner, id)
-                    .await
-                    .map(Some)
-                    .map_err(fail),
-                None => Ok(None),
-            }
-        }
-    };
-    let after = cursor(cursor_id(query.after.as_deref(), "after")?).await?;
-    let before = cursor(cursor_id(query.before.as_deref(), "before")?).await?;
+    let filter = EntityFilter::parse(query.type_ref_id.as_deref().unwrap_or(""), include_archived)?;
+    let after = entity_cursor(
+        &state,
+        &caller,
+        &owner,
+        cursor_id(query.after.as_deref(), "after")?,
+    )
+    .await?;
+    let before = entity_cursor(
+        &state,
+        &caller,
+        &owner,
+        cursor_id(query.before.as_deref(), "before")?,
+    )
+    .await?;
     let window = window(
         query.limit,
-        &filter.canonical(workspace, &owner),
+        &filter.canonical(caller.workspace, &owner),
         after,
         before,
     )?;
     let page = state
-        .store
-        .list_entities(workspace, &owner, &filter, &window.page)
-        .await
-        .map_err(fail)?;
+        .service
+        .list_entities(&caller, &owner, &filter, &window.page)
+        .await?;
     let (items, next, prev) = paged(&window, page, |e| e.key);
     Ok(Json(Paged {
         data: items.iter().map(EntityView::from).collect(),
@@ -372,48 +360,63 @@ pub(super) async fn list(
     }))
 }
 
+/// Where the entity a cursor names sits, if a cursor was given.
+async fn entity_cursor(
+    state: &RestState,
+    caller: &Caller,
+    owner: &ExternalId,
+    id: Option<uuid::Uuid>,
+) -> Result<Option<Cursor>, Error> {
+    match id {
+        Some(id) => state
+            .service
+            .entity_cursor(caller, owner, id)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct IdsBody {
     ids: Vec<String>,
 }
 
-pub(super) async fn set_archived(
-    state: RestState,
+async fn set_archived(
+    state: &RestState,
+    caller: &Caller,
     customer_id: &str,
-    headers: &HeaderMap,
-    request: Result<Json<IdsBody>, JsonRejection>,
+    request: IdsBody,
     archived: bool,
-) -> Result<Json<Data<Ids>>, ApiError> {
-    let workspace = caller(&state, headers).await?;
+) -> Result<Json<Data<Ids>>, ApiError<Stigg>> {
     let owner = owner(customer_id)?;
-    let ids = entity::parse_ids(&body(FAMILY, request)?.ids).map_err(fail)?;
+    let ids = entity::parse_ids(&request.ids)?;
     let entities = state
-        .store
-        .set_entities_archived(workspace, &owner, &ids, archived)
-        .await
-        .map_err(fail)?;
+        .service
+        .set_entities_archived(caller, &owner, &ids, archived)
+        .await?;
     let ids = entities.iter().map(|e| e.id.as_str().to_owned()).collect();
     Ok(Json(Data { data: Ids { ids } }))
 }
 
 #[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/archive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn archive(
+async fn archive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<IdsBody>, JsonRejection>,
-) -> Result<Json<Data<Ids>>, ApiError> {
-    set_archived(state, &customer_id, &headers, request, true).await
+    Authed(caller, _): Authed<Stigg>,
+    Body(request, _): Body<Stigg, IdsBody>,
+) -> Result<Json<Data<Ids>>, ApiError<Stigg>> {
+    set_archived(&state, &caller, &customer_id, request, true).await
 }
 
 #[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/unarchive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn unarchive(
+async fn unarchive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
-    request: Result<Json<IdsBody>, JsonRejection>,
-) -> Result<Json<Data<Ids>>, ApiError> {
-    set_archived(state, &customer_id, &headers, request, false).await
+    Authed(caller, _): Authed<Stigg>,
+    Body(request, _): Body<Stigg, IdsBody>,
+) -> Result<Json<Data<Ids>>, ApiError<Stigg>> {
+    set_archived(&state, &caller, &customer_id, request, false).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -455,13 +458,12 @@ impl From<&EntityType> for TypeView {
 }
 
 #[utoipa::path(put, path = "/api/v1-beta/entity-types", tag = "stigg", request_body = TypesBody, responses((status = 200, body = Data<Vec<TypeView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn upsert_types(
+async fn upsert_types(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    request: Result<Json<TypesBody>, JsonRejection>,
-) -> Result<Json<Data<Vec<TypeView>>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let inputs = body(FAMILY, request)?
+    Authed(caller, _): Authed<Stigg>,
+    Body(request, _): Body<Stigg, TypesBody>,
+) -> Result<Json<Data<Vec<TypeView>>>, ApiError<Stigg>> {
+    let inputs = request
         .types
         .into_iter()
         .map(|t| EntityTypeInput {
@@ -471,12 +473,11 @@ pub(super) async fn upsert_types(
             archived: None,
         })
         .collect();
-    let batch = entity::parse_type_batch(inputs).map_err(fail)?;
+    let batch = entity::parse_type_batch(inputs)?;
     let types = state
-        .store
-        .upsert_entity_types(workspace, &batch)
-        .await
-        .map_err(fail)?;
+        .service
+        .batch_upsert_entity_types(&caller, &batch)
+        .await?;
     Ok(Json(Data {
         data: types.iter().map(TypeView::from).collect(),
     }))
@@ -485,46 +486,39 @@ pub(super) async fn upsert_types(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct TypesQuery {
+    /// 1 to 100, 20 by default.
     limit: Option<i64>,
     after: Option<String>,
     before: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1-beta/entity-types", tag = "stigg", params(TypesQuery), responses((status = 200, body = Paged<TypeView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn list_types(
+async fn list_types(
     State(state): State<RestState>,
-    headers: HeaderMap,
-    query: Result<Query<TypesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Paged<TypeView>>, ApiError> {
-    let workspace = caller(&state, &headers).await?;
-    let Query(query) = query.map_err(|r| fail(Error::invalid("query", r.body_text())))?;
-    let cursor = |id: Option<uuid::Uuid>| {
-        let state = &state;
+    Authed(caller, _): Authed<Stigg>,
+    Params(query, _): Params<Stigg, TypesQuery>,
+) -> Result<Json<Paged<TypeView>>, ApiError<Stigg>> {
+    let type_cursor = |id: Option<uuid::Uuid>| {
+        let (state, caller) = (&state, &caller);
         async move {
             match id {
-                Some(id) => state
-                    .store
-                    .entity_type_cursor(workspace, id)
-                    .await
-                    .map(Some)
-                    .map_err(fail),
+                Some(id) => state.service.entity_type_cursor(caller, id).await.map(Some),
                 None => Ok(None),
             }
         }
     };
-    let after = cursor(cursor_id(query.after.as_deref(), "after")?).await?;
-    let before = cursor(cursor_id(query.before.as_deref(), "before")?).await?;
+    let after = type_cursor(cursor_id(query.after.as_deref(), "after")?).await?;
+    let before = type_cursor(cursor_id(query.before.as_deref(), "before")?).await?;
     let window = window(
         query.limit,
-        &format!("entity_types|{workspace}"),
+        &entity_types_query(caller.workspace),
         after,
         before,
     )?;
     let page = state
-        .store
-        .list_entity_types(workspace, &window.page)
-        .await
-        .map_err(fail)?;
+        .service
+        .list_entity_types(&caller, &window.page)
+        .await?;
     let (items, next, prev) = paged(&window, page, |t| t.key);
     Ok(Json(Paged {
         data: items.iter().map(TypeView::from).collect(),

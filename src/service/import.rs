@@ -3,13 +3,12 @@
 //! conflicts with another, is rejected on their own and the import goes on.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
 
-use crate::domain::WorkspaceId;
+use super::Service;
+use crate::domain::Caller;
 use crate::domain::customer::Email;
-use crate::domain::person::{PersonUpsert, PersonUpsertInput};
-use crate::error::{FieldViolation, Result};
-use crate::store::Store;
+use crate::domain::person::{PersonUpsert, PersonUpsertInput, batch_item};
+use crate::error::{FieldPath, FieldViolation, Result};
 
 /// People per store batch: large enough to amortise a transaction, small
 /// enough for both backends' bind limits (18 columns × 500 rows).
@@ -26,7 +25,7 @@ pub struct Rejection {
     /// 0-based position in the stream.
     pub position: u64,
     /// Relative to the person: `email`, `traits.timezone`.
-    pub field: String,
+    pub field: FieldPath,
     pub description: String,
 }
 
@@ -40,8 +39,8 @@ pub struct ImportTally {
 }
 
 pub struct Importer {
-    store: Arc<dyn Store>,
-    workspace: WorkspaceId,
+    service: Service,
+    caller: Caller,
     positions: Vec<u64>,
     pending: Vec<PersonUpsert>,
     /// User ids and email keys pending, so one batch never names a person
@@ -81,10 +80,10 @@ struct Written {
 }
 
 impl Importer {
-    pub fn new(store: Arc<dyn Store>, workspace: WorkspaceId) -> Self {
+    pub fn new(service: Service, caller: Caller) -> Self {
         Self {
-            store,
-            workspace,
+            service,
+            caller,
             positions: Vec::with_capacity(BATCH_SIZE),
             pending: Vec::with_capacity(BATCH_SIZE),
             pending_keys: HashSet::new(),
@@ -169,7 +168,7 @@ impl Importer {
         let written = match batch.task.await.map_err(crate::error::Error::internal)? {
             Attempt::Written(written) => written,
             Attempt::NeedsMerge { positions, pending } => {
-                write(self.store.as_ref(), self.workspace, positions, pending).await?
+                write(&self.service, &self.caller, positions, pending).await?
             }
         };
         self.tally.created += written.created;
@@ -194,9 +193,9 @@ impl Importer {
         {
             self.settle_oldest().await?;
         }
-        let (store, workspace) = (self.store.clone(), self.workspace);
+        let (service, caller) = (self.service.clone(), self.caller);
         let task = tokio::spawn(async move {
-            match store.insert_new_people(workspace, &pending).await {
+            match service.insert_new_people(&caller, &pending).await {
                 Ok(Some(people)) => Attempt::Written(Written {
                     created: people.len() as u64,
                     ..Written::default()
@@ -223,14 +222,14 @@ impl Drop for Importer {
 /// Writes one batch. People it refuses by position (a conflict) are set
 /// aside and the rest written again; any other failure ends the import.
 async fn write(
-    store: &dyn Store,
-    workspace: WorkspaceId,
+    service: &Service,
+    caller: &Caller,
     mut positions: Vec<u64>,
     mut pending: Vec<PersonUpsert>,
 ) -> Result<Written> {
     let mut written = Written::default();
     while !pending.is_empty() {
-        match store.merge_people(workspace, &pending).await {
+        match service.merge_people(caller, &pending).await {
             Ok(people) => {
                 let created = people.iter().filter(|u| u.created).count() as u64;
                 written.created += created;
@@ -242,8 +241,8 @@ async fn write(
                     .violations()
                     .iter()
                     .filter_map(|v| {
-                        item_of(&v.field)
-                            .map(|(i, field)| (i, FieldViolation::new(field, &v.description)))
+                        let (i, field) = item_of(&v.field)?;
+                        Some((i, FieldViolation::new(field, &v.description)))
                     })
                     .collect();
                 if refused.is_empty() {
@@ -261,25 +260,31 @@ async fn write(
     Ok(written)
 }
 
-/// `people[12].email` → (12, `email`); `people[3]` → (3, ``).
-fn item_of(path: &str) -> Option<(usize, &str)> {
-    let rest = path.strip_prefix("people[")?;
-    let (index, field) = rest.split_once(']')?;
-    Some((
-        index.parse().ok()?,
-        field.strip_prefix('.').unwrap_or(field),
-    ))
+/// `people[12].email` → (12, `email`); `people[3]` → (3, the empty path).
+fn item_of(path: &FieldPath) -> Option<(usize, FieldPath)> {
+    let index = path
+        .strip_prefix(&FieldPath::field("people"))?
+        .first_index()?;
+    Some((index, path.strip_prefix(&batch_item(index))?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::item_of;
+    use crate::error::FieldPath;
 
     #[test]
     fn item_paths_split_into_position_and_field() {
-        assert_eq!(item_of("people[12].email"), Some((12, "email")));
-        assert_eq!(item_of("people[3]"), Some((3, "")));
-        assert_eq!(item_of("people"), None);
-        assert_eq!(item_of("entities[1].id"), None);
+        let people = || FieldPath::field("people");
+        assert_eq!(
+            item_of(&people().index(12).then("email")),
+            Some((12, FieldPath::field("email")))
+        );
+        assert_eq!(item_of(&people().index(3)), Some((3, FieldPath::default())));
+        assert_eq!(item_of(&people()), None);
+        assert_eq!(
+            item_of(&FieldPath::field("entities").index(1).then("id")),
+            None
+        );
     }
 }

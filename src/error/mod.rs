@@ -1,19 +1,23 @@
 //! The one error type of the service. Domain rules, the store and the auth
 //! layer all speak it; each transport maps it to its own wire shape in one
-//! table (`api::grpc::status`).
+//! table (`api::grpc::status`, `api::rest::family`).
+
+mod field_path;
 
 use std::fmt;
+
+pub use field_path::{FieldPath, Segment, lower_camel};
 
 /// A problem with one request field, named by its path relative to the
 /// request's resource (`metadata.plan`, `billing_address.country`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
-    pub field: String,
+    pub field: FieldPath,
     pub description: String,
 }
 
 impl FieldViolation {
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<FieldPath>, description: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             description: description.into(),
@@ -23,12 +27,8 @@ impl FieldViolation {
     /// The same violation, seen from an enclosing message: `country` inside
     /// `billing_address` becomes `billing_address.country`.
     #[must_use]
-    pub fn within(mut self, parent: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            parent.to_owned()
-        } else {
-            format!("{parent}.{}", self.field)
-        };
+    pub fn within(mut self, parent: &FieldPath) -> Self {
+        self.field = self.field.within(parent);
         self
     }
 }
@@ -51,9 +51,15 @@ pub enum Error {
     #[error("change not allowed: {}", list(.0))]
     ForbiddenTransition(Vec<FieldViolation>),
 
-    /// A value that must be unique in the workspace is taken.
-    #[error("{0}")]
-    AlreadyExists(FieldViolation),
+    /// A value that must be unique in the workspace is taken. `index` is
+    /// set when the database's unique index said so: the clash may be a
+    /// race that a retried transaction resolves. Without it the domain
+    /// found the clash in what it read, and that is final.
+    #[error("{violation}")]
+    AlreadyExists {
+        violation: FieldViolation,
+        index: Option<UniqueIndex>,
+    },
 
     /// No such record in the caller's workspace.
     #[error("{resource} not found")]
@@ -91,8 +97,48 @@ fn list(violations: &[FieldViolation]) -> String {
 }
 
 impl Error {
-    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<FieldPath>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// A clash the domain found in what it read: final, never retried.
+    pub fn already_exists(field: impl Into<FieldPath>, description: impl Into<String>) -> Self {
+        Self::AlreadyExists {
+            violation: FieldViolation::new(field, description),
+            index: None,
+        }
+    }
+
+    /// Whether the database refused the write on one of these unique
+    /// indexes, so that running the transaction again may succeed.
+    pub fn is_clash_on(&self, indexes: &[UniqueIndex]) -> bool {
+        matches!(self, Self::AlreadyExists { index: Some(index), .. } if indexes.contains(index))
+    }
+
+    /// The same error with every field path seen from `parent`.
+    #[must_use]
+    pub fn within(self, parent: &FieldPath) -> Self {
+        self.map_paths(|path| path.within(parent))
+    }
+
+    /// The same error with every field path changed by `change`.
+    #[must_use]
+    pub fn map_paths(self, change: impl Fn(FieldPath) -> FieldPath) -> Self {
+        let map = |violations: Vec<FieldViolation>| {
+            violations
+                .into_iter()
+                .map(|v| FieldViolation::new(change(v.field), v.description))
+                .collect()
+        };
+        match self {
+            Self::InvalidArgument(v) => Self::InvalidArgument(map(v)),
+            Self::ForbiddenTransition(v) => Self::ForbiddenTransition(map(v)),
+            Self::AlreadyExists { violation, index } => Self::AlreadyExists {
+                violation: FieldViolation::new(change(violation.field), violation.description),
+                index,
+            },
+            other => other,
+        }
     }
 
     pub fn internal(error: impl Into<BoxError>) -> Self {
@@ -144,13 +190,50 @@ impl Error {
     pub fn violations(&self) -> &[FieldViolation] {
         match self {
             Self::InvalidArgument(v) | Self::ForbiddenTransition(v) => v,
-            Self::AlreadyExists(v) => std::slice::from_ref(v),
+            Self::AlreadyExists { violation, .. } => std::slice::from_ref(violation),
             _ => &[],
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The unique indexes a write can run into, as the database names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueIndex {
+    WorkspaceName,
+    CustomerEmail,
+    CustomerExternalId,
+    CompanyKey,
+    UserKey,
+    PersonEmail,
+    PersonExternalId,
+}
+
+impl UniqueIndex {
+    /// The field the index protects, and what to tell the caller.
+    pub fn violation(self) -> FieldViolation {
+        let (field, message) = match self {
+            Self::WorkspaceName => ("name", "A workspace with this name already exists."),
+            Self::CustomerEmail => (
+                "email",
+                "A customer with this email address already exists.",
+            ),
+            Self::CustomerExternalId => (
+                "external_id",
+                "A customer with this external ID already exists.",
+            ),
+            Self::CompanyKey => ("keys", "One of these keys belongs to another company."),
+            Self::UserKey => ("keys", "One of these keys belongs to another user."),
+            Self::PersonEmail => ("email", "A person with this email address already exists."),
+            Self::PersonExternalId => (
+                "external_id",
+                "A person with this external ID already exists.",
+            ),
+        };
+        FieldViolation::new(field, message)
+    }
+}
 
 /// An error as a caller sees it.
 pub struct PublicMessage {

@@ -1,0 +1,272 @@
+//! Customers (seed 003) and their members.
+
+use uuid::Uuid;
+
+use super::{Service, found, retrying};
+use crate::domain::customer::{
+    CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
+};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::user::{Member, MemberRole, Membership};
+use crate::domain::{Caller, now};
+use crate::error::{Error, Result};
+use crate::store::{Session, Transaction};
+
+impl Service {
+    pub async fn create_customer(
+        &self,
+        caller: &Caller,
+        customer: NewCustomer,
+    ) -> Result<CustomerDetail> {
+        let customer = customer.into_customer(caller.workspace, now());
+        let mut tx = self.store.write().await?;
+        tx.insert_customer(&customer).await?;
+        tx.commit().await?;
+        // A new customer has no members yet.
+        Ok(CustomerDetail {
+            customer,
+            members: Vec::new(),
+        })
+    }
+
+    pub async fn get_customer(
+        &self,
+        caller: &Caller,
+        lookup: &CustomerLookup,
+    ) -> Result<CustomerDetail> {
+        let mut session = self.store.read().await?;
+        let customer = found(
+            session.customer(caller.workspace, lookup).await?,
+            "customer",
+        )?;
+        let mut members = session
+            .customer_members(caller.workspace, &[customer.id])
+            .await?;
+        Ok(CustomerDetail {
+            members: members.remove(&customer.id).unwrap_or_default(),
+            customer,
+        })
+    }
+
+    pub async fn list_customers(
+        &self,
+        caller: &Caller,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<CustomerDetail>> {
+        let mut session = self.store.read().await?;
+        let page = session
+            .list_customers(caller.workspace, filter, page)
+            .await?;
+        let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
+        let mut members = session.customer_members(caller.workspace, &ids).await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|customer| CustomerDetail {
+                    members: members.remove(&customer.id).unwrap_or_default(),
+                    customer,
+                })
+                .collect(),
+            next_token: page.next_token,
+        })
+    }
+
+    /// How many live customers pass the filter.
+    pub async fn count_customers(&self, caller: &Caller, filter: &CustomerFilter) -> Result<u64> {
+        self.store
+            .read()
+            .await?
+            .count_customers(caller.workspace, filter)
+            .await
+    }
+
+    /// Applies the patch under the customer's row lock, so a concurrent
+    /// change is never lost and the transition rules see the current row.
+    pub async fn update_customer(
+        &self,
+        caller: &Caller,
+        lookup: &CustomerLookup,
+        patch: &CustomerPatch,
+    ) -> Result<CustomerDetail> {
+        let mut tx = self.store.write().await?;
+        let current = found(
+            tx.lock_customer(caller.workspace, lookup).await?,
+            "customer",
+        )?;
+        let next = current.apply(patch, now())?;
+        if next != current {
+            tx.update_customer(&next).await?;
+        }
+        let mut members = tx.customer_members(caller.workspace, &[next.id]).await?;
+        tx.commit().await?;
+        Ok(CustomerDetail {
+            members: members.remove(&next.id).unwrap_or_default(),
+            customer: next,
+        })
+    }
+
+    /// Soft-deletes a live customer and releases what identified it: its
+    /// company keys and its memberships.
+    pub async fn delete_customer(
+        &self,
+        caller: &Caller,
+        lookup: &CustomerLookup,
+    ) -> Result<CustomerDetail> {
+        let mut tx = self.store.write().await?;
+        let customer = delete_customer(&mut tx, caller, lookup).await?;
+        tx.commit().await?;
+        Ok(CustomerDetail {
+            customer,
+            members: Vec::new(),
+        })
+    }
+
+    /// Adds a user to a customer, or gives an existing member `role`.
+    pub async fn add_customer_member(
+        &self,
+        caller: &Caller,
+        customer: &CustomerLookup,
+        user: Uuid,
+        role: Option<MemberRole>,
+    ) -> Result<Member> {
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let company = found(
+                tx.lock_customer(caller.workspace, customer).await?,
+                "customer",
+            )?;
+            let (membership, _) = join(&mut tx, caller, company.id, user, role).await?;
+            let member = member_of(&mut tx, caller, membership).await?;
+            tx.commit().await?;
+            Ok(member)
+        })
+        .await
+    }
+
+    pub async fn list_customer_members(
+        &self,
+        caller: &Caller,
+        customer: &CustomerLookup,
+    ) -> Result<Vec<Member>> {
+        let mut session = self.store.read().await?;
+        let customer = found(
+            session.customer(caller.workspace, customer).await?,
+            "customer",
+        )?;
+        let mut members = session
+            .customer_members(caller.workspace, &[customer.id])
+            .await?;
+        Ok(members.remove(&customer.id).unwrap_or_default())
+    }
+
+    /// Changes a member's role. One `UPDATE` of the membership row: a
+    /// member removed meanwhile stays removed.
+    pub async fn update_customer_member(
+        &self,
+        caller: &Caller,
+        customer: &CustomerLookup,
+        member: Uuid,
+        role: MemberRole,
+    ) -> Result<Member> {
+        let mut tx = self.store.write().await?;
+        let company = found(
+            tx.lock_customer(caller.workspace, customer).await?,
+            "customer",
+        )?;
+        let membership = tx
+            .set_membership_role(caller.workspace, company.id, member, role, now())
+            .await?;
+        let member = member_of(&mut tx, caller, found(membership, "member")?).await?;
+        tx.commit().await?;
+        Ok(member)
+    }
+
+    /// Removes a member; returns it as it was.
+    pub async fn remove_customer_member(
+        &self,
+        caller: &Caller,
+        customer: &CustomerLookup,
+        member: Uuid,
+    ) -> Result<Member> {
+        let mut tx = self.store.write().await?;
+        let company = found(
+            tx.lock_customer(caller.workspace, customer).await?,
+            "customer",
+        )?;
+        let membership = tx
+            .delete_membership(caller.workspace, member, Some(company.id))
+            .await?;
+        let member = member_of(&mut tx, caller, found(membership, "member")?).await?;
+        tx.commit().await?;
+        Ok(member)
+    }
+}
+
+/// Soft-deletes the live customer `lookup` names, with its company keys
+/// and memberships.
+pub(super) async fn delete_customer(
+    tx: &mut Transaction,
+    caller: &Caller,
+    lookup: &CustomerLookup,
+) -> Result<crate::domain::customer::Customer> {
+    let customer = tx
+        .soft_delete_customer(caller.workspace, lookup, now())
+        .await?;
+    let customer = found(customer, "customer")?;
+    tx.delete_company_keys(caller.workspace, customer.id)
+        .await?;
+    tx.delete_company_memberships(caller.workspace, customer.id)
+        .await?;
+    Ok(customer)
+}
+
+/// The membership of `user` in `company` (whose row the caller has
+/// locked), created with `role` (member when `None`) if missing; an
+/// existing one takes `role` when given. Returns it and whether it was
+/// created.
+pub(super) async fn join(
+    tx: &mut Transaction,
+    caller: &Caller,
+    company: Uuid,
+    user: Uuid,
+    role: Option<MemberRole>,
+) -> Result<(Membership, bool)> {
+    if !tx.user_exists(caller.workspace, user).await? {
+        return Err(Error::NotFound { resource: "user" });
+    }
+    let now = now();
+    let new = Membership::new(company, user, role, now);
+    if let Some(created) = tx.insert_membership(caller.workspace, &new).await? {
+        return Ok((created, true));
+    }
+    // The user was a member already. Under READ COMMITTED a concurrent
+    // removal may commit between the insert and this read: then run again.
+    let existing = tx
+        .membership(caller.workspace, company, user)
+        .await?
+        .ok_or_else(|| Error::Aborted("the membership was removed meanwhile".into()))?;
+    let Some(role) = role else {
+        return Ok((existing, false));
+    };
+    let updated = tx
+        .set_membership_role(caller.workspace, company, existing.id, role, now)
+        .await?
+        .ok_or_else(|| Error::Aborted("the membership was removed meanwhile".into()))?;
+    Ok((updated, false))
+}
+
+/// A membership as a customer's member: with its user's email, name and
+/// external id.
+async fn member_of(
+    session: &mut Session,
+    caller: &Caller,
+    membership: Membership,
+) -> Result<Member> {
+    let user = found(
+        session.user(caller.workspace, membership.user_id).await?,
+        "user",
+    )?;
+    Ok(Member::of(membership, &user.user))
+}

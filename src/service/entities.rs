@@ -1,0 +1,176 @@
+//! Entities (seed 000) and entity types.
+
+use uuid::Uuid;
+
+use super::{Service, found};
+use crate::domain::customer::{Customer, CustomerLookup, ExternalId};
+use crate::domain::entity::{
+    self, Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
+};
+use crate::domain::page::{Cursor, Page, PageRequest};
+use crate::domain::{Caller, now};
+use crate::error::{Error, Result};
+use crate::store::Session;
+
+impl Service {
+    /// Applies a parsed batch to one live customer's entities, all or
+    /// nothing. The owner's row lock serialises batches of one customer, so
+    /// the read-merge-write never races another.
+    pub async fn batch_upsert_entities(
+        &self,
+        caller: &Caller,
+        owner: &ExternalId,
+        batch: &[EntityUpsert],
+    ) -> Result<Vec<Entity>> {
+        let mut tx = self.store.write().await?;
+        let lookup = CustomerLookup::ExternalId(owner.clone());
+        let customer = found(
+            tx.lock_customer(caller.workspace, &lookup).await?,
+            "customer",
+        )?;
+        let types = tx
+            .entity_types(
+                caller.workspace,
+                batch.iter().filter_map(|u| u.type_id.as_ref()),
+            )
+            .await?;
+        let existing = tx
+            .entities(caller.workspace, customer.id, batch.iter().map(|u| &u.id))
+            .await?;
+        let entities = entity::apply_batch(customer.id, batch, &existing, &types, now())?;
+        tx.write_entities(caller.workspace, &entities).await?;
+        tx.commit().await?;
+        Ok(entities)
+    }
+
+    pub async fn get_entity(
+        &self,
+        caller: &Caller,
+        owner: &ExternalId,
+        id: &EntityId,
+    ) -> Result<Entity> {
+        let mut session = self.store.read().await?;
+        let customer = owner_of(&mut session, caller, owner).await?;
+        let mut entities = session
+            .entities(caller.workspace, customer.id, [id])
+            .await?;
+        found(entities.remove(id), "entity")
+    }
+
+    pub async fn list_entities(
+        &self,
+        caller: &Caller,
+        owner: &ExternalId,
+        filter: &EntityFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Entity>> {
+        let mut session = self.store.read().await?;
+        let customer = owner_of(&mut session, caller, owner).await?;
+        session
+            .list_entities(caller.workspace, customer.id, filter, page)
+            .await
+    }
+
+    /// Where the entity with this internal key sits in its customer's
+    /// listing, for APIs whose cursors are record ids (seed 000).
+    pub async fn entity_cursor(
+        &self,
+        caller: &Caller,
+        owner: &ExternalId,
+        key: Uuid,
+    ) -> Result<Cursor> {
+        let mut session = self.store.read().await?;
+        let customer = owner_of(&mut session, caller, owner).await?;
+        session
+            .entity_cursor(caller.workspace, customer.id, key)
+            .await?
+            .ok_or(Error::InvalidPageToken("no such entity"))
+    }
+
+    /// Archives (or restores) existing entities, in request order; if any
+    /// id is unknown nothing changes.
+    pub async fn set_entities_archived(
+        &self,
+        caller: &Caller,
+        owner: &ExternalId,
+        ids: &[EntityId],
+        archived: bool,
+    ) -> Result<Vec<Entity>> {
+        let now = now();
+        let mut tx = self.store.write().await?;
+        let lookup = CustomerLookup::ExternalId(owner.clone());
+        let customer = found(
+            tx.lock_customer(caller.workspace, &lookup).await?,
+            "customer",
+        )?;
+        let mut existing = tx.entities(caller.workspace, customer.id, ids).await?;
+        let mut entities = Vec::with_capacity(ids.len());
+        let mut changed = Vec::new();
+        for id in ids {
+            let mut entity = found(existing.remove(id), "entity")?;
+            if entity.set_archived(archived, now) {
+                changed.push(entity.clone());
+            }
+            entities.push(entity);
+        }
+        tx.write_entities(caller.workspace, &changed).await?;
+        tx.commit().await?;
+        Ok(entities)
+    }
+
+    /// Applies a batch of type upserts in one transaction; request order.
+    pub async fn batch_upsert_entity_types(
+        &self,
+        caller: &Caller,
+        batch: &[EntityTypeUpsert],
+    ) -> Result<Vec<EntityType>> {
+        let now = now();
+        let mut tx = self.store.write().await?;
+        let current = tx
+            .entity_types(caller.workspace, batch.iter().map(|t| &t.id))
+            .await?;
+        let mut types: Vec<EntityType> = batch
+            .iter()
+            .map(|t| t.apply(current.get(&t.id), now))
+            .collect();
+        // One write order for every batch, so concurrent batches never
+        // deadlock on each other's rows.
+        types.sort_by(|a, b| a.id.cmp(&b.id));
+        let stored = tx.write_entity_types(caller.workspace, &types).await?;
+        tx.commit().await?;
+        let mut stored: std::collections::HashMap<_, _> =
+            stored.into_iter().map(|t| (t.id.clone(), t)).collect();
+        Ok(batch.iter().filter_map(|t| stored.remove(&t.id)).collect())
+    }
+
+    pub async fn list_entity_types(
+        &self,
+        caller: &Caller,
+        page: &PageRequest,
+    ) -> Result<Page<EntityType>> {
+        self.store
+            .read()
+            .await?
+            .list_entity_types(caller.workspace, page)
+            .await
+    }
+
+    /// Where the entity type with this internal key sits in the listing.
+    pub async fn entity_type_cursor(&self, caller: &Caller, key: Uuid) -> Result<Cursor> {
+        self.store
+            .read()
+            .await?
+            .entity_type_cursor(caller.workspace, key)
+            .await?
+            .ok_or(Error::InvalidPageToken("no such entity type"))
+    }
+}
+
+/// The live customer that owns the entities, by its external id.
+async fn owner_of(session: &mut Session, caller: &Caller, owner: &ExternalId) -> Result<Customer> {
+    let lookup = CustomerLookup::ExternalId(owner.clone());
+    found(
+        session.customer(caller.workspace, &lookup).await?,
+        "customer",
+    )
+}

@@ -1,0 +1,168 @@
+//! Customers: rows of the `customers` table, which companies share.
+
+use super::rows::{CUSTOMER_COLUMNS, CustomerRow, customer_cursor};
+use super::sql::{Sql, Value};
+use super::{Session, Transaction, push_page};
+use crate::domain::WorkspaceId;
+use crate::domain::customer::{Customer, CustomerFilter, CustomerLookup};
+use crate::domain::page::{Page, PageRequest};
+use crate::error::Result;
+
+/// `SELECT <columns> FROM customers WHERE <the live customer lookup names>`.
+fn select_live(workspace: WorkspaceId, lookup: &CustomerLookup) -> Sql {
+    let sql = match lookup {
+        CustomerLookup::Id(id) => Sql::new(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers \
+             WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(*id),
+        CustomerLookup::ExternalId(id) => Sql::new(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers \
+             WHERE external_id = $1 AND workspace_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(id.as_str()),
+    };
+    sql.bind(workspace.0)
+}
+
+/// The `WHERE` clause of a customer listing: live customers of the
+/// workspace that pass every filter.
+fn push_filter(sql: &mut Sql, session: &Session, workspace: WorkspaceId, filter: &CustomerFilter) {
+    sql.push("deleted_at IS NULL AND workspace_id = ")
+        .push_bind(workspace.0);
+    if let Some(email) = &filter.email {
+        sql.push(" AND email_key = ").push_bind(email.key());
+    }
+    if let Some(external_id) = &filter.external_id {
+        sql.push(" AND external_id = ")
+            .push_bind(external_id.as_str());
+    }
+    for (key, value) in &filter.metadata {
+        sql.push(" AND ");
+        session.dialect().push_metadata_filter(sql, key, value);
+    }
+}
+
+impl Session {
+    /// The live customer `lookup` names in the workspace.
+    pub async fn customer(
+        &mut self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+    ) -> Result<Option<Customer>> {
+        let row: Option<CustomerRow> = self.fetch_optional(select_live(workspace, lookup)).await?;
+        Ok(row.map(Into::into))
+    }
+
+    pub async fn list_customers(
+        &mut self,
+        workspace: WorkspaceId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Customer>> {
+        let mut sql = Sql::new(format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE "));
+        push_filter(&mut sql, self, workspace, filter);
+        push_page(&mut sql, page, "", "id");
+        let rows: Vec<CustomerRow> = self.fetch_all(sql).await?;
+        Ok(page.finish(rows.into_iter().map(Into::into).collect(), customer_cursor))
+    }
+
+    /// How many live customers pass the filter.
+    pub async fn count_customers(
+        &mut self,
+        workspace: WorkspaceId,
+        filter: &CustomerFilter,
+    ) -> Result<u64> {
+        let mut sql = Sql::new("SELECT COUNT(*) FROM customers WHERE ");
+        push_filter(&mut sql, self, workspace, filter);
+        self.count(sql).await
+    }
+}
+
+impl Transaction {
+    /// The live customer `lookup` names, locked until the transaction ends.
+    pub async fn lock_customer(
+        &mut self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+    ) -> Result<Option<Customer>> {
+        let mut sql = select_live(workspace, lookup);
+        sql.push(self.dialect().lock_row());
+        let row: Option<CustomerRow> = self.fetch_optional(sql).await?;
+        Ok(row.map(Into::into))
+    }
+
+    pub async fn insert_customer(&mut self, customer: &Customer) -> Result<()> {
+        let sql = Sql::new(
+            "INSERT INTO customers (id, workspace_id, external_id, email, email_key, \
+             email_verified, name, billing_address, metadata, kind, created_at, \
+             modified_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(customer.id)
+        .bind(customer.workspace_id.0)
+        .bind(customer.external_id.as_ref().map(|id| id.as_str()))
+        .bind(customer.email.as_ref().map(|email| email.as_str()))
+        .bind(customer.email.as_ref().map(|email| email.key()))
+        .bind(customer.email_verified)
+        .bind(customer.name.as_ref().map(|name| name.as_str()))
+        .bind(billing_address(customer))
+        .bind(Value::json(&customer.metadata))
+        .bind(customer.kind.as_str())
+        .bind(customer.created_at)
+        .bind(customer.modified_at)
+        .bind(customer.deleted_at);
+        self.execute(sql).await.map(drop)
+    }
+
+    /// Writes a customer's fields back (not its id, workspace or creation
+    /// time).
+    pub async fn update_customer(&mut self, customer: &Customer) -> Result<()> {
+        let sql = Sql::new(
+            "UPDATE customers SET external_id = $3, email = $4, email_key = $5, \
+             email_verified = $6, name = $7, billing_address = $8, metadata = $9, \
+             kind = $10, modified_at = $11 WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(customer.workspace_id.0)
+        .bind(customer.id)
+        .bind(customer.external_id.as_ref().map(|id| id.as_str()))
+        .bind(customer.email.as_ref().map(|email| email.as_str()))
+        .bind(customer.email.as_ref().map(|email| email.key()))
+        .bind(customer.email_verified)
+        .bind(customer.name.as_ref().map(|name| name.as_str()))
+        .bind(billing_address(customer))
+        .bind(Value::json(&customer.metadata))
+        .bind(customer.kind.as_str())
+        .bind(customer.modified_at);
+        self.execute(sql).await.map(drop)
+    }
+
+    /// Marks the live customer deleted at `now` and returns it so; `None`
+    /// when `lookup` names no live customer.
+    pub async fn soft_delete_customer(
+        &mut self,
+        workspace: WorkspaceId,
+        lookup: &CustomerLookup,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Customer>> {
+        let by = match lookup {
+            CustomerLookup::Id(_) => "id",
+            CustomerLookup::ExternalId(_) => "external_id",
+        };
+        let sql = Sql::new(format!(
+            "UPDATE customers SET deleted_at = $3 WHERE workspace_id = $1 AND {by} = $2 \
+             AND deleted_at IS NULL RETURNING {CUSTOMER_COLUMNS}"
+        ))
+        .bind(workspace.0);
+        let sql = match lookup {
+            CustomerLookup::Id(id) => sql.bind(*id),
+            CustomerLookup::ExternalId(id) => sql.bind(id.as_str()),
+        };
+        let row: Option<CustomerRow> = self.fetch_optional(sql.bind(now)).await?;
+        Ok(row.map(Into::into))
+    }
+}
+
+fn billing_address(customer: &Customer) -> Value {
+    Value::json_or_null(customer.billing_address.as_ref())
+}
