@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::grpc::{CustomerApi, EntityApi, PeopleApi, RequireApiKey, UserApi};
+use crate::api::observe::{RequestSpans, Transport};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
@@ -159,6 +160,7 @@ impl Application {
             "serving"
         );
         let grpc = Server::builder()
+            .layer(RequestSpans(Transport::Grpc))
             .layer(RequireApiKey::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -160,12 +160,13 @@ impl Error {
     }
 
     /// What a caller may be told, for any transport. Internal errors are
-    /// logged here with a fresh request id, which the message carries;
-    /// their cause is never shown. Outages are logged as warnings.
+    /// logged here with the request's id (its span's), which the message
+    /// carries; their cause is never shown. Outages are logged as warnings.
     pub fn public_message(&self) -> PublicMessage {
         match self {
             Self::Internal(source) => {
-                let request_id = uuid::Uuid::new_v4().to_string();
+                let request_id = crate::api::observe::current_request_id()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 // Display, not Debug: a database error's debug form carries
                 // its detail, which quotes the row's values (an email, say).
                 tracing::error!(%request_id, error = %source, "internal error");

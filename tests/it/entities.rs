@@ -32,10 +32,7 @@ backend_tests!(
 type Client = EntityServiceClient<Authed>;
 
 fn entities(app: &TestApp) -> Client {
-    EntityServiceClient::with_interceptor(
-        app.channel(),
-        crate::harness::Bearer::new(Some(&app.key)),
-    )
+    app.entities()
 }
 
 /// A customer with this external id and the `user` and `team` types.
@@ -553,10 +550,7 @@ async fn another_workspace_sees_no_entities(backend: Backend) {
         .await
         .unwrap();
     let key = app.other_workspace_key().await;
-    let mut theirs = EntityServiceClient::with_interceptor(
-        app.channel(),
-        crate::harness::Bearer::new(Some(&key)),
-    );
+    let mut theirs = app.entities_with(Some(&key));
     assert_error(get(&mut theirs, "cust-1", "e").await, Code::NotFound, &[]);
     let (code, _, _) = error_of(
         theirs

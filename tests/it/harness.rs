@@ -13,6 +13,9 @@ use std::time::Duration;
 use kith::config::{RateLimit, ServeConfig};
 use kith::domain::workspace::WorkspaceName;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
+use kith::pb::kith::v1::entity_service_client::EntityServiceClient;
+use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+use kith::pb::kith::v1::user_service_client::UserServiceClient;
 use kith::server::Application;
 use kith::service::Service;
 use kith::store::Store;
@@ -113,24 +116,54 @@ pub struct TestApp {
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 
+/// How to start a `TestApp`: a fresh database of one backend, or one the
+/// test made, reached directly or through some address; calls limited or
+/// not.
+pub struct TestAppBuilder {
+    backend: Backend,
+    db: Option<(TestDb, String)>,
+    rate_limit: Option<RateLimit>,
+}
+
+impl TestAppBuilder {
+    /// Serves `db`, reaching it through `url` (a proxy, say).
+    pub fn database(mut self, db: TestDb, url: String) -> Self {
+        self.db = Some((db, url));
+        self
+    }
+
+    /// Limits each key's calls.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Starts Kith; `None` when the backend is missing here.
+    pub async fn start(self) -> Option<TestApp> {
+        let (db, url) = match self.db {
+            Some(given) => given,
+            None => {
+                let db = TestDb::new(self.backend).await?;
+                let url = db.url.clone();
+                (db, url)
+            }
+        };
+        Some(TestApp::launch(db, url, self.rate_limit).await)
+    }
+}
+
 impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            db: None,
+            rate_limit: None,
+        }
+    }
+
     /// Starts Kith on a fresh database; `None` when the backend is missing.
     pub async fn spawn(backend: Backend) -> Option<Self> {
-        let db = TestDb::new(backend).await?;
-        let url = db.url.clone();
-        Some(Self::start(db, url).await)
-    }
-
-    /// Starts Kith on a fresh database with each key's calls limited.
-    pub async fn spawn_rate_limited(backend: Backend, limit: RateLimit) -> Option<Self> {
-        let db = TestDb::new(backend).await?;
-        let url = db.url.clone();
-        Some(Self::launch(db, url, Some(limit)).await)
-    }
-
-    /// Starts Kith on `db`, reaching it through `url` (a proxy, say).
-    pub async fn start(db: TestDb, url: String) -> Self {
-        Self::launch(db, url, None).await
+        Self::builder(backend).start().await
     }
 
     async fn launch(db: TestDb, url: String, rate_limit: Option<RateLimit>) -> Self {
@@ -185,6 +218,33 @@ impl TestApp {
 
     pub fn customers_with(&self, key: Option<&str>) -> CustomerServiceClient<Authed> {
         CustomerServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// An entity client sending the default workspace's key.
+    pub fn entities(&self) -> EntityServiceClient<Authed> {
+        self.entities_with(Some(&self.key))
+    }
+
+    pub fn entities_with(&self, key: Option<&str>) -> EntityServiceClient<Authed> {
+        EntityServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// A people client sending the default workspace's key.
+    pub fn people(&self) -> PeopleServiceClient<Authed> {
+        self.people_with(Some(&self.key))
+    }
+
+    pub fn people_with(&self, key: Option<&str>) -> PeopleServiceClient<Authed> {
+        PeopleServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// A user client sending the default workspace's key.
+    pub fn users(&self) -> UserServiceClient<Authed> {
+        self.users_with(Some(&self.key))
+    }
+
+    pub fn users_with(&self, key: Option<&str>) -> UserServiceClient<Authed> {
+        UserServiceClient::with_interceptor(self.channel(), Bearer::new(key))
     }
 
     /// The workspace of the default key.
@@ -310,7 +370,11 @@ pub async fn spawn_behind_proxy() -> Option<(TestApp, Proxy)> {
         .port(proxy.addr.port())
         .to_url_lossy()
         .to_string();
-    Some((TestApp::start(db, url).await, proxy))
+    let app = TestApp::builder(Backend::Postgres)
+        .database(db, url)
+        .start()
+        .await?;
+    Some((app, proxy))
 }
 
 /// Adds `authorization: Bearer <key>` to every call.

@@ -4,9 +4,6 @@
 
 use std::collections::HashMap;
 
-use kith::pb::kith::v1::entity_service_client::EntityServiceClient;
-use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
-use kith::pb::kith::v1::user_service_client::UserServiceClient;
 use kith::pb::kith::v1::{
     BatchUpsertEntitiesRequest, BatchUpsertEntityTypesRequest, BatchUpsertPeopleRequest,
     CreateCustomerRequest, Customer, EntityTypeUpsert, EntityUpsert, ListCustomersRequest,
@@ -16,7 +13,7 @@ use prost_types::{ListValue, Struct, Value, value::Kind};
 use tonic::Code;
 
 use crate::grpc_support::{assert_error, error_of};
-use crate::harness::{Backend, Bearer, TestApp, backend_tests, require};
+use crate::harness::{Backend, TestApp, backend_tests, require};
 
 backend_tests!(
     nul_bytes_anywhere_are_invalid_arguments,
@@ -43,8 +40,7 @@ fn object(pairs: &[(&str, Value)]) -> Struct {
 
 async fn nul_bytes_anywhere_are_invalid_arguments(backend: Backend) {
     let app = require!(TestApp::spawn(backend).await);
-    let mut people =
-        PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut people = app.people();
     let person = |traits: Struct| PersonUpsert {
         user_id: "p1".to_owned(),
         email: Some("p1@example.com".to_owned()),
@@ -103,8 +99,7 @@ async fn nul_bytes_anywhere_are_invalid_arguments(backend: Backend) {
         })
         .await
         .unwrap();
-    let mut entities =
-        EntityServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut entities = app.entities();
     entities
         .batch_upsert_entity_types(BatchUpsertEntityTypesRequest {
             types: vec![EntityTypeUpsert {
@@ -128,7 +123,7 @@ async fn nul_bytes_anywhere_are_invalid_arguments(backend: Backend) {
         .await;
     assert_eq!(error_of(entity).0, Code::InvalidArgument);
 
-    let mut users = UserServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut users = app.users();
     let user = users
         .upsert_user(UpsertUserRequest {
             keys: HashMap::from([("email".to_owned(), "u@example.com".to_owned())]),
@@ -155,8 +150,7 @@ async fn nul_bytes_anywhere_are_invalid_arguments(backend: Backend) {
 
 async fn traits_nested_too_deep_are_refused(backend: Backend) {
     let app = require!(TestApp::spawn(backend).await);
-    let mut people =
-        PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut people = app.people();
     let nested = |levels: usize| {
         let mut tree = string("bottom");
         for _ in 0..levels {
@@ -192,8 +186,7 @@ async fn traits_nested_too_deep_are_refused(backend: Backend) {
 
 async fn messages_over_the_size_limit_are_refused(backend: Backend) {
     let app = require!(TestApp::spawn(backend).await);
-    let mut people =
-        PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut people = app.people();
     let huge = "x".repeat(5 * 1024 * 1024);
     let refused = people
         .batch_upsert_people(BatchUpsertPeopleRequest {

@@ -3,13 +3,14 @@
 //! / 404, or a list without them), and A is unchanged afterwards. Calls
 //! that create (upserts by key) create in B.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use kith::pb::kith::v1::{self as pb, *};
+use prost::Message as _;
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::harness::{Backend, Bearer, TestApp, backend_tests, require};
+use crate::harness::{Backend, TestApp, backend_tests, require};
 
 backend_tests!(another_workspaces_key_reaches_nothing_of_a_on_any_call);
 
@@ -33,7 +34,6 @@ fn keys(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 async fn set_up_a(app: &TestApp) -> RecordsOfA {
-    let bearer = || Bearer::new(Some(&app.key));
     let customer = app
         .customers()
         .create_customer(CreateCustomerRequest {
@@ -48,8 +48,7 @@ async fn set_up_a(app: &TestApp) -> RecordsOfA {
         .into_inner()
         .customer
         .unwrap();
-    let mut entities =
-        entity_service_client::EntityServiceClient::with_interceptor(app.channel(), bearer());
+    let mut entities = app.entities();
     entities
         .batch_upsert_entity_types(BatchUpsertEntityTypesRequest {
             types: vec![EntityTypeUpsert {
@@ -71,22 +70,21 @@ async fn set_up_a(app: &TestApp) -> RecordsOfA {
         })
         .await
         .unwrap();
-    let person =
-        people_service_client::PeopleServiceClient::with_interceptor(app.channel(), bearer())
-            .batch_upsert_people(BatchUpsertPeopleRequest {
-                people: vec![PersonUpsert {
-                    user_id: "pat-a".to_owned(),
-                    email: Some("pat@a.example".to_owned()),
-                    ..PersonUpsert::default()
-                }],
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .people
-            .remove(0);
-    let mut users =
-        user_service_client::UserServiceClient::with_interceptor(app.channel(), bearer());
+    let person = app
+        .people()
+        .batch_upsert_people(BatchUpsertPeopleRequest {
+            people: vec![PersonUpsert {
+                user_id: "pat-a".to_owned(),
+                email: Some("pat@a.example".to_owned()),
+                ..PersonUpsert::default()
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .people
+        .remove(0);
+    let mut users = app.users();
     let user = users
         .upsert_user(UpsertUserRequest {
             keys: keys(&[("email", "u@a.example")]),
@@ -118,7 +116,6 @@ async fn set_up_a(app: &TestApp) -> RecordsOfA {
 
 /// Everything of A, read with A's key, to compare before and after.
 async fn snapshot(app: &TestApp, a: &RecordsOfA) -> String {
-    let bearer = || Bearer::new(Some(&app.key));
     let customer = app
         .customers()
         .get_customer(GetCustomerRequest {
@@ -127,8 +124,7 @@ async fn snapshot(app: &TestApp, a: &RecordsOfA) -> String {
         .await
         .unwrap()
         .into_inner();
-    let mut entities =
-        entity_service_client::EntityServiceClient::with_interceptor(app.channel(), bearer());
+    let mut entities = app.entities();
     let listed = entities
         .list_entities(ListEntitiesRequest {
             customer_id: "acme".to_owned(),
@@ -143,16 +139,15 @@ async fn snapshot(app: &TestApp, a: &RecordsOfA) -> String {
         .await
         .unwrap()
         .into_inner();
-    let person =
-        people_service_client::PeopleServiceClient::with_interceptor(app.channel(), bearer())
-            .get_person(GetPersonRequest {
-                lookup: Some(get_person_request::Lookup::Id(a.person.clone())),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-    let mut users =
-        user_service_client::UserServiceClient::with_interceptor(app.channel(), bearer());
+    let person = app
+        .people()
+        .get_person(GetPersonRequest {
+            lookup: Some(get_person_request::Lookup::Id(a.person.clone())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut users = app.users();
     let user = users
         .get_user(GetUserRequest { id: a.user.clone() })
         .await
@@ -180,16 +175,60 @@ enum Outcome {
     Empty,
 }
 
-fn check_grpc<T: std::fmt::Debug>(name: &str, result: Result<T, tonic::Status>, want: Outcome) {
-    match (want, result) {
-        (Outcome::NotFound, Err(status)) if status.code() == Code::NotFound => {}
-        (Outcome::NothingOfA, Ok(reply)) => {
-            let text = format!("{reply:?}");
-            for marker in MARKERS {
-                assert!(!text.contains(marker), "{name} showed B {marker:?}: {text}");
+/// Which RPCs the test has called, so that it fails when the contract has
+/// one it does not exercise.
+#[derive(Default)]
+struct Called(BTreeSet<String>);
+
+impl Called {
+    /// Checks a gRPC call's outcome; `name` starts with the RPC's name.
+    fn check<T: std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        result: Result<T, tonic::Status>,
+        want: Outcome,
+    ) {
+        self.mark(name);
+        match (want, result) {
+            (Outcome::NotFound, Err(status)) if status.code() == Code::NotFound => {}
+            (Outcome::NothingOfA, Ok(reply)) => {
+                let text = format!("{reply:?}");
+                for marker in MARKERS {
+                    assert!(!text.contains(marker), "{name} showed B {marker:?}: {text}");
+                }
             }
+            (want, got) => panic!("{name}: wanted {want:?}, got {got:?}"),
         }
-        (want, got) => panic!("{name}: wanted {want:?}, got {got:?}"),
+    }
+
+    /// Records a call whose outcome the test checks itself.
+    fn mark(&mut self, name: &str) {
+        let rpc = name.split_whitespace().next().expect("a name");
+        self.0.insert(rpc.to_owned());
+    }
+
+    /// Every RPC of every `kith.v1` service in the served descriptor set
+    /// was called.
+    fn assert_every_rpc(&self) {
+        let set = prost_types::FileDescriptorSet::decode(kith::pb::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let contract: BTreeSet<String> = set
+            .file
+            .iter()
+            .filter(|file| file.package() == "kith.v1")
+            .flat_map(|file| &file.service)
+            .flat_map(|service| &service.method)
+            .map(|method| method.name().to_owned())
+            .collect();
+        let missed: Vec<_> = contract.difference(&self.0).collect();
+        assert!(
+            missed.is_empty(),
+            "RPCs the isolation test does not call: {missed:?}"
+        );
+        assert!(
+            contract.len() >= 36,
+            "the contract's RPCs were found: {contract:?}"
+        );
     }
 }
 
@@ -198,29 +237,26 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     let a = set_up_a(&app).await;
     let before = snapshot(&app, &a).await;
     let b_key = app.other_workspace_key().await;
-    let bearer = || Bearer::new(Some(&b_key));
     let mut customers = app.customers_with(Some(&b_key));
-    let mut entities =
-        entity_service_client::EntityServiceClient::with_interceptor(app.channel(), bearer());
-    let mut people =
-        people_service_client::PeopleServiceClient::with_interceptor(app.channel(), bearer());
-    let mut users =
-        user_service_client::UserServiceClient::with_interceptor(app.channel(), bearer());
+    let mut entities = app.entities_with(Some(&b_key));
+    let mut people = app.people_with(Some(&b_key));
+    let mut users = app.users_with(Some(&b_key));
     use Outcome::{NotFound, NothingOfA};
+    let mut called = Called::default();
 
     // CustomerService
     let by_id = || Some(get_customer_request::Lookup::Id(a.customer.clone()));
     let r = customers
         .get_customer(GetCustomerRequest { lookup: by_id() })
         .await;
-    check_grpc("GetCustomer by id", r, NotFound);
+    called.check("GetCustomer by id", r, NotFound);
     let lookup = Some(get_customer_request::Lookup::ExternalId("acme".to_owned()));
     let r = customers.get_customer(GetCustomerRequest { lookup }).await;
-    check_grpc("GetCustomer by external id", r, NotFound);
+    called.check("GetCustomer by external id", r, NotFound);
     let r = customers
         .list_customers(ListCustomersRequest::default())
         .await;
-    check_grpc("ListCustomers", r, NothingOfA);
+    called.check("ListCustomers", r, NothingOfA);
     let r = customers
         .update_customer(UpdateCustomerRequest {
             lookup: Some(update_customer_request::Lookup::ExternalId(
@@ -235,7 +271,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             }),
         })
         .await;
-    check_grpc("UpdateCustomer", r, NotFound);
+    called.check("UpdateCustomer", r, NotFound);
     let r = customers
         .add_customer_member(AddCustomerMemberRequest {
             customer_id: a.customer.clone(),
@@ -243,13 +279,13 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             role: 0,
         })
         .await;
-    check_grpc("AddCustomerMember", r, NotFound);
+    called.check("AddCustomerMember", r, NotFound);
     let r = customers
         .list_customer_members(ListCustomerMembersRequest {
             customer_id: a.customer.clone(),
         })
         .await;
-    check_grpc("ListCustomerMembers", r, NotFound);
+    called.check("ListCustomerMembers", r, NotFound);
     let r = customers
         .update_customer_member(UpdateCustomerMemberRequest {
             customer_id: a.customer.clone(),
@@ -257,20 +293,20 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             role: MemberRole::Owner.into(),
         })
         .await;
-    check_grpc("UpdateCustomerMember", r, NotFound);
+    called.check("UpdateCustomerMember", r, NotFound);
     let r = customers
         .remove_customer_member(RemoveCustomerMemberRequest {
             customer_id: a.customer.clone(),
             member_id: a.membership.clone(),
         })
         .await;
-    check_grpc("RemoveCustomerMember", r, NotFound);
+    called.check("RemoveCustomerMember", r, NotFound);
     let r = customers
         .delete_customer(DeleteCustomerRequest {
             lookup: Some(delete_customer_request::Lookup::Id(a.customer.clone())),
         })
         .await;
-    check_grpc("DeleteCustomer", r, NotFound);
+    called.check("DeleteCustomer", r, NotFound);
 
     // EntityService
     let r = entities
@@ -283,21 +319,21 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             }],
         })
         .await;
-    check_grpc("BatchUpsertEntities", r, NotFound);
+    called.check("BatchUpsertEntities", r, NotFound);
     let r = entities
         .get_entity(GetEntityRequest {
             customer_id: "acme".to_owned(),
             entity_id: "e1".to_owned(),
         })
         .await;
-    check_grpc("GetEntity", r, NotFound);
+    called.check("GetEntity", r, NotFound);
     let r = entities
         .list_entities(ListEntitiesRequest {
             customer_id: "acme".to_owned(),
             ..ListEntitiesRequest::default()
         })
         .await;
-    check_grpc("ListEntities", r, NotFound);
+    called.check("ListEntities", r, NotFound);
     let ids = vec!["e1".to_owned()];
     let r = entities
         .batch_archive_entities(BatchArchiveEntitiesRequest {
@@ -305,18 +341,18 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             ids: ids.clone(),
         })
         .await;
-    check_grpc("BatchArchiveEntities", r, NotFound);
+    called.check("BatchArchiveEntities", r, NotFound);
     let r = entities
         .batch_unarchive_entities(BatchUnarchiveEntitiesRequest {
             customer_id: "acme".to_owned(),
             ids,
         })
         .await;
-    check_grpc("BatchUnarchiveEntities", r, NotFound);
+    called.check("BatchUnarchiveEntities", r, NotFound);
     let r = entities
         .list_entity_types(ListEntityTypesRequest::default())
         .await;
-    check_grpc("ListEntityTypes", r, NothingOfA);
+    called.check("ListEntityTypes", r, NothingOfA);
 
     // PeopleService
     for lookup in [
@@ -329,10 +365,10 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
                 lookup: Some(lookup),
             })
             .await;
-        check_grpc("GetPerson", r, NotFound);
+        called.check("GetPerson", r, NotFound);
     }
     let r = people.list_people(ListPeopleRequest::default()).await;
-    check_grpc("ListPeople", r, NothingOfA);
+    called.check("ListPeople", r, NothingOfA);
     let r = people
         .update_person(UpdatePersonRequest {
             lookup: Some(update_person_request::Lookup::Id(a.person.clone())),
@@ -345,7 +381,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             }),
         })
         .await;
-    check_grpc("UpdatePerson", r, NotFound);
+    called.check("UpdatePerson", r, NotFound);
     let r = people
         .delete_person(DeletePersonRequest {
             lookup: Some(delete_person_request::Lookup::ExternalId(
@@ -353,19 +389,19 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             )),
         })
         .await;
-    check_grpc("DeletePerson", r, NotFound);
+    called.check("DeletePerson", r, NotFound);
 
     // UserService
     let r = users.get_user(GetUserRequest { id: a.user.clone() }).await;
-    check_grpc("GetUser", r, NotFound);
+    called.check("GetUser", r, NotFound);
     let r = users
         .lookup_user(LookupUserRequest {
             keys: keys(&[("email", "u@a.example")]),
         })
         .await;
-    check_grpc("LookupUser", r, NotFound);
+    called.check("LookupUser", r, NotFound);
     let r = users.list_users(ListUsersRequest::default()).await;
-    check_grpc("ListUsers", r, NothingOfA);
+    called.check("ListUsers", r, NothingOfA);
     let r = users
         .upsert_user(UpsertUserRequest {
             id: Some(a.user.clone()),
@@ -373,7 +409,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             ..UpsertUserRequest::default()
         })
         .await;
-    check_grpc("UpsertUser by A's id", r, NotFound);
+    called.check("UpsertUser by A's id", r, NotFound);
     let r = users
         .upsert_user_trait(UpsertUserTraitRequest {
             keys: keys(&[("email", "u@a.example")]),
@@ -382,7 +418,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             update_only: true,
         })
         .await;
-    check_grpc("UpsertUserTrait", r, NotFound);
+    called.check("UpsertUserTrait", r, NotFound);
     let r = users
         .upsert_company(UpsertCompanyRequest {
             id: Some(a.customer.clone()),
@@ -390,14 +426,14 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             ..UpsertCompanyRequest::default()
         })
         .await;
-    check_grpc("UpsertCompany by A's id", r, NotFound);
+    called.check("UpsertCompany by A's id", r, NotFound);
     let company_keys = || keys(&[("external_id", "acme")]);
     let r = users
         .lookup_company(LookupCompanyRequest {
             keys: company_keys(),
         })
         .await;
-    check_grpc("LookupCompany", r, NotFound);
+    called.check("LookupCompany", r, NotFound);
     let r = users
         .upsert_company_trait(UpsertCompanyTraitRequest {
             keys: company_keys(),
@@ -406,20 +442,21 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             update_only: true,
         })
         .await;
-    check_grpc("UpsertCompanyTrait", r, NotFound);
+    called.check("UpsertCompanyTrait", r, NotFound);
     let r = users
         .get_or_create_company_membership(GetOrCreateCompanyMembershipRequest {
             company_id: a.customer.clone(),
             user_id: a.user.clone(),
         })
         .await;
-    check_grpc("GetOrCreateCompanyMembership", r, NotFound);
+    called.check("GetOrCreateCompanyMembership", r, NotFound);
     let r = users
         .list_company_memberships(ListCompanyMembershipsRequest {
             company_id: a.customer.clone(),
             ..ListCompanyMembershipsRequest::default()
         })
         .await;
+    called.mark("ListCompanyMemberships");
     match r {
         Err(status) => assert_eq!(status.code(), Code::NotFound),
         Ok(reply) => assert!(reply.into_inner().memberships.is_empty()),
@@ -429,19 +466,19 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             id: a.membership.clone(),
         })
         .await;
-    check_grpc("DeleteCompanyMembership", r, NotFound);
+    called.check("DeleteCompanyMembership", r, NotFound);
     let r = users
         .delete_user(DeleteUserRequest {
             lookup: Some(delete_user_request::Lookup::Id(a.user.clone())),
         })
         .await;
-    check_grpc("DeleteUser", r, NotFound);
+    called.check("DeleteUser", r, NotFound);
     let r = users
         .delete_company(DeleteCompanyRequest {
             keys: company_keys(),
         })
         .await;
-    check_grpc("DeleteCompany", r, NotFound);
+    called.check("DeleteCompany", r, NotFound);
 
     rest_calls_find_nothing(&app, &a, &b_key).await;
 
@@ -455,6 +492,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
             }),
         })
         .await;
+    called.mark("CreateCustomer");
     assert!(r.is_ok(), "B may use the same external id: {r:?}");
     let r = people
         .batch_upsert_people(BatchUpsertPeopleRequest {
@@ -467,6 +505,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         .await
         .unwrap()
         .into_inner();
+    called.mark("BatchUpsertPeople");
     assert_eq!(r.created_count, 1, "B's own person, not A's updated");
     let r = users
         .upsert_user(UpsertUserRequest {
@@ -478,6 +517,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         .into_inner()
         .user
         .unwrap();
+    called.mark("UpsertUser by A's keys");
     assert_ne!(r.id, a.user, "B's own user");
     let r = people
         .upsert_person(UpsertPersonRequest {
@@ -489,6 +529,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         .await
         .unwrap()
         .into_inner();
+    called.mark("UpsertPerson");
     assert_ne!(r.person.unwrap().id, a.person, "B's own person");
     let chunk = ImportPeopleRequest {
         people: vec![PersonUpsert {
@@ -502,6 +543,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         .await
         .unwrap()
         .into_inner();
+    called.mark("ImportPeople");
     assert_eq!((r.received_count, r.rejected_count), (1, 0));
     entities
         .batch_upsert_entity_types(BatchUpsertEntityTypesRequest {
@@ -513,8 +555,10 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         })
         .await
         .expect("B may use the same type id");
+    called.mark("BatchUpsertEntityTypes");
 
     assert_eq!(snapshot(&app, &a).await, before, "A is unchanged");
+    called.assert_every_rpc();
 }
 
 /// A gateway call: method, path, the family's key header, body, outcome.

@@ -55,7 +55,7 @@ async fn a_key_over_its_rate_is_refused_until_its_bucket_refills(backend: Backen
         per_second: NonZeroU32::new(1).unwrap(),
         burst: NonZeroU32::new(u32::try_from(BURST).unwrap()).unwrap(),
     };
-    let app = require!(TestApp::spawn_rate_limited(backend, limit).await);
+    let app = require!(TestApp::builder(backend).rate_limit(limit).start().await);
     let customers = app.customers();
     let list = || {
         let mut customers = customers.clone();

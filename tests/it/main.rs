@@ -11,6 +11,7 @@ mod isolation;
 #[allow(dead_code, reason = "the bench uses the rest")]
 mod kith_process;
 mod limits;
+mod one_write_path;
 mod people;
 mod processes;
 mod rest_flameup;

@@ -12,7 +12,7 @@ use prost_types::{FieldMask, Struct, Value, value::Kind};
 use tonic::Code;
 
 use crate::grpc_support::{assert_error, error_of};
-use crate::harness::{Authed, Backend, Bearer, TestApp, backend_tests, require};
+use crate::harness::{Authed, Backend, TestApp, backend_tests, require};
 
 backend_tests!(
     the_seed_batch_creates_then_updates_with_counts,
@@ -31,7 +31,7 @@ backend_tests!(
 type Client = PeopleServiceClient<Authed>;
 
 fn client(app: &TestApp) -> Client {
-    PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)))
+    app.people()
 }
 
 fn string(s: &str) -> Value {
@@ -484,7 +484,7 @@ async fn another_workspace_sees_no_people(backend: Backend) {
         .people
         .remove(0);
     let key = app.other_workspace_key().await;
-    let mut theirs = PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&key)));
+    let mut theirs = app.people_with(Some(&key));
     assert_error(get_external(&mut theirs, "u1").await, Code::NotFound, &[]);
     let by_id = theirs
         .get_person(GetPersonRequest {

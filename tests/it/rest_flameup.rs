@@ -2,12 +2,11 @@
 //! request, its response shape, auth, error bodies, and the same rows as
 //! over gRPC.
 
-use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
 use kith::pb::kith::v1::{GetPersonRequest, get_person_request};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Bearer, TestApp, backend_tests, require};
+use crate::harness::{Backend, TestApp, backend_tests, require};
 
 backend_tests!(
     the_seed_batch_request_returns_the_documented_shape,
@@ -334,8 +333,7 @@ async fn rest_and_grpc_see_the_same_rows(backend: Backend) {
         &json!({ "people": [seed_person("Europe/Paris", "fr-FR")] }),
     )
     .await;
-    let mut grpc =
-        PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let mut grpc = app.people();
     let person = grpc
         .get_person(GetPersonRequest {
             lookup: Some(get_person_request::Lookup::ExternalId(

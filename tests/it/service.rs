@@ -9,7 +9,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::grpc_support::error_of;
-use crate::harness::{Backend, Bearer, TestApp, backend_tests, require, spawn_behind_proxy};
+use crate::harness::{Backend, TestApp, backend_tests, require, spawn_behind_proxy};
 
 backend_tests!(
     calls_without_a_valid_key_are_unauthenticated,
@@ -188,7 +188,6 @@ async fn health_follows_the_database_down_and_back_up() {
 /// there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_under_write_load_loses_no_acknowledged_write() {
-    use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
     use kith::pb::kith::v1::{BatchUpsertPeopleRequest, PersonUpsert};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
@@ -197,7 +196,7 @@ async fn an_outage_under_write_load_loses_no_acknowledged_write() {
     let running = Arc::new(AtomicBool::new(true));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let client = PeopleServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)));
+    let client = app.people();
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let (mut client, running) = (client.clone(), running.clone());

@@ -19,7 +19,7 @@ use prost_types::{Struct, Value, value::Kind};
 use tonic::Code;
 
 use crate::grpc_support::{assert_error, error_of};
-use crate::harness::{Authed, Backend, Bearer, TestApp, backend_tests, require};
+use crate::harness::{Authed, Backend, TestApp, backend_tests, require};
 
 backend_tests!(
     the_seed_user_is_created_with_keys_traits_and_company,
@@ -42,7 +42,7 @@ backend_tests!(
 type Users = UserServiceClient<Authed>;
 
 fn users(app: &TestApp) -> Users {
-    UserServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&app.key)))
+    app.users()
 }
 
 fn keys(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -911,7 +911,7 @@ async fn another_workspace_sees_no_users_or_companies(backend: Backend) {
     .await
     .unwrap();
     let key = app.other_workspace_key().await;
-    let mut theirs = UserServiceClient::with_interceptor(app.channel(), Bearer::new(Some(&key)));
+    let mut theirs = app.users_with(Some(&key));
     assert_error(
         theirs
             .lookup_user(LookupUserRequest {

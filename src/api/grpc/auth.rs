@@ -79,6 +79,7 @@ where
             };
             match admitted {
                 Ok(caller) => {
+                    crate::api::observe::record_caller(&caller);
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }

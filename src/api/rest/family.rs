@@ -144,8 +144,7 @@ impl<F: Family> FromRequestParts<RestState> for Authed<F> {
     ) -> Result<Self, Self::Rejection> {
         let key = F::key(&parts.headers).ok_or(Error::Unauthenticated)?;
         let caller = state.authenticator.caller_for(key).await?;
-        // For the request's span, which records the workspace.
-        parts.extensions.insert(caller);
+        crate::api::observe::record_caller(&caller);
         Ok(Self(caller, PhantomData))
     }
 }

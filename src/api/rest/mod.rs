@@ -24,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use family::{ApiError, Family};
 
+use crate::api::observe::{RequestSpans, Transport};
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::Service;
@@ -60,6 +61,8 @@ pub fn router(service: Service, authenticator: Authenticator) -> Router {
         )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the router, so the span knows the route template.
+        .layer(RequestSpans(Transport::Rest))
         .with_state(state);
     // Paths are matched without a trailing slash (Polar's SDKs send
     // `/v1/customers/`), so each resource has one route and one entry in

@@ -1,0 +1,236 @@
+//! A tracing span around every request, on both transports: its request id
+//! (the caller's `x-request-id`, or a new one, returned either way), the RPC
+//! or route, the caller's workspace once it is known, the status, and the
+//! latency. Every log line of the request is written inside the span, so it
+//! carries the request id; an internal error's message names the same id.
+//!
+//! The status of a gRPC call may come in the response headers (an error
+//! answered at once) or in the trailers after the body (every success), so
+//! the span is closed by the response body, not by the handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::{Instrument, Span};
+
+use crate::domain::Caller;
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The id of the request this task serves.
+    static CURRENT_REQUEST: String;
+}
+
+/// The id of the request being served, if any: what an internal error
+/// names so that its log line can be found.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST.try_with(Clone::clone).ok()
+}
+
+/// Records the caller's workspace in the request's span.
+pub fn record_caller(caller: &Caller) {
+    Span::current().record("workspace", tracing::field::display(caller.workspace));
+}
+
+/// Which transport a span belongs to, and how it names what was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Named by the RPC's path, `/kith.v1.CustomerService/GetCustomer`;
+    /// the status is the gRPC code.
+    Grpc,
+    /// Named by the route template (`/api/customers/{id}`), never the
+    /// raw path; the status is the HTTP status.
+    Rest,
+}
+
+/// The tower layer that gives each request its span.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSpans(pub Transport);
+
+impl<S> Layer<S> for RequestSpans {
+    type Service = RequestSpanService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestSpanService {
+            inner,
+            transport: self.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestSpanService<S> {
+    inner: S,
+    transport: Transport,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestSpanService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+    R: Body,
+{
+    type Response = Response<Observed<R>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let name = match self.transport {
+            Transport::Grpc => request.uri().path().to_owned(),
+            Transport::Rest => request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned()),
+        };
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            transport = ?self.transport,
+            method = %request.method(),
+            call = %name,
+            workspace = tracing::field::Empty,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        let transport = self.transport;
+        let response = CURRENT_REQUEST.scope(
+            request_id.clone(),
+            self.inner.call(request).instrument(span.clone()),
+        );
+        Box::pin(async move {
+            let mut response = response.await?;
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
+            let status = match transport {
+                Transport::Grpc => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|status| status.to_str().ok())
+                    .map(str::to_owned),
+                Transport::Rest => Some(response.status().as_u16().to_string()),
+            };
+            let finish = Finish {
+                span,
+                started,
+                status,
+            };
+            Ok(response.map(|inner| Observed {
+                inner,
+                closer: Closer(Some(finish)),
+            }))
+        })
+    }
+}
+
+/// The caller's request id if it is a sensible token, else a new one.
+fn request_id<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// What closes a request's span: its status and latency, recorded when the
+/// response body ends (or is dropped).
+struct Finish {
+    span: Span,
+    started: Instant,
+    status: Option<String>,
+}
+
+impl Finish {
+    fn close(self, status: Option<String>) {
+        let status = status
+            .or(self.status)
+            .unwrap_or_else(|| "cancelled".to_owned());
+        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.span.record("status", status.as_str());
+        self.span.record("latency_ms", latency_ms);
+        self.span
+            .in_scope(|| tracing::debug!(%status, latency_ms, "request finished"));
+    }
+}
+
+/// A span to close, and closed at the latest when dropped: a body its
+/// client stopped reading still ends its request's span.
+struct Closer(Option<Finish>);
+
+impl Closer {
+    fn close(&mut self, status: Option<String>) {
+        if let Some(finish) = self.0.take() {
+            finish.close(status);
+        }
+    }
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.close(None);
+    }
+}
+
+pin_project! {
+    /// A response body that closes its request's span when it ends.
+    pub struct Observed<B> {
+        #[pin]
+        inner: B,
+        closer: Closer,
+    }
+}
+
+impl<B: Body> Body for Observed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let status = trailers
+                        .get("grpc-status")
+                        .and_then(|status| status.to_str().ok())
+                        .map(str::to_owned);
+                    this.closer.close(status);
+                }
+            }
+            Some(Err(_)) => this.closer.close(Some("transport error".to_owned())),
+            None => this.closer.close(None),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
