@@ -22,4 +22,5 @@ mod rest_stigg;
 mod sdk;
 mod service;
 mod service_conformance;
+mod store_conformance;
 mod users;
