@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{Service, found, retrying};
 use crate::domain::customer::{
-    CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
+    Customer, CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
 };
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::user::{Member, MemberRole, Membership};
@@ -39,13 +39,7 @@ impl Service {
             session.customer(caller.workspace, lookup).await?,
             "customer",
         )?;
-        let mut members = session
-            .customer_members(caller.workspace, &[customer.id])
-            .await?;
-        Ok(CustomerDetail {
-            members: members.remove(&customer.id).unwrap_or_default(),
-            customer,
-        })
+        with_members(&mut session, caller, customer).await
     }
 
     pub async fn list_customers(
@@ -99,12 +93,9 @@ impl Service {
         if next != current {
             tx.update_customer(&next).await?;
         }
-        let mut members = tx.customer_members(caller.workspace, &[next.id]).await?;
+        let detail = with_members(&mut tx, caller, next).await?;
         tx.commit().await?;
-        Ok(CustomerDetail {
-            members: members.remove(&next.id).unwrap_or_default(),
-            customer: next,
-        })
+        Ok(detail)
     }
 
     /// Soft-deletes a live customer and releases what identified it: its
@@ -210,7 +201,7 @@ pub(super) async fn delete_customer(
     tx: &mut Transaction,
     caller: &Caller,
     lookup: &CustomerLookup,
-) -> Result<crate::domain::customer::Customer> {
+) -> Result<Customer> {
     let customer = tx
         .soft_delete_customer(caller.workspace, lookup, now())
         .await?;
@@ -255,6 +246,21 @@ pub(super) async fn join(
         .await?
         .ok_or_else(|| Error::Aborted("the membership was removed meanwhile".into()))?;
     Ok((updated, false))
+}
+
+/// A customer with its members, as they are in `session`.
+async fn with_members(
+    session: &mut Session,
+    caller: &Caller,
+    customer: Customer,
+) -> Result<CustomerDetail> {
+    let mut members = session
+        .customer_members(caller.workspace, &[customer.id])
+        .await?;
+    Ok(CustomerDetail {
+        members: members.remove(&customer.id).unwrap_or_default(),
+        customer,
+    })
 }
 
 /// A membership as a customer's member: with its user's email, name and

@@ -40,18 +40,47 @@ impl KeyOwners {
     }
 }
 
-/// Groups key rows by their owner.
-fn keys_by_owner(rows: Vec<KeyRow>) -> HashMap<Uuid, BTreeMap<String, String>> {
-    let mut keys: HashMap<Uuid, BTreeMap<String, String>> = HashMap::new();
-    for key in rows {
-        keys.entry(key.owner)
-            .or_default()
-            .insert(key.name, key.value);
-    }
-    keys
+/// `{select} WHERE workspace_id = $1 AND {column} IN (…ids)`, not kept
+/// prepared: lists vary in length.
+fn among(select: &str, workspace: WorkspaceId, column: &str, ids: &[Uuid]) -> Sql {
+    let mut sql = Sql::new(format!(
+        "{select} WHERE workspace_id = $1 AND {column} IN ("
+    ))
+    .bind(workspace.0);
+    sql.push_list(ids.iter().copied()).push(")");
+    sql.unprepared()
 }
 
 impl Session {
+    /// The stored keys of each of these owners.
+    async fn keys_of(
+        &mut self,
+        owners: KeyOwners,
+        workspace: WorkspaceId,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, BTreeMap<String, String>>> {
+        let (select, column) = match owners {
+            KeyOwners::Users => (
+                "SELECT user_id AS owner, name, value FROM user_keys",
+                "user_id",
+            ),
+            KeyOwners::Companies => (
+                "SELECT customer_id AS owner, name, value FROM customer_keys",
+                "customer_id",
+            ),
+        };
+        let rows: Vec<KeyRow> = self
+            .fetch_all(among(select, workspace, column, ids))
+            .await?;
+        let mut keys: HashMap<Uuid, BTreeMap<String, String>> = HashMap::new();
+        for key in rows {
+            keys.entry(key.owner)
+                .or_default()
+                .insert(key.name, key.value);
+        }
+        Ok(keys)
+    }
+
     /// Who owns each of these keys in the workspace: key name → owner.
     pub async fn key_owners(
         &mut self,
@@ -123,28 +152,23 @@ impl Session {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = Sql::new(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE workspace_id = $1 AND id IN ("
-        ))
-        .bind(workspace.0);
-        sql.push_list(ids.iter().copied()).push(")");
-        let users: Vec<UserRow> = self.fetch_all(sql.unprepared()).await?;
-
-        let mut sql = Sql::new(
-            "SELECT user_id AS owner, name, value FROM user_keys WHERE workspace_id = $1 \
-             AND user_id IN (",
-        )
-        .bind(workspace.0);
-        sql.push_list(ids.iter().copied()).push(")");
-        let mut keys = keys_by_owner(self.fetch_all(sql.unprepared()).await?);
-
-        let mut sql = Sql::new(format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE workspace_id = $1 AND user_id IN ("
-        ))
-        .bind(workspace.0);
-        sql.push_list(ids.iter().copied())
-            .push(") ORDER BY created_at, id");
-        let memberships: Vec<MembershipRow> = self.fetch_all(sql.unprepared()).await?;
+        let users: Vec<UserRow> = self
+            .fetch_all(among(
+                &format!("SELECT {USER_COLUMNS} FROM users"),
+                workspace,
+                "id",
+                ids,
+            ))
+            .await?;
+        let mut keys = self.keys_of(KeyOwners::Users, workspace, ids).await?;
+        let mut sql = among(
+            &format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships"),
+            workspace,
+            "user_id",
+            ids,
+        );
+        sql.push(" ORDER BY created_at, id");
+        let memberships: Vec<MembershipRow> = self.fetch_all(sql).await?;
         let memberships: Vec<Membership> = memberships.into_iter().map(Into::into).collect();
         let company_ids: Vec<Uuid> = memberships.iter().map(|m| m.company_id).collect();
         let companies = self.companies(workspace, &company_ids).await?;
@@ -191,20 +215,16 @@ impl Session {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut sql = Sql::new(
+        let mut sql = among(
             "SELECT id, name, external_id, traits, last_seen_at, created_at, modified_at \
-             FROM customers WHERE deleted_at IS NULL AND workspace_id = $1 AND id IN (",
-        )
-        .bind(workspace.0);
-        sql.push_list(ids.iter().copied()).push(")");
-        let rows: Vec<CompanyRow> = self.fetch_all(sql.unprepared()).await?;
-        let mut sql = Sql::new(
-            "SELECT customer_id AS owner, name, value FROM customer_keys WHERE workspace_id = $1 \
-             AND customer_id IN (",
-        )
-        .bind(workspace.0);
-        sql.push_list(ids.iter().copied()).push(")");
-        let mut keys = keys_by_owner(self.fetch_all(sql.unprepared()).await?);
+             FROM customers",
+            workspace,
+            "id",
+            ids,
+        );
+        sql.push(" AND deleted_at IS NULL");
+        let rows: Vec<CompanyRow> = self.fetch_all(sql).await?;
+        let mut keys = self.keys_of(KeyOwners::Companies, workspace, ids).await?;
         Ok(rows
             .into_iter()
             .map(|row| {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::RestState;
-use super::family::{ApiError, Authed, Body, Family, present, rfc3339, to_json};
+use super::family::{ApiError, Authed, Body, Family, Params, present, rfc3339, to_json};
 use crate::auth::bearer_key;
 use crate::domain::Change;
 use crate::domain::customer::{
@@ -589,7 +589,7 @@ async fn list(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
     Authed(caller, _): Authed<Rapidly>,
-    Query(query): Query<HashMap<String, String>>,
+    Params(query, _): Params<Rapidly, HashMap<String, String>>,
 ) -> Result<Json<ListView>, ApiError<Rapidly>> {
     let in_query = |error: Error| error.within(&FieldPath::field("query"));
     let mut wire = Vec::new();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -485,7 +485,7 @@ fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String
 async fn lookup_user(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
-    Query(query): Query<HashMap<String, String>>,
+    Params(query, _): Params<Schematic, HashMap<String, String>>,
 ) -> Result<Json<Envelope<UserView>>, ApiError<Schematic>> {
     let keys = query_keys(&query)?;
     let user = state
@@ -678,7 +678,7 @@ async fn create_company(
 async fn lookup_company(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
-    Query(query): Query<HashMap<String, String>>,
+    Params(query, _): Params<Schematic, HashMap<String, String>>,
 ) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
     let keys = query_keys(&query)?;
     let lookup = CompanyLookup::by_keys(keys.clone())?;
