@@ -10,29 +10,6 @@ use crate::domain::user::MemberRole;
 use crate::error::{Error, FieldPath, FieldViolation};
 use crate::pb::kith::v1 as pb;
 
-pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).expect("below one second"),
-    }
-}
-
-pub fn metadata_to_proto<'a>(
-    pairs: impl Iterator<Item = (&'a String, &'a MetadataValue)>,
-) -> HashMap<String, pb::MetadataValue> {
-    pairs
-        .map(|(key, value)| {
-            let kind = match value {
-                MetadataValue::Bool(b) => pb::metadata_value::Kind::BoolValue(*b),
-                MetadataValue::Int(i) => pb::metadata_value::Kind::IntValue(*i),
-                MetadataValue::Float(f) => pb::metadata_value::Kind::FloatValue(*f),
-                MetadataValue::String(s) => pb::metadata_value::Kind::StringValue(s.clone()),
-            };
-            (key.clone(), pb::MetadataValue { kind: Some(kind) })
-        })
-        .collect()
-}
-
 /// Metadata as the domain reads it, and a violation for each value that has
 /// no `kind` set (left out of the map).
 pub fn metadata_from_proto(
@@ -91,39 +68,6 @@ fn number_to_json(n: f64) -> serde_json::Value {
         serde_json::Value::from(n as i64)
     } else {
         serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
-    }
-}
-
-pub fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
-    }
-}
-
-fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    use serde_json::Value;
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(map) => Kind::StructValue(json_to_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub fn role_to_proto(role: MemberRole) -> pb::MemberRole {
-    match role {
-        MemberRole::Owner => pb::MemberRole::Owner,
-        MemberRole::BillingManager => pb::MemberRole::BillingManager,
-        MemberRole::Member => pb::MemberRole::Member,
     }
 }
 

@@ -4,17 +4,14 @@ use prost_types::FieldMask;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
-use super::convert::{
-    masked_fields, metadata_from_proto, metadata_to_proto, role_from_proto, role_to_proto,
-    timestamp,
-};
+use super::convert::{masked_fields, metadata_from_proto, role_from_proto};
 use crate::domain::Change;
 use crate::domain::customer::{
-    AddressInput, BillingAddress, Customer, CustomerDetail, CustomerFilter, CustomerInput,
-    CustomerLookup, CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
+    AddressInput, CustomerFilter, CustomerInput, CustomerLookup, CustomerPatch, CustomerPatchInput,
+    CustomerType, NewCustomer,
 };
 use crate::domain::page::{KITH_PAGES, PageRequest};
-use crate::domain::user::{Member, parse_uuid};
+use crate::domain::user::parse_uuid;
 use crate::error::{Error, FieldViolation};
 use crate::pb::kith::v1::customer_service_server::CustomerService;
 use crate::pb::kith::v1::{
@@ -25,6 +22,7 @@ use crate::pb::kith::v1::{
     RemoveCustomerMemberResponse, UpdateCustomerMemberRequest, UpdateCustomerMemberResponse,
     UpdateCustomerRequest, UpdateCustomerResponse,
 };
+use crate::pb::records::{customer_to_proto, member_to_proto};
 use crate::service::Service;
 
 pub struct CustomerApi {
@@ -363,61 +361,4 @@ fn populated_fields(customer: &pb::Customer) -> Vec<&'static str> {
         .filter(|(_, set)| *set)
         .map(|(field, _)| field)
         .collect()
-}
-
-fn address_to_proto(address: &BillingAddress) -> pb::BillingAddress {
-    let lines = address.lines();
-    pb::BillingAddress {
-        country: lines.country,
-        line1: lines.line1,
-        line2: lines.line2,
-        postal_code: lines.postal_code,
-        city: lines.city,
-        state: lines.state,
-    }
-}
-
-fn member_to_proto(member: &Member) -> pb::Member {
-    let membership = &member.membership;
-    pb::Member {
-        id: membership.id.to_string(),
-        created_at: Some(timestamp(membership.created_at)),
-        modified_at: (membership.updated_at != membership.created_at)
-            .then(|| timestamp(membership.updated_at)),
-        customer_id: membership.company_id.to_string(),
-        email: member.email.clone().unwrap_or_default(),
-        name: member.name.clone(),
-        external_id: member.external_id.clone(),
-        role: role_to_proto(membership.role).into(),
-    }
-}
-
-fn customer_to_proto(detail: &CustomerDetail) -> pb::Customer {
-    let customer: &Customer = &detail.customer;
-    let kind = match customer.kind {
-        CustomerType::Individual => pb::CustomerType::Individual,
-        CustomerType::Team => pb::CustomerType::Team,
-    };
-    pb::Customer {
-        id: customer.id.to_string(),
-        external_id: customer
-            .external_id
-            .as_ref()
-            .map(|id| id.as_str().to_owned()),
-        email: customer
-            .email
-            .as_ref()
-            .map(|email| email.as_str().to_owned()),
-        email_verified: customer.email_verified,
-        name: customer.name.as_ref().map(|name| name.as_str().to_owned()),
-        billing_address: customer.billing_address.as_ref().map(address_to_proto),
-        metadata: metadata_to_proto(customer.metadata.iter()),
-        r#type: kind.into(),
-        avatar_url: customer.avatar_url().unwrap_or_default(),
-        workspace_id: customer.workspace_id.to_string(),
-        created_at: Some(timestamp(customer.created_at)),
-        modified_at: customer.modified_at.map(timestamp),
-        deleted_at: customer.deleted_at.map(timestamp),
-        members: detail.members.iter().map(member_to_proto).collect(),
-    }
 }

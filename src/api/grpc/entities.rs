@@ -3,12 +3,10 @@
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
-use super::convert::timestamp;
 use crate::domain::Caller;
 use crate::domain::customer::ExternalId;
 use crate::domain::entity::{
-    self, Entity, EntityFilter, EntityId, EntityType, EntityTypeInput, EntityUpsertInput,
-    entity_types_query,
+    self, EntityFilter, EntityId, EntityTypeInput, EntityUpsertInput, entity_types_query,
 };
 use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::error::{Error, Result};
@@ -20,6 +18,7 @@ use crate::pb::kith::v1::{
     GetEntityRequest, GetEntityResponse, ListEntitiesRequest, ListEntitiesResponse,
     ListEntityTypesRequest, ListEntityTypesResponse,
 };
+use crate::pb::records::{entity_to_proto, entity_type_to_proto};
 use crate::service::Service;
 
 pub struct EntityApi {
@@ -197,29 +196,5 @@ impl EntityService for EntityApi {
             types: page.items.iter().map(entity_type_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
         }))
-    }
-}
-
-fn entity_to_proto(entity: &Entity, owner: &ExternalId) -> pb::Entity {
-    pb::Entity {
-        id: entity.id.as_str().to_owned(),
-        customer_id: owner.as_str().to_owned(),
-        type_id: entity.type_id.as_str().to_owned(),
-        display_name: entity.display_name.clone(),
-        metadata: entity.metadata.clone().into_iter().collect(),
-        created_at: Some(timestamp(entity.created_at)),
-        updated_at: Some(timestamp(entity.updated_at)),
-        archived_at: entity.archived_at.map(timestamp),
-    }
-}
-
-fn entity_type_to_proto(entity_type: &EntityType) -> pb::EntityType {
-    pb::EntityType {
-        id: entity_type.id.as_str().to_owned(),
-        display_name: entity_type.display_name.clone(),
-        attribution_keys: entity_type.attribution_keys.clone(),
-        created_at: Some(timestamp(entity_type.created_at)),
-        updated_at: Some(timestamp(entity_type.updated_at)),
-        archived_at: entity_type.archived_at.map(timestamp),
     }
 }

@@ -4,12 +4,12 @@ use prost_types::FieldMask;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::caller_of;
-use super::convert::{json_to_struct, masked_fields, struct_to_json, timestamp};
+use super::convert::{masked_fields, struct_to_json};
 use crate::domain::Change;
 use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::person::{
-    self, KNOWN_TRAITS, Person, PersonFilter, PersonLookup, PersonPatch, PersonPatchInput,
-    PersonStatus, PersonUpsert, PersonUpsertInput,
+    self, KNOWN_TRAITS, PersonFilter, PersonLookup, PersonPatch, PersonPatchInput, PersonStatus,
+    PersonUpsert, PersonUpsertInput,
 };
 use crate::error::{Error, FieldPath, FieldViolation, Result};
 use crate::pb::kith::v1::people_service_server::PeopleService;
@@ -19,6 +19,7 @@ use crate::pb::kith::v1::{
     ImportPeopleResponse, ListPeopleRequest, ListPeopleResponse, UpdatePersonRequest,
     UpdatePersonResponse, UpsertPersonRequest, UpsertPersonResponse,
 };
+use crate::pb::records::person_to_proto;
 use crate::service::{Importer, Service};
 
 pub struct PeopleApi {
@@ -313,31 +314,4 @@ fn populated_fields(person: &pb::Person) -> Vec<&'static str> {
         fields.push("attributes");
     }
     fields
-}
-
-pub(super) fn person_to_proto(person: &Person) -> pb::Person {
-    let status = match person.status {
-        PersonStatus::Active => pb::PersonStatus::Active,
-        PersonStatus::Unsubscribed => pb::PersonStatus::Unsubscribed,
-        PersonStatus::Bounced => pb::PersonStatus::Bounced,
-    };
-    let field = |name: &str| person.profile.get(name).map(str::to_owned);
-    pb::Person {
-        id: person.id.to_string(),
-        workspace_id: person.workspace_id.to_string(),
-        external_id: person.external_id.clone(),
-        email: person.email.as_ref().map(|e| e.as_str().to_owned()),
-        phone: field("phone"),
-        first_name: field("first_name"),
-        last_name: field("last_name"),
-        avatar_url: field("avatar_url"),
-        timezone: field("timezone"),
-        locale: field("locale"),
-        status: status.into(),
-        attributes: Some(json_to_struct(&person.attributes)),
-        created_at: Some(timestamp(person.created_at)),
-        updated_at: Some(timestamp(person.updated_at)),
-        first_seen_at: Some(timestamp(person.first_seen_at)),
-        last_seen_at: Some(timestamp(person.last_seen_at)),
-    }
 }

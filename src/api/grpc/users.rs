@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
-use super::convert::{
-    json_to_struct, role_to_proto, struct_to_json, timestamp, timestamp_from_proto,
-};
+use super::convert::{struct_to_json, timestamp_from_proto};
 use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::user::{
-    Company, CompanyLookup, CompanyTraitUpdate, CompanyUpsert, MembershipDetail, MembershipFilter,
-    MembershipInput, TraitChange, TraitChangeInput, TraitUpdate, Upsert, UpsertInput, UserDetail,
-    UserFilter, UserLookup, parse_uuid,
+    CompanyLookup, CompanyTraitUpdate, CompanyUpsert, MembershipFilter, MembershipInput,
+    TraitChange, TraitChangeInput, TraitUpdate, Upsert, UpsertInput, UserFilter, UserLookup,
+    parse_uuid,
 };
 use crate::error::{Error, FieldViolation, Result};
 use crate::pb::kith::v1::user_service_server::UserService;
@@ -26,6 +24,7 @@ use crate::pb::kith::v1::{
     UpsertCompanyTraitRequest, UpsertCompanyTraitResponse, UpsertUserRequest, UpsertUserResponse,
     UpsertUserTraitRequest, UpsertUserTraitResponse,
 };
+use crate::pb::records::{company_to_proto, membership_to_proto, user_to_proto};
 use crate::service::Service;
 
 pub struct UserApi {
@@ -325,51 +324,4 @@ fn upsert_input(
         update_only,
     };
     (input, wire)
-}
-
-fn company_to_proto(company: &Company) -> pb::Company {
-    pb::Company {
-        id: company.id.to_string(),
-        keys: company
-            .keys
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        name: company.name.clone().unwrap_or_default(),
-        traits: Some(json_to_struct(&company.traits)),
-        last_seen_at: company.last_seen_at.map(timestamp),
-        created_at: Some(timestamp(company.created_at)),
-        updated_at: Some(timestamp(company.updated_at)),
-    }
-}
-
-fn membership_to_proto(detail: &MembershipDetail) -> pb::CompanyMembership {
-    let membership = &detail.membership;
-    pb::CompanyMembership {
-        id: membership.id.to_string(),
-        company_id: membership.company_id.to_string(),
-        user_id: membership.user_id.to_string(),
-        role: role_to_proto(membership.role).into(),
-        company: Some(company_to_proto(&detail.company)),
-        created_at: Some(timestamp(membership.created_at)),
-        updated_at: Some(timestamp(membership.updated_at)),
-    }
-}
-
-fn user_to_proto(detail: &UserDetail) -> pb::User {
-    let user = &detail.user;
-    pb::User {
-        id: user.id.to_string(),
-        keys: user
-            .keys
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        name: user.name.clone().unwrap_or_default(),
-        traits: Some(json_to_struct(&user.traits)),
-        company_memberships: detail.memberships.iter().map(membership_to_proto).collect(),
-        last_seen_at: user.last_seen_at.map(timestamp),
-        created_at: Some(timestamp(user.created_at)),
-        updated_at: Some(timestamp(user.updated_at)),
-    }
 }

@@ -1,13 +1,16 @@
-//! Code generated from `proto/` by `build.rs`.
+//! The contract: code generated from `proto/` by `build.rs`, and the domain
+//! records as its messages (`records`).
 
-#![allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod records;
 
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod kith {
     pub mod v1 {
         tonic::include_proto!("kith.v1");
     }
 }
 
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
