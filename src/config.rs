@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::auth::RateLimit;
+pub use crate::service::ChangeLogConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,6 +123,16 @@ pub struct ServeArgs {
     /// worth).
     #[arg(long, env = "KITH_RATE_BURST", requires = "rate_limit")]
     pub rate_burst: Option<NonZeroU32>,
+
+    /// How long the change log keeps changes (`7d`, `12h`, `90m`); a
+    /// cursor older than that has expired.
+    #[arg(long, env = "KITH_CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub change_retention: Duration,
+
+    /// Seconds a Watch stream waits for a reader that has stopped reading
+    /// before ending it with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "KITH_WATCH_STALL_TIMEOUT", default_value_t = 30)]
+    pub watch_stall_timeout_secs: u64,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -133,6 +144,7 @@ pub struct ServeConfig {
     pub health_interval: Duration,
     pub drain_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
+    pub change_log: ChangeLogConfig,
 }
 
 impl From<&ServeArgs> for ServeConfig {
@@ -147,6 +159,11 @@ impl From<&ServeArgs> for ServeConfig {
                 per_second,
                 burst: args.rate_burst.unwrap_or(per_second),
             }),
+            change_log: ChangeLogConfig {
+                retention: args.change_retention,
+                stall_timeout: Duration::from_secs(args.watch_stall_timeout_secs.max(1)),
+                ..ChangeLogConfig::default()
+            },
         }
     }
 }

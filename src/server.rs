@@ -14,10 +14,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::grpc::{CustomerApi, EntityApi, PeopleApi, RequireApiKey, UserApi};
+use crate::api::grpc::{ChangeApi, CustomerApi, EntityApi, PeopleApi, RequireApiKey, UserApi};
 use crate::api::observe::{RequestSpans, Transport};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
+use crate::pb::kith::v1::change_service_server::ChangeServiceServer;
 use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
 use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
 use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
@@ -26,7 +27,8 @@ use crate::service::Service;
 use crate::store::Store;
 
 /// The gRPC services health reports on, by their full names.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
+    "kith.v1.ChangeService",
     "kith.v1.CustomerService",
     "kith.v1.EntityService",
     "kith.v1.PeopleService",
@@ -50,7 +52,7 @@ impl Application {
         let store = Store::connect(&config.database_url)
             .await
             .context("opening the database")?;
-        let service = Service::new(store);
+        let service = Service::with_change_log(store, config.change_log);
         let bootstrap_key = service.bootstrap().await?.map(|(workspace, key)| {
             tracing::info!(workspace = %workspace.id, key_id = %key.id, "created the default workspace and its first key");
             key.reveal().to_owned()
@@ -128,6 +130,11 @@ impl Application {
             stopping.clone(),
         ));
 
+        // The change log's keepers: pruning, and wake-ups from other
+        // replicas' commits.
+        let pruner = tokio::spawn(self.service.clone().prune_changes_forever());
+        let relay = tokio::spawn(self.service.clone().relay_other_replicas_changes());
+
         let signal_health = health.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -175,6 +182,9 @@ impl Application {
                 self.service.clone(),
             )))
             .add_service(UserServiceServer::new(UserApi::new(self.service.clone())))
+            .add_service(ChangeServiceServer::new(ChangeApi::new(
+                self.service.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small reply can wait for the peer's
                 // delayed ACK: about 40 ms on Linux.
@@ -209,6 +219,8 @@ impl Application {
             }
         }
         watchdog.abort();
+        pruner.abort();
+        relay.abort();
         tracing::info!("stopped");
         Ok(())
     }

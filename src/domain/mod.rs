@@ -1,6 +1,7 @@
 //! The rules of Kith, free of any wire format or SQL: value types that cannot
 //! hold an invalid value, and the transitions records may make.
 
+pub mod change;
 pub mod customer;
 pub mod entity;
 pub mod page;

@@ -701,6 +701,19 @@ impl Member {
             membership,
         }
     }
+
+    /// Whether a user's change from `before` to `after` shows in the
+    /// members it is.
+    pub fn shows_change(before: &User, after: &User) -> bool {
+        let shown = |user: &User| {
+            (
+                user.keys.get(MEMBER_EMAIL_KEY).map(str::to_owned),
+                user.keys.get(MEMBER_EXTERNAL_ID_KEY).map(str::to_owned),
+                user.name.clone(),
+            )
+        };
+        shown(before) != shown(after)
+    }
 }
 
 /// How a call names a user.

@@ -68,6 +68,16 @@ pub enum Error {
     #[error("invalid page token: {0}")]
     InvalidPageToken(&'static str),
 
+    /// A change cursor from before what the log still keeps; the caller
+    /// lists again and watches from the new cursor.
+    #[error("the change cursor has expired: list again and watch from the list's cursor")]
+    CursorExpired,
+
+    /// A stream's reader fell too far behind for the server's buffer; it
+    /// may resume from the last cursor it received.
+    #[error("the stream was read too slowly; resume from the last cursor received")]
+    TooSlow,
+
     #[error("missing, unknown or revoked API key")]
     Unauthenticated,
 

@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use prost::Message as _;
 use prost_types::Timestamp;
 
 use super::kith::v1 as pb;
+use crate::domain::change::{ChangeKind, ChangeOperation, LoggedChange};
 use crate::domain::customer::{
     BillingAddress, Customer, CustomerDetail, CustomerType, ExternalId, MetadataValue,
 };
@@ -223,5 +225,73 @@ pub fn user_to_proto(detail: &UserDetail) -> pb::User {
         last_seen_at: user.last_seen_at.map(timestamp),
         created_at: Some(timestamp(user.created_at)),
         updated_at: Some(timestamp(user.updated_at)),
+    }
+}
+
+/// A change of the log as the contract's message: its record decoded into
+/// the message its kind's Get returns.
+pub fn change_to_proto(logged: &LoggedChange) -> Result<pb::Change, prost::DecodeError> {
+    use pb::change::Record;
+    let change = &logged.change;
+    let bytes = change.record.as_slice();
+    let (kind, record) = match change.kind {
+        ChangeKind::Customer => (
+            pb::ChangeKind::Customer,
+            Record::Customer(pb::Customer::decode(bytes)?),
+        ),
+        ChangeKind::Entity => (
+            pb::ChangeKind::Entity,
+            Record::Entity(pb::Entity::decode(bytes)?),
+        ),
+        ChangeKind::EntityType => (
+            pb::ChangeKind::EntityType,
+            Record::EntityType(pb::EntityType::decode(bytes)?),
+        ),
+        ChangeKind::Person => (
+            pb::ChangeKind::Person,
+            Record::Person(pb::Person::decode(bytes)?),
+        ),
+        ChangeKind::User => (pb::ChangeKind::User, Record::User(pb::User::decode(bytes)?)),
+        ChangeKind::Company => (
+            pb::ChangeKind::Company,
+            Record::Company(pb::Company::decode(bytes)?),
+        ),
+        ChangeKind::Membership => (
+            pb::ChangeKind::Membership,
+            Record::Membership(pb::CompanyMembership::decode(bytes)?),
+        ),
+    };
+    let operation = match change.operation {
+        ChangeOperation::Created => pb::ChangeOperation::Created,
+        ChangeOperation::Updated => pb::ChangeOperation::Updated,
+        ChangeOperation::Deleted => pb::ChangeOperation::Deleted,
+        ChangeOperation::Archived => pb::ChangeOperation::Archived,
+        ChangeOperation::Unarchived => pb::ChangeOperation::Unarchived,
+    };
+    Ok(pb::Change {
+        seq: logged.seq,
+        kind: kind.into(),
+        operation: operation.into(),
+        record_id: change.record_id.clone(),
+        external_id: change.external_id.clone(),
+        owner_id: change.owner_id.clone(),
+        revision: logged.seq,
+        api_key_id: logged.api_key.to_string(),
+        committed_at: Some(timestamp(logged.committed_at)),
+        record: Some(record),
+    })
+}
+
+/// A change kind the contract names; `None` for unspecified.
+pub fn change_kind_from_proto(kind: pb::ChangeKind) -> Option<ChangeKind> {
+    match kind {
+        pb::ChangeKind::Unspecified => None,
+        pb::ChangeKind::Customer => Some(ChangeKind::Customer),
+        pb::ChangeKind::Entity => Some(ChangeKind::Entity),
+        pb::ChangeKind::EntityType => Some(ChangeKind::EntityType),
+        pb::ChangeKind::Person => Some(ChangeKind::Person),
+        pb::ChangeKind::User => Some(ChangeKind::User),
+        pb::ChangeKind::Company => Some(ChangeKind::Company),
+        pb::ChangeKind::Membership => Some(ChangeKind::Membership),
     }
 }

@@ -2,12 +2,14 @@
 
 use uuid::Uuid;
 
-use super::{Service, found, retrying};
+use super::changes::Changes;
+use super::{Listing, Service, found, retrying};
+use crate::domain::change::ChangeOperation;
 use crate::domain::customer::{
     Customer, CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
 };
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::user::{Member, MemberRole, Membership};
+use crate::domain::user::{Member, MemberRole, Membership, MembershipDetail};
 use crate::domain::{Caller, now};
 use crate::error::{Error, Result};
 use crate::store::{Session, Transaction};
@@ -19,14 +21,18 @@ impl Service {
         customer: NewCustomer,
     ) -> Result<CustomerDetail> {
         let customer = customer.into_customer(caller.workspace, now());
+        let customer_id = customer.id;
         let mut tx = self.store.write().await?;
         tx.insert_customer(&customer).await?;
-        tx.commit().await?;
         // A new customer has no members yet.
-        Ok(CustomerDetail {
+        let detail = CustomerDetail {
             customer,
             members: Vec::new(),
-        })
+        };
+        let mut changes = Changes::default();
+        changes.customer(ChangeOperation::Created, customer_id);
+        self.commit(tx, caller, changes).await?;
+        Ok(detail)
     }
 
     pub async fn get_customer(
@@ -47,23 +53,27 @@ impl Service {
         caller: &Caller,
         filter: &CustomerFilter,
         page: &PageRequest,
-    ) -> Result<Page<CustomerDetail>> {
-        let mut session = self.store.read().await?;
+    ) -> Result<Listing<Page<CustomerDetail>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
         let page = session
             .list_customers(caller.workspace, filter, page)
             .await?;
         let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
         let mut members = session.customer_members(caller.workspace, &ids).await?;
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|customer| CustomerDetail {
-                    members: members.remove(&customer.id).unwrap_or_default(),
-                    customer,
-                })
-                .collect(),
-            next_token: page.next_token,
+        let items = page
+            .items
+            .into_iter()
+            .map(|customer| CustomerDetail {
+                members: members.remove(&customer.id).unwrap_or_default(),
+                customer,
+            })
+            .collect();
+        Ok(Listing {
+            items: Page {
+                items,
+                next_token: page.next_token,
+            },
+            change_cursor,
         })
     }
 
@@ -90,11 +100,16 @@ impl Service {
             "customer",
         )?;
         let next = current.apply(patch, now())?;
-        if next != current {
+        let changed = next != current;
+        if changed {
             tx.update_customer(&next).await?;
         }
         let detail = with_members(&mut tx, caller, next).await?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        if changed {
+            changes.customer(ChangeOperation::Updated, detail.customer.id);
+        }
+        self.commit(tx, caller, changes).await?;
         Ok(detail)
     }
 
@@ -106,12 +121,14 @@ impl Service {
         lookup: &CustomerLookup,
     ) -> Result<CustomerDetail> {
         let mut tx = self.store.write().await?;
-        let customer = delete_customer(&mut tx, caller, lookup).await?;
-        tx.commit().await?;
-        Ok(CustomerDetail {
-            customer,
-            members: Vec::new(),
-        })
+        let mut changes = Changes::default();
+        let current = found(
+            tx.lock_customer(caller.workspace, lookup).await?,
+            "customer",
+        )?;
+        let detail = delete_customer(&mut tx, caller, &current, &mut changes).await?;
+        self.commit(tx, caller, changes).await?;
+        Ok(detail)
     }
 
     /// Adds a user to a customer, or gives an existing member `role`.
@@ -128,9 +145,11 @@ impl Service {
                 tx.lock_customer(caller.workspace, customer).await?,
                 "customer",
             )?;
-            let (membership, _) = join(&mut tx, caller, company.id, user, role).await?;
+            let mut changes = Changes::default();
+            let (membership, _) =
+                join(&mut tx, caller, company.id, user, role, &mut changes).await?;
             let member = member_of(&mut tx, caller, membership).await?;
-            tx.commit().await?;
+            self.commit(tx, caller, changes).await?;
             Ok(member)
         })
         .await
@@ -140,8 +159,8 @@ impl Service {
         &self,
         caller: &Caller,
         customer: &CustomerLookup,
-    ) -> Result<Vec<Member>> {
-        let mut session = self.store.read().await?;
+    ) -> Result<Listing<Vec<Member>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
         let customer = found(
             session.customer(caller.workspace, customer).await?,
             "customer",
@@ -149,7 +168,10 @@ impl Service {
         let mut members = session
             .customer_members(caller.workspace, &[customer.id])
             .await?;
-        Ok(members.remove(&customer.id).unwrap_or_default())
+        Ok(Listing {
+            items: members.remove(&customer.id).unwrap_or_default(),
+            change_cursor,
+        })
     }
 
     /// Changes a member's role. One `UPDATE` of the membership row: a
@@ -166,11 +188,25 @@ impl Service {
             tx.lock_customer(caller.workspace, customer).await?,
             "customer",
         )?;
+        let at = now();
         let membership = tx
-            .set_membership_role(caller.workspace, company.id, member, role, now())
+            .set_membership_role(caller.workspace, company.id, member, role, at)
             .await?;
-        let member = member_of(&mut tx, caller, found(membership, "member")?).await?;
-        tx.commit().await?;
+        let membership = found(membership, "member")?;
+        let mut changes = Changes::default();
+        // The update time moves only when the role changed.
+        if membership.updated_at == at {
+            record_membership(
+                &mut tx,
+                caller,
+                ChangeOperation::Updated,
+                &membership,
+                &mut changes,
+            )
+            .await?;
+        }
+        let member = member_of(&mut tx, caller, membership).await?;
+        self.commit(tx, caller, changes).await?;
         Ok(member)
     }
 
@@ -189,40 +225,69 @@ impl Service {
         let membership = tx
             .delete_membership(caller.workspace, member, Some(company.id))
             .await?;
-        let member = member_of(&mut tx, caller, found(membership, "member")?).await?;
-        tx.commit().await?;
+        let membership = found(membership, "member")?;
+        let mut changes = Changes::default();
+        record_membership(
+            &mut tx,
+            caller,
+            ChangeOperation::Deleted,
+            &membership,
+            &mut changes,
+        )
+        .await?;
+        let member = member_of(&mut tx, caller, membership).await?;
+        self.commit(tx, caller, changes).await?;
         Ok(member)
     }
 }
 
-/// Soft-deletes the live customer `lookup` names, with its company keys
-/// and memberships.
+/// Soft-deletes a live customer (locked by the caller) and releases what
+/// identified it: its company keys and its memberships. Records the
+/// deletions; returns the customer as deleted (without members).
 pub(super) async fn delete_customer(
     tx: &mut Transaction,
     caller: &Caller,
-    lookup: &CustomerLookup,
-) -> Result<Customer> {
-    let customer = tx
-        .soft_delete_customer(caller.workspace, lookup, now())
+    customer: &Customer,
+    changes: &mut Changes,
+) -> Result<CustomerDetail> {
+    let company = found(tx.company(caller.workspace, customer.id).await?, "customer")?;
+    let deleted = tx
+        .soft_delete_customer(caller.workspace, &CustomerLookup::Id(customer.id), now())
         .await?;
-    let customer = found(customer, "customer")?;
+    let deleted = found(deleted, "customer")?;
     tx.delete_company_keys(caller.workspace, customer.id)
         .await?;
-    tx.delete_company_memberships(caller.workspace, customer.id)
+    let released = tx
+        .delete_company_memberships(caller.workspace, customer.id)
         .await?;
-    Ok(customer)
+    for membership in released {
+        changes.membership(
+            ChangeOperation::Deleted,
+            &MembershipDetail {
+                membership,
+                company: company.clone(),
+            },
+        );
+    }
+    let detail = CustomerDetail {
+        customer: deleted,
+        members: Vec::new(),
+    };
+    changes.customer_deleted(detail.clone(), company);
+    Ok(detail)
 }
 
 /// The membership of `user` in `company` (whose row the caller has
 /// locked), created with `role` (member when `None`) if missing; an
-/// existing one takes `role` when given. Returns it and whether it was
-/// created.
+/// existing one takes `role` when given. Records the change, if any, and
+/// says whether the membership was created.
 pub(super) async fn join(
     tx: &mut Transaction,
     caller: &Caller,
     company: Uuid,
     user: Uuid,
     role: Option<MemberRole>,
+    changes: &mut Changes,
 ) -> Result<(Membership, bool)> {
     if !tx.user_exists(caller.workspace, user).await? {
         return Err(Error::NotFound { resource: "user" });
@@ -230,6 +295,7 @@ pub(super) async fn join(
     let now = now();
     let new = Membership::new(company, user, role, now);
     if let Some(created) = tx.insert_membership(caller.workspace, &new).await? {
+        record_membership(tx, caller, ChangeOperation::Created, &created, changes).await?;
         return Ok((created, true));
     }
     // The user was a member already. Under READ COMMITTED a concurrent
@@ -245,7 +311,32 @@ pub(super) async fn join(
         .set_membership_role(caller.workspace, company, existing.id, role, now)
         .await?
         .ok_or_else(|| Error::Aborted("the membership was removed meanwhile".into()))?;
+    if updated != existing {
+        record_membership(tx, caller, ChangeOperation::Updated, &updated, changes).await?;
+    }
     Ok((updated, false))
+}
+
+/// Records a membership's change, with its company as it stands.
+pub(super) async fn record_membership(
+    tx: &mut Transaction,
+    caller: &Caller,
+    operation: ChangeOperation,
+    membership: &Membership,
+    changes: &mut Changes,
+) -> Result<()> {
+    let company = found(
+        tx.company(caller.workspace, membership.company_id).await?,
+        "company",
+    )?;
+    changes.membership(
+        operation,
+        &MembershipDetail {
+            membership: membership.clone(),
+            company,
+        },
+    );
+    Ok(())
 }
 
 /// A customer with its members, as they are in `session`.

@@ -2,7 +2,9 @@
 
 use uuid::Uuid;
 
-use super::{Service, found};
+use super::changes::Changes;
+use super::{Listing, Service, found};
+use crate::domain::change::ChangeOperation;
 use crate::domain::customer::{Customer, CustomerLookup, ExternalId};
 use crate::domain::entity::{
     self, Entity, EntityFilter, EntityId, EntityType, EntityTypeUpsert, EntityUpsert,
@@ -39,7 +41,12 @@ impl Service {
             .await?;
         let entities = entity::apply_batch(customer.id, batch, &existing, &types, now())?;
         tx.write_entities(caller.workspace, &entities).await?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        for entity in &entities {
+            let created = !existing.contains_key(&entity.id);
+            changes.entity(ChangeOperation::of_upsert(created), entity, owner);
+        }
+        self.commit(tx, caller, changes).await?;
         Ok(entities)
     }
 
@@ -63,12 +70,16 @@ impl Service {
         owner: &ExternalId,
         filter: &EntityFilter,
         page: &PageRequest,
-    ) -> Result<Page<Entity>> {
-        let mut session = self.store.read().await?;
+    ) -> Result<Listing<Page<Entity>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
         let customer = owner_of(&mut session, caller, owner).await?;
-        session
+        let items = session
             .list_entities(caller.workspace, customer.id, filter, page)
-            .await
+            .await?;
+        Ok(Listing {
+            items,
+            change_cursor,
+        })
     }
 
     /// Where the entity with this internal key sits in its customer's
@@ -114,7 +125,16 @@ impl Service {
             entities.push(entity);
         }
         tx.write_entities(caller.workspace, &changed).await?;
-        tx.commit().await?;
+        let operation = if archived {
+            ChangeOperation::Archived
+        } else {
+            ChangeOperation::Unarchived
+        };
+        let mut changes = Changes::default();
+        for entity in &changed {
+            changes.entity(operation, entity, owner);
+        }
+        self.commit(tx, caller, changes).await?;
         Ok(entities)
     }
 
@@ -137,7 +157,12 @@ impl Service {
         // deadlock on each other's rows.
         types.sort_by(|a, b| a.id.cmp(&b.id));
         let stored = tx.write_entity_types(caller.workspace, &types).await?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        for entity_type in &stored {
+            let created = !current.contains_key(&entity_type.id);
+            changes.entity_type(ChangeOperation::of_upsert(created), entity_type);
+        }
+        self.commit(tx, caller, changes).await?;
         let mut stored: std::collections::HashMap<_, _> =
             stored.into_iter().map(|t| (t.id.clone(), t)).collect();
         Ok(batch.iter().filter_map(|t| stored.remove(&t.id)).collect())
@@ -147,12 +172,13 @@ impl Service {
         &self,
         caller: &Caller,
         page: &PageRequest,
-    ) -> Result<Page<EntityType>> {
-        self.store
-            .read()
-            .await?
-            .list_entity_types(caller.workspace, page)
-            .await
+    ) -> Result<Listing<Page<EntityType>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
+        let items = session.list_entity_types(caller.workspace, page).await?;
+        Ok(Listing {
+            items,
+            change_cursor,
+        })
     }
 
     /// Where the entity type with this internal key sits in the listing.

@@ -6,6 +6,7 @@
 //! a transaction again. Rules stay in `domain`; rows stay in `store`; wire
 //! formats stay in `api`.
 
+mod changes;
 mod customers;
 mod entities;
 mod import;
@@ -15,10 +16,13 @@ mod workspaces;
 
 use std::future::Future;
 
+pub use changes::{ChangeLogConfig, ChangePage, WatchStream};
 pub use import::{ImportTally, Importer, Rejection};
 
+use crate::domain::Caller;
+use crate::domain::change::ChangeCursor;
 use crate::error::{Error, Result, UniqueIndex};
-use crate::store::Store;
+use crate::store::{Session, Store};
 
 /// Times a write transaction is run again after losing to a concurrent one.
 const MAX_RETRIES: u32 = 3;
@@ -27,11 +31,23 @@ const MAX_RETRIES: u32 = 3;
 #[derive(Clone)]
 pub struct Service {
     store: Store,
+    log: ChangeLogConfig,
+    changed: changes::ChangeSignal,
 }
 
 impl Service {
+    /// The use cases over `store`, its change log kept and followed as
+    /// the defaults say.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self::with_change_log(store, ChangeLogConfig::default())
+    }
+
+    pub fn with_change_log(store: Store, log: ChangeLogConfig) -> Self {
+        Self {
+            store,
+            log,
+            changed: changes::ChangeSignal::new(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -66,6 +82,24 @@ where
             }
             result => return result,
         }
+    }
+}
+
+/// What a List returns: its items, and the change cursor of the snapshot
+/// they were read in, to watch from (list then watch).
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    pub items: T,
+    pub change_cursor: ChangeCursor,
+}
+
+impl Service {
+    /// A session whose reads share one snapshot, and the change cursor of
+    /// that snapshot, read first.
+    async fn snapshot(&self, caller: &Caller) -> Result<(Session, ChangeCursor)> {
+        let mut session = self.store.snapshot().await?;
+        let horizon = session.log_horizon(caller.workspace).await?;
+        Ok((session, ChangeCursor::at(horizon.last_seq)))
     }
 }
 

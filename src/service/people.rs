@@ -3,13 +3,15 @@
 
 use serde_json::{Map, Value};
 
-use super::{Service, found, retrying};
+use super::changes::Changes;
+use super::{Listing, Service, found, retrying};
+use crate::domain::change::ChangeOperation;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::person::{
     self, Person, PersonFilter, PersonLookup, PersonPatch, PersonUpsert, TraitChanges, Upserted,
     batch_item,
 };
-use crate::domain::{Caller, WorkspaceId, now};
+use crate::domain::{Caller, now};
 use crate::error::{Error, FieldPath, Result, UniqueIndex};
 use crate::store::Session;
 
@@ -20,8 +22,8 @@ const RACES: [UniqueIndex; 2] = [UniqueIndex::PersonEmail, UniqueIndex::PersonEx
 impl Service {
     /// Applies a parsed batch, all or nothing, and says for each person
     /// whether it was created. Most batches bring only new people: then one
-    /// plain multi-row `INSERT`, atomic on its own, writes them all. If
-    /// anyone exists it writes nothing and the batch is merged instead.
+    /// plain multi-row `INSERT` writes them all. If anyone exists it writes
+    /// nothing and the batch is merged instead.
     pub async fn batch_upsert_people(
         &self,
         caller: &Caller,
@@ -37,7 +39,7 @@ impl Service {
         self.merge_people(caller, batch).await
     }
 
-    /// Creates every person of a batch in one atomic statement, or writes
+    /// Creates every person of a batch with one statement, or writes
     /// nothing and returns `None` when anyone already exists (by external
     /// id or email).
     pub async fn insert_new_people(
@@ -46,19 +48,27 @@ impl Service {
         batch: &[PersonUpsert],
     ) -> Result<Option<Vec<Upserted>>> {
         let fresh = person::create_all(caller.workspace, batch, now())?;
-        match self.store.insert_people(&fresh).await {
-            Ok(()) => Ok(Some(
-                fresh
-                    .into_iter()
-                    .map(|person| Upserted {
-                        person,
-                        created: true,
-                    })
-                    .collect(),
-            )),
-            Err(error) if error.is_clash_on(&RACES) => Ok(None),
-            Err(error) => Err(error),
+        let mut tx = self.store.write().await?;
+        match tx.insert_people(&fresh).await {
+            Ok(()) => {}
+            // Dropped, the transaction rolls back.
+            Err(error) if error.is_clash_on(&RACES) => return Ok(None),
+            Err(error) => return Err(error),
         }
+        let mut changes = Changes::default();
+        for person in &fresh {
+            changes.person(ChangeOperation::Created, person);
+        }
+        self.commit(tx, caller, changes).await?;
+        Ok(Some(
+            fresh
+                .into_iter()
+                .map(|person| Upserted {
+                    person,
+                    created: true,
+                })
+                .collect(),
+        ))
     }
 
     /// A batch known to name someone who exists, in one transaction: the
@@ -71,14 +81,15 @@ impl Service {
         caller: &Caller,
         batch: &[PersonUpsert],
     ) -> Result<Vec<Upserted>> {
-        retrying(&RACES, || self.merge_people_once(caller.workspace, batch)).await
+        retrying(&RACES, || self.merge_people_once(caller, batch)).await
     }
 
     async fn merge_people_once(
         &self,
-        workspace: WorkspaceId,
+        caller: &Caller,
         batch: &[PersonUpsert],
     ) -> Result<Vec<Upserted>> {
+        let workspace = caller.workspace;
         let now = now();
         let fresh = person::create_all(workspace, batch, now)?;
         let mut tx = self.store.write().await?;
@@ -98,8 +109,7 @@ impl Service {
             tx.write_people(&people).await?;
             merged = existing.iter().map(|(i, _)| *i).zip(planned).collect();
         }
-        tx.commit().await?;
-        Ok(fresh
+        let written: Vec<Upserted> = fresh
             .into_iter()
             .enumerate()
             .map(|(i, person)| {
@@ -108,7 +118,16 @@ impl Service {
                     created: true,
                 })
             })
-            .collect())
+            .collect();
+        let mut changes = Changes::default();
+        for upserted in &written {
+            changes.person(
+                ChangeOperation::of_upsert(upserted.created),
+                &upserted.person,
+            );
+        }
+        self.commit(tx, caller, changes).await?;
+        Ok(written)
     }
 
     /// One person through the batch path, with field paths named from the
@@ -125,33 +144,31 @@ impl Service {
     /// the external id is refused (`AlreadyExists` on `user_id`); someone
     /// with only the email is matched, as an upsert would (seed 002).
     pub async fn create_person(&self, caller: &Caller, upsert: PersonUpsert) -> Result<Upserted> {
-        retrying(&RACES, || {
-            self.create_person_once(caller.workspace, &upsert)
-        })
-        .await
-        .map_err(|error| error.map_paths(unprefix))
+        retrying(&RACES, || self.create_person_once(caller, &upsert))
+            .await
+            .map_err(|error| error.map_paths(unprefix))
     }
 
-    async fn create_person_once(
-        &self,
-        workspace: WorkspaceId,
-        upsert: &PersonUpsert,
-    ) -> Result<Upserted> {
-        let now = now();
+    async fn create_person_once(&self, caller: &Caller, upsert: &PersonUpsert) -> Result<Upserted> {
+        let (workspace, now) = (caller.workspace, now());
         let mut fresh = person::create_all(workspace, std::slice::from_ref(upsert), now)?;
         let mut tx = self.store.write().await?;
+        let mut changes = Changes::default();
         if !tx.insert_new_people(&fresh).await?.is_empty() {
-            tx.commit().await?;
-            return Ok(Upserted {
+            let created = Upserted {
                 person: fresh.remove(0),
                 created: true,
-            });
+            };
+            changes.person(ChangeOperation::Created, &created.person);
+            self.commit(tx, caller, changes).await?;
+            return Ok(created);
         }
         let existing = tx.lock_people_named(workspace, [upsert]).await?;
         let planned = person::plan_create(workspace, upsert, &existing, now)?;
         tx.write_people(std::slice::from_ref(&planned.person))
             .await?;
-        tx.commit().await?;
+        changes.person(ChangeOperation::Updated, &planned.person);
+        self.commit(tx, caller, changes).await?;
         Ok(planned)
     }
 
@@ -178,12 +195,13 @@ impl Service {
         caller: &Caller,
         filter: &PersonFilter,
         page: &PageRequest,
-    ) -> Result<Page<Person>> {
-        self.store
-            .read()
-            .await?
-            .list_people(caller.workspace, filter, page)
-            .await
+    ) -> Result<Listing<Page<Person>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
+        let items = session.list_people(caller.workspace, filter, page).await?;
+        Ok(Listing {
+            items,
+            change_cursor,
+        })
     }
 
     /// Applies a patch under the person's row lock.
@@ -196,10 +214,12 @@ impl Service {
         let mut tx = self.store.write().await?;
         let current = found(tx.lock_person(caller.workspace, lookup).await?, "person")?;
         let next = patch.apply(current.clone(), now());
+        let mut changes = Changes::default();
         if next != current {
             tx.write_people(std::slice::from_ref(&next)).await?;
+            changes.person(ChangeOperation::Updated, &next);
         }
-        tx.commit().await?;
+        self.commit(tx, caller, changes).await?;
         Ok(next)
     }
 
@@ -214,17 +234,18 @@ impl Service {
         let candidates = PersonLookup::candidates(id)?;
         let traits = TraitChanges::parse(traits).map_err(Error::InvalidArgument)?;
         retrying(&RACES, || {
-            self.merge_person_traits_once(caller.workspace, &candidates, &traits)
+            self.merge_person_traits_once(caller, &candidates, &traits)
         })
         .await
     }
 
     async fn merge_person_traits_once(
         &self,
-        workspace: WorkspaceId,
+        caller: &Caller,
         candidates: &[PersonLookup],
         traits: &TraitChanges,
     ) -> Result<Person> {
+        let workspace = caller.workspace;
         let mut tx = self.store.write().await?;
         let mut current = None;
         for lookup in candidates {
@@ -239,7 +260,9 @@ impl Service {
             .map_err(|error| error.map_paths(unprefix))?;
         let person = planned.remove(0).person;
         tx.write_people(std::slice::from_ref(&person)).await?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        changes.person(ChangeOperation::Updated, &person);
+        self.commit(tx, caller, changes).await?;
         Ok(person)
     }
 
@@ -247,7 +270,9 @@ impl Service {
     pub async fn delete_person(&self, caller: &Caller, lookup: &PersonLookup) -> Result<Person> {
         let mut tx = self.store.write().await?;
         let person = found(tx.delete_person(caller.workspace, lookup).await?, "person")?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        changes.person(ChangeOperation::Deleted, &person);
+        self.commit(tx, caller, changes).await?;
         Ok(person)
     }
 }

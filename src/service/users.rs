@@ -7,14 +7,16 @@
 
 use uuid::Uuid;
 
-use super::customers::{delete_customer, join};
-use super::{Service, found, retrying};
+use super::changes::Changes;
+use super::customers::{delete_customer, join, record_membership};
+use super::{Listing, Service, found, retrying};
+use crate::domain::change::ChangeOperation;
 use crate::domain::customer::CustomerLookup;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::user::{
     self, Company, CompanyFields, CompanyKeys, CompanyLookup, CompanyRef, CompanyTraitUpdate,
-    CompanyUpsert, Keys, MembershipChange, MembershipDetail, MembershipFilter, TraitUpdate, Upsert,
-    UserDetail, UserFilter, UserLookup,
+    CompanyUpsert, Keys, Member, MembershipChange, MembershipDetail, MembershipFilter, TraitUpdate,
+    Upsert, UserDetail, UserFilter, UserLookup,
 };
 use crate::domain::{Caller, now};
 use crate::error::{Error, Result, UniqueIndex};
@@ -55,11 +57,20 @@ impl Service {
             None => None,
         };
         let created = current.is_none();
+        let before = current.clone();
         let user = user::apply_user(current, upsert, now());
+        let mut changes = Changes::default();
         tx.write_user(caller.workspace, &user).await?;
-        write_memberships(&mut tx, caller, user.id, &upsert.memberships).await?;
+        write_memberships(&mut tx, caller, user.id, &upsert.memberships, &mut changes).await?;
         let detail = found(tx.user(caller.workspace, user.id).await?, "user")?;
-        tx.commit().await?;
+        changes.user(ChangeOperation::of_upsert(created), user.id);
+        if before.is_some_and(|before| Member::shows_change(&before, &user)) {
+            // Each company shows the user as a member.
+            for membership in &detail.memberships {
+                changes.customer(ChangeOperation::Updated, membership.membership.company_id);
+            }
+        }
+        self.commit(tx, caller, changes).await?;
         Ok((detail, created))
     }
 
@@ -74,12 +85,13 @@ impl Service {
         caller: &Caller,
         filter: &UserFilter,
         page: &PageRequest,
-    ) -> Result<Page<UserDetail>> {
-        self.store
-            .read()
-            .await?
-            .list_users(caller.workspace, filter, page)
-            .await
+    ) -> Result<Listing<Page<UserDetail>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
+        let items = session.list_users(caller.workspace, filter, page).await?;
+        Ok(Listing {
+            items,
+            change_cursor,
+        })
     }
 
     /// How many users (members of the filter's company, when it names one)
@@ -100,7 +112,12 @@ impl Service {
         found(tx.lock_user(caller.workspace, id).await?, "user")?;
         let detail = found(tx.user(caller.workspace, id).await?, "user")?;
         tx.delete_user(caller.workspace, id).await?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        for membership in &detail.memberships {
+            changes.membership(ChangeOperation::Deleted, membership);
+        }
+        changes.user_deleted(detail.clone());
+        self.commit(tx, caller, changes).await?;
         Ok(detail)
     }
 
@@ -124,16 +141,24 @@ impl Service {
         let owners = tx
             .key_owners(caller.workspace, &update.keys, KeyOwners::Users)
             .await?;
-        let mut user = match user::resolve(None, &owners, "user")? {
-            Some(id) => found(tx.lock_user(caller.workspace, id).await?, "user")?,
+        let (mut user, created) = match user::resolve(None, &owners, "user")? {
+            Some(id) => (
+                found(tx.lock_user(caller.workspace, id).await?, "user")?,
+                false,
+            ),
             None if update.update_only => return Err(Error::NotFound { resource: "user" }),
-            None => user::apply_user(None, &Upsert::of_keys(update.keys.clone()), now),
+            None => (
+                user::apply_user(None, &Upsert::of_keys(update.keys.clone()), now),
+                true,
+            ),
         };
         update.apply(&mut user.traits)?;
         user.updated_at = now;
         tx.write_user(caller.workspace, &user).await?;
         let detail = found(tx.user(caller.workspace, user.id).await?, "user")?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        changes.user(ChangeOperation::of_upsert(created), user.id);
+        self.commit(tx, caller, changes).await?;
         Ok(detail)
     }
 
@@ -191,7 +216,9 @@ impl Service {
         tx.write_keys(caller.workspace, id, &upsert.keys, KeyOwners::Companies)
             .await?;
         let company = found(tx.company(caller.workspace, id).await?, "company")?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        changes.customer(ChangeOperation::of_upsert(created), id);
+        self.commit(tx, caller, changes).await?;
         Ok((company, created))
     }
 
@@ -218,11 +245,13 @@ impl Service {
     pub async fn delete_company(&self, caller: &Caller, lookup: &CompanyLookup) -> Result<Company> {
         let mut tx = self.store.write().await?;
         let id = resolve_company(&mut tx, caller, lookup).await?;
+        let customer = lock_company(&mut tx, caller, id).await?;
         let company = found(tx.company(caller.workspace, id).await?, "company")?;
-        delete_customer(&mut tx, caller, &CustomerLookup::Id(id))
+        let mut changes = Changes::default();
+        delete_customer(&mut tx, caller, &customer, &mut changes)
             .await
             .map_err(as_company)?;
-        tx.commit().await?;
+        self.commit(tx, caller, changes).await?;
         Ok(company)
     }
 
@@ -249,21 +278,26 @@ impl Service {
         let owners = tx
             .key_owners(caller.workspace, &update.keys, KeyOwners::Companies)
             .await?;
-        let id = match user::resolve(None, &owners, "company")? {
-            Some(id) => lock_company(&mut tx, caller, id).await?.id,
+        let (id, created) = match user::resolve(None, &owners, "company")? {
+            Some(id) => (lock_company(&mut tx, caller, id).await?.id, false),
             None if update.update_only => {
                 return Err(Error::NotFound {
                     resource: "company",
                 });
             }
-            None => create_company(&mut tx, caller, &update.keys, &company.fields).await?,
+            None => (
+                insert_company(&mut tx, caller, &update.keys, &company.fields).await?,
+                true,
+            ),
         };
         let mut traits = found(tx.company(caller.workspace, id).await?, "company")?.traits;
         update.apply(&mut traits)?;
         tx.write_company_traits(caller.workspace, id, &traits, None, now())
             .await?;
         let company = found(tx.company(caller.workspace, id).await?, "company")?;
-        tx.commit().await?;
+        let mut changes = Changes::default();
+        changes.customer(ChangeOperation::of_upsert(created), id);
+        self.commit(tx, caller, changes).await?;
         Ok(company)
     }
 
@@ -278,9 +312,11 @@ impl Service {
         retrying(&[], || async move {
             let mut tx = self.store.write().await?;
             lock_company(&mut tx, caller, company).await?;
-            let (membership, created) = join(&mut tx, caller, company, user, None).await?;
+            let mut changes = Changes::default();
+            let (membership, created) =
+                join(&mut tx, caller, company, user, None, &mut changes).await?;
             let company = found(tx.company(caller.workspace, company).await?, "company")?;
-            tx.commit().await?;
+            self.commit(tx, caller, changes).await?;
             Ok((
                 MembershipDetail {
                     membership,
@@ -297,12 +333,15 @@ impl Service {
         caller: &Caller,
         filter: &MembershipFilter,
         page: &PageRequest,
-    ) -> Result<Page<MembershipDetail>> {
-        self.store
-            .read()
-            .await?
+    ) -> Result<Listing<Page<MembershipDetail>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
+        let items = session
             .list_memberships(caller.workspace, filter, page)
-            .await
+            .await?;
+        Ok(Listing {
+            items,
+            change_cursor,
+        })
     }
 
     /// Deletes a membership; returns it as it was.
@@ -316,11 +355,14 @@ impl Service {
             tx.company(caller.workspace, membership.company_id).await?,
             "company",
         )?;
-        tx.commit().await?;
-        Ok(MembershipDetail {
+        let detail = MembershipDetail {
             membership,
             company,
-        })
+        };
+        let mut changes = Changes::default();
+        changes.membership(ChangeOperation::Deleted, &detail);
+        self.commit(tx, caller, changes).await?;
+        Ok(detail)
     }
 }
 
@@ -372,7 +414,7 @@ async fn lock_company(
 }
 
 /// A new company (a team customer) with these keys.
-async fn create_company(
+async fn insert_company(
     tx: &mut Transaction,
     caller: &Caller,
     keys: &Keys,
@@ -385,27 +427,32 @@ async fn create_company(
     Ok(customer.id)
 }
 
-/// The company these keys name, created when none does.
+/// The company these keys name, created (and its creation recorded) when
+/// none does.
 async fn ensure_company(
     tx: &mut Transaction,
     caller: &Caller,
     company: &CompanyKeys,
+    changes: &mut Changes,
 ) -> Result<Uuid> {
     let owners = tx
         .key_owners(caller.workspace, &company.keys, KeyOwners::Companies)
         .await?;
-    match user::resolve(None, &owners, "company")? {
-        Some(id) => Ok(lock_company(tx, caller, id).await?.id),
-        None => create_company(tx, caller, &company.keys, &company.fields).await,
+    if let Some(id) = user::resolve(None, &owners, "company")? {
+        return Ok(lock_company(tx, caller, id).await?.id);
     }
+    let id = insert_company(tx, caller, &company.keys, &company.fields).await?;
+    changes.customer(ChangeOperation::Created, id);
+    Ok(id)
 }
 
-/// Applies a user upsert's membership change.
+/// Applies a user upsert's membership change, recording each change.
 async fn write_memberships(
     tx: &mut Transaction,
     caller: &Caller,
     user: Uuid,
     change: &MembershipChange,
+    changes: &mut Changes,
 ) -> Result<()> {
     let mut refs: Vec<&CompanyRef> = match change {
         MembershipChange::Keep => return Ok(()),
@@ -422,17 +469,21 @@ async fn write_memberships(
     for company in refs {
         companies.push(match company {
             CompanyRef::Id(id) => lock_company(tx, caller, *id).await?.id,
-            CompanyRef::Keys(keys) => ensure_company(tx, caller, keys).await?,
+            CompanyRef::Keys(keys) => ensure_company(tx, caller, keys, changes).await?,
         });
     }
     if let MembershipChange::Replace(_) = change {
-        tx.delete_memberships_except(caller.workspace, user, &companies)
+        let left = tx
+            .delete_memberships_except(caller.workspace, user, &companies)
             .await?;
+        for membership in &left {
+            record_membership(tx, caller, ChangeOperation::Deleted, membership, changes).await?;
+        }
     }
     companies.sort_unstable();
     companies.dedup();
     for company in companies {
-        join(tx, caller, company, user, None).await?;
+        join(tx, caller, company, user, None, changes).await?;
     }
     Ok(())
 }

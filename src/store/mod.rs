@@ -13,6 +13,7 @@
 //! The methods are split by aggregate: `workspaces`, `customers`,
 //! `entities`, `people`, `users` (users, companies and memberships).
 
+mod changes;
 mod customers;
 mod dialect;
 mod entities;
@@ -30,13 +31,15 @@ use std::ops::{Deref, DerefMut};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
+pub use changes::LogHorizon;
 pub use dialect::Dialect;
 use dialect::{Conn, Record};
+pub use postgres::ChangeListener;
 use sql::Sql;
 pub use users::KeyOwners;
 
 use crate::domain::page::PageRequest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The database: a SQLite file (one writer connection, readers beside it)
 /// or a PostgreSQL pool.
@@ -88,7 +91,28 @@ impl Store {
             Pools::Sqlite { reader, .. } => Connection::Sqlite(reader.acquire().await?),
             Pools::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
         };
-        Ok(Session { connection })
+        Ok(Session {
+            connection,
+            failed: false,
+        })
+    }
+
+    /// A connection whose reads all see one snapshot of the database: a
+    /// page and the change cursor it is consistent with.
+    pub async fn snapshot(&self) -> Result<Session> {
+        let connection = match &self.pools {
+            // A read transaction on SQLite's WAL sees the database as of its
+            // first read.
+            Pools::Sqlite { reader, .. } => Connection::SqliteTx(reader.begin().await?),
+            Pools::Postgres(pool) => Connection::PostgresTx(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        };
+        Ok(Session {
+            connection,
+            failed: false,
+        })
     }
 
     /// A transaction for writes (and the reads they depend on). Dropped
@@ -98,18 +122,19 @@ impl Store {
             Pools::Sqlite { writer, .. } => Connection::SqliteTx(writer.begin().await?),
             Pools::Postgres(pool) => Connection::PostgresTx(pool.begin().await?),
         };
-        Ok(Transaction(Session { connection }))
+        Ok(Transaction(Session {
+            connection,
+            failed: false,
+        }))
     }
 
-    /// A connection that writes one statement at a time, each atomic on its
-    /// own: for writes that are a single statement, which a transaction
-    /// would only make two round trips longer.
-    async fn autocommit(&self) -> Result<Session> {
-        let connection = match &self.pools {
-            Pools::Sqlite { writer, .. } => Connection::Sqlite(writer.acquire().await?),
-            Pools::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
-        };
-        Ok(Session { connection })
+    /// Wake-ups from other replicas' commits, where there can be other
+    /// replicas (PostgreSQL); SQLite's writers are all in this process.
+    pub async fn listen_for_changes(&self) -> Result<Option<ChangeListener>> {
+        match &self.pools {
+            Pools::Sqlite { .. } => Ok(None),
+            Pools::Postgres(pool) => ChangeListener::connect(pool).await.map(Some),
+        }
     }
 
     /// Succeeds while the database answers.
@@ -127,6 +152,8 @@ impl Store {
 /// its writes.
 pub struct Session {
     connection: Connection,
+    /// A statement failed: a transaction can then only roll back.
+    failed: bool,
 }
 
 enum Connection {
@@ -154,19 +181,33 @@ impl Session {
     }
 
     async fn fetch_all<R: Record>(&mut self, sql: Sql) -> Result<Vec<R>> {
-        self.conn().fetch_all(sql).await
+        let result = self.conn().fetch_all(sql).await;
+        self.note(result)
     }
 
     async fn fetch_optional<R: Record>(&mut self, sql: Sql) -> Result<Option<R>> {
-        self.conn().fetch_optional(sql).await
+        let result = self.conn().fetch_optional(sql).await;
+        self.note(result)
     }
 
     async fn fetch_one<R: Record>(&mut self, sql: Sql) -> Result<R> {
-        self.conn().fetch_one(sql).await
+        let result = self.conn().fetch_one(sql).await;
+        self.note(result)
     }
 
     async fn execute(&mut self, sql: Sql) -> Result<u64> {
-        self.conn().execute(sql).await
+        let result = self.conn().execute(sql).await;
+        self.note(result)
+    }
+
+    /// Remembers a failed statement. PostgreSQL refuses to go on with a
+    /// transaction after one; SQLite would go on and commit what came
+    /// before it. Noted here, both behave as PostgreSQL does.
+    fn note<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 
     /// `SELECT COUNT(*) …` as a number.
@@ -180,7 +221,14 @@ impl Session {
 pub struct Transaction(Session);
 
 impl Transaction {
+    /// Commits what the transaction wrote. After a failed statement it
+    /// cannot: the caller drops it instead, which rolls it back.
     pub async fn commit(self) -> Result<()> {
+        if self.0.failed {
+            return Err(Error::internal(
+                "commit after a failed statement; the transaction must be dropped",
+            ));
+        }
         match self.0.connection {
             Connection::SqliteTx(tx) => tx.commit().await?,
             Connection::PostgresTx(tx) => tx.commit().await?,

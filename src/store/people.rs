@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::rows::{PERSON_COLUMNS, PersonRow, person_cursor};
 use super::sql::{Sql, Value};
-use super::{Session, Store, Transaction, push_page};
+use super::{Session, Transaction, push_page};
 use crate::domain::WorkspaceId;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::person::{Person, PersonFilter, PersonLookup, PersonUpsert};
@@ -63,19 +63,6 @@ fn insert(people: &[Person]) -> Sql {
     sql
 }
 
-impl Store {
-    /// Inserts every person as new in one statement, atomic on its own:
-    /// all are written, or none when anyone already exists, which the
-    /// unique clash then says.
-    pub async fn insert_people(&self, people: &[Person]) -> Result<()> {
-        self.autocommit()
-            .await?
-            .execute(insert(people))
-            .await
-            .map(drop)
-    }
-}
-
 impl Session {
     pub async fn person(
         &mut self,
@@ -115,6 +102,12 @@ impl Session {
 }
 
 impl Transaction {
+    /// Inserts every person as new in one statement: all are written, or
+    /// none when anyone already exists, which the unique clash then says.
+    pub async fn insert_people(&mut self, people: &[Person]) -> Result<()> {
+        self.execute(insert(people)).await.map(drop)
+    }
+
     /// The person `lookup` names, locked until the transaction ends.
     pub async fn lock_person(
         &mut self,

@@ -41,3 +41,25 @@ pub(super) fn push_metadata_filter(sql: &mut Sql, key: &str, value: &MetadataVal
     let pair = serde_json::json!({ key: value });
     sql.push("metadata @> ").push_bind(Value::json(&pair));
 }
+
+/// Wake-ups from commits on any replica: the notifications the change
+/// counter's trigger sends (migrations/postgres/0005_changes.sql).
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    pub(super) async fn connect(pool: &PgPool) -> crate::error::Result<Self> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(Self(listener))
+    }
+
+    /// Waits for the next commit that changed something. A lost connection
+    /// is an error; the caller listens again.
+    pub async fn next(&mut self) -> crate::error::Result<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+/// The channel the change counter's trigger notifies.
+const CHANGES_CHANNEL: &str = "kith_changes";

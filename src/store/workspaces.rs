@@ -50,12 +50,16 @@ impl Session {
 }
 
 impl Transaction {
+    /// Inserts a workspace with its change counter, at zero.
     pub async fn insert_workspace(&mut self, workspace: &Workspace) -> Result<()> {
         let sql = Sql::new("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(workspace.id.0)
             .bind(workspace.name.as_str())
             .bind(workspace.created_at);
-        self.execute(sql).await.map(drop)
+        self.execute(sql).await?;
+        let counter =
+            Sql::new("INSERT INTO change_counters (workspace_id) VALUES ($1)").bind(workspace.id.0);
+        self.execute(counter).await.map(drop)
     }
 
     pub async fn insert_api_key(&mut self, key: &NewApiKey) -> Result<()> {

@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kith::config::{RateLimit, ServeConfig};
+use kith::config::{ChangeLogConfig, RateLimit, ServeConfig};
 use kith::domain::workspace::WorkspaceName;
+use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::pb::kith::v1::entity_service_client::EntityServiceClient;
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
@@ -123,6 +124,7 @@ pub struct TestAppBuilder {
     backend: Backend,
     db: Option<(TestDb, String)>,
     rate_limit: Option<RateLimit>,
+    change_log: Option<ChangeLogConfig>,
 }
 
 impl TestAppBuilder {
@@ -138,6 +140,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Keeps and follows the change log this way.
+    pub fn change_log(mut self, change_log: ChangeLogConfig) -> Self {
+        self.change_log = Some(change_log);
+        self
+    }
+
     /// Starts Kith; `None` when the backend is missing here.
     pub async fn start(self) -> Option<TestApp> {
         let (db, url) = match self.db {
@@ -148,7 +156,7 @@ impl TestAppBuilder {
                 (db, url)
             }
         };
-        Some(TestApp::launch(db, url, self.rate_limit).await)
+        Some(TestApp::launch(db, url, self.rate_limit, self.change_log).await)
     }
 }
 
@@ -158,6 +166,7 @@ impl TestApp {
             backend,
             db: None,
             rate_limit: None,
+            change_log: None,
         }
     }
 
@@ -166,7 +175,12 @@ impl TestApp {
         Self::builder(backend).start().await
     }
 
-    async fn launch(db: TestDb, url: String, rate_limit: Option<RateLimit>) -> Self {
+    async fn launch(
+        db: TestDb,
+        url: String,
+        rate_limit: Option<RateLimit>,
+        change_log: Option<ChangeLogConfig>,
+    ) -> Self {
         let config = ServeConfig {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             rest_addr: Some("127.0.0.1:0".parse().unwrap()),
@@ -174,6 +188,7 @@ impl TestApp {
             health_interval: Duration::from_millis(200),
             drain_timeout: Duration::from_secs(10),
             rate_limit,
+            change_log: change_log.unwrap_or_default(),
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app
@@ -218,6 +233,29 @@ impl TestApp {
 
     pub fn customers_with(&self, key: Option<&str>) -> CustomerServiceClient<Authed> {
         CustomerServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// A change log client sending the default workspace's key.
+    pub fn changes(&self) -> ChangeServiceClient<Authed> {
+        self.changes_with(Some(&self.key))
+    }
+
+    pub fn changes_with(&self, key: Option<&str>) -> ChangeServiceClient<Authed> {
+        ChangeServiceClient::with_interceptor(self.channel(), Bearer::new(key))
+    }
+
+    /// A change log client on a connection of its own, with HTTP/2's
+    /// smallest flow-control windows: a stream it leaves unread soon stops
+    /// the server sending, and leaves the connection the other clients
+    /// share alone.
+    pub fn changes_on_narrow_connection(&self) -> ChangeServiceClient<Authed> {
+        const SMALLEST_WINDOW: u32 = 65_535;
+        let channel = Endpoint::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .initial_stream_window_size(SMALLEST_WINDOW)
+            .initial_connection_window_size(SMALLEST_WINDOW)
+            .connect_lazy();
+        ChangeServiceClient::with_interceptor(channel, Bearer::new(Some(&self.key)))
     }
 
     /// An entity client sending the default workspace's key.

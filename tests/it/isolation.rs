@@ -480,6 +480,35 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         .await;
     called.check("DeleteCompany", r, NotFound);
 
+    // ChangeService
+    let mut changes = app.changes_with(Some(&b_key));
+    let r = changes.list_changes(ListChangesRequest::default()).await;
+    called.check("ListChanges", r, NothingOfA);
+    let a_cursor = app
+        .changes()
+        .list_changes(ListChangesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next_cursor;
+    let r = changes
+        .list_changes(ListChangesRequest {
+            cursor: a_cursor.clone(),
+            ..ListChangesRequest::default()
+        })
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::InvalidArgument, "A's cursor");
+    let r = changes
+        .watch(WatchRequest {
+            cursor: a_cursor,
+            ..WatchRequest::default()
+        })
+        .await;
+    assert_eq!(r.unwrap_err().code(), Code::InvalidArgument, "A's cursor");
+    let r = changes.watch(WatchRequest::default()).await;
+    let first = r.unwrap().into_inner().message().await;
+    called.check("Watch", first, NothingOfA);
+
     rest_calls_find_nothing(&app, &a, &b_key).await;
 
     // Creating by A's keys creates B's own records.

@@ -1,5 +1,6 @@
 //! Kith's integration tests: one binary, so it links once.
 
+mod changes;
 mod cli;
 mod customers;
 mod entities;

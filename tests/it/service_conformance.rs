@@ -246,7 +246,8 @@ async fn customers_are_invisible_to_other_workspaces(backend: Backend) {
     let listed = service
         .list_customers(&other, &CustomerFilter::default(), &first_page())
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(listed.items.is_empty());
     // The same email and external id are free in another workspace.
     insert(&service, &other, new_customer("a@example.com", Some("ext"))).await;
@@ -326,7 +327,8 @@ async fn deleted_customers_are_not_found_and_free_their_keys(backend: Backend) {
     let listed = service
         .list_customers(&caller, &CustomerFilter::default(), &first_page())
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(listed.items.is_empty());
 
     let reborn = insert(
@@ -478,7 +480,8 @@ async fn listing_pages_in_creation_order_without_gaps(backend: Backend) {
         let result = service
             .list_customers(&caller, &filter, &page)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         seen.extend(result.items.iter().map(|c| c.customer.id));
         // A customer created mid-walk must not make the walk skip or repeat
         // the ones that existed before it (it may itself appear or not).
@@ -551,7 +554,8 @@ async fn listing_filters_by_email_external_id_and_typed_metadata(backend: Backen
             let page = service
                 .list_customers(&caller, &filter, &first_page())
                 .await
-                .unwrap();
+                .unwrap()
+                .items;
             page.items
                 .into_iter()
                 .map(|c| c.customer.id)

@@ -84,10 +84,13 @@ impl CustomerService for CustomerApi {
             &request.page_token,
             &filter.canonical(caller.workspace),
         )?;
-        let page = self.service.list_customers(&caller, &filter, &page).await?;
+        let listing = self.service.list_customers(&caller, &filter, &page).await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListCustomersResponse {
             customers: page.items.iter().map(customer_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 
@@ -150,12 +153,13 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<ListCustomerMembersResponse>, Status> {
         let caller = caller_of(&request)?;
         let customer = member_customer(&request.into_inner().customer_id)?;
-        let members = self
+        let listing = self
             .service
             .list_customer_members(&caller, &customer)
             .await?;
         Ok(Response::new(ListCustomerMembersResponse {
-            members: members.iter().map(member_to_proto).collect(),
+            members: listing.items.iter().map(member_to_proto).collect(),
+            change_cursor: listing.change_cursor.encode(caller.workspace),
         }))
     }
 

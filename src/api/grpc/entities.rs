@@ -115,10 +115,12 @@ impl EntityService for EntityApi {
             &request.page_token,
             &filter.canonical(caller.workspace, &owner),
         )?;
-        let page = self
+        let listing = self
             .service
             .list_entities(&caller, &owner, &filter, &page)
             .await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListEntitiesResponse {
             entities: page
                 .items
@@ -126,6 +128,7 @@ impl EntityService for EntityApi {
                 .map(|e| entity_to_proto(e, &owner))
                 .collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 
@@ -191,10 +194,13 @@ impl EntityService for EntityApi {
             &request.page_token,
             &entity_types_query(caller.workspace),
         )?;
-        let page = self.service.list_entity_types(&caller, &page).await?;
+        let listing = self.service.list_entity_types(&caller, &page).await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListEntityTypesResponse {
             types: page.items.iter().map(entity_type_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! messages.
 
 mod auth;
+mod changes;
 mod codec;
 mod convert;
 mod customers;
@@ -12,6 +13,7 @@ mod status;
 mod users;
 
 pub use auth::RequireApiKey;
+pub use changes::ChangeApi;
 pub use codec::KithCodec;
 pub use customers::CustomerApi;
 pub use entities::EntityApi;

@@ -110,10 +110,13 @@ impl PeopleService for PeopleApi {
             &request.page_token,
             &filter.canonical(caller.workspace),
         )?;
-        let page = self.service.list_people(&caller, &filter, &page).await?;
+        let listing = self.service.list_people(&caller, &filter, &page).await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListPeopleResponse {
             people: page.items.iter().map(person_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 

@@ -22,6 +22,8 @@ impl From<Error> for Status {
             }
             Error::AlreadyExists { .. } => (Code::AlreadyExists, ErrorReason::AlreadyExists),
             Error::NotFound { .. } => (Code::NotFound, ErrorReason::NotFound),
+            Error::CursorExpired => (Code::OutOfRange, ErrorReason::CursorExpired),
+            Error::TooSlow => (Code::ResourceExhausted, ErrorReason::ConsumerTooSlow),
             Error::Unauthenticated => (Code::Unauthenticated, ErrorReason::Unauthenticated),
             Error::RateLimited { .. } => (Code::ResourceExhausted, ErrorReason::RateLimited),
             Error::Aborted(_) => (Code::Aborted, ErrorReason::ConcurrentChange),

@@ -111,10 +111,13 @@ impl UserService for UserApi {
             &request.page_token,
             &filter.canonical(caller.workspace),
         )?;
-        let page = self.service.list_users(&caller, &filter, &page).await?;
+        let listing = self.service.list_users(&caller, &filter, &page).await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListUsersResponse {
             users: page.items.iter().map(user_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 
@@ -256,13 +259,16 @@ impl UserService for UserApi {
             &request.page_token,
             &filter.canonical(caller.workspace),
         )?;
-        let page = self
+        let listing = self
             .service
             .list_memberships(&caller, &filter, &page)
             .await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListCompanyMembershipsResponse {
             memberships: page.items.iter().map(membership_to_proto).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 

@@ -57,6 +57,8 @@ pub trait Family: Sized + Send + Sync + 'static {
             Error::AlreadyExists { .. } => Self::CLASH,
             Error::Aborted(_) => StatusCode::CONFLICT,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::CursorExpired => StatusCode::GONE,
+            Error::TooSlow => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

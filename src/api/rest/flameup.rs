@@ -60,6 +60,8 @@ impl Family for Flameup {
             Error::AlreadyExists { .. } => "already_exists",
             Error::Aborted(_) => "conflict",
             Error::NotFound { .. } => "not_found",
+            Error::CursorExpired => "cursor_expired",
+            Error::TooSlow => "too_slow",
             Error::Unauthenticated => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "service_unavailable",
@@ -401,7 +403,11 @@ async fn list(
     )?
     .skipping(offset);
     let limit = page.size;
-    let page = state.service.list_people(&caller, &filter, &page).await?;
+    let page = state
+        .service
+        .list_people(&caller, &filter, &page)
+        .await?
+        .items;
     Ok(Json(ListView {
         people: page.items.iter().map(PersonView::from).collect(),
         limit,

@@ -68,6 +68,8 @@ impl Family for Rapidly {
                 ("RequestValidationError", json!(detail))
             }
             Error::NotFound { .. } => ("ResourceNotFound", json!("Not found")),
+            Error::CursorExpired => ("Gone", json!(message)),
+            Error::TooSlow => ("TooManyRequests", json!(message)),
             Error::Unauthenticated => ("Unauthorized", json!(message)),
             Error::Aborted(_) => ("Conflict", json!(message)),
             Error::RateLimited { .. } => ("TooManyRequests", json!(message)),
@@ -642,7 +644,8 @@ async fn list(
     let customers = state
         .service
         .list_customers(&caller, &filter, &request)
-        .await?;
+        .await?
+        .items;
     Ok(Json(ListView {
         items: customers
             .items

@@ -574,7 +574,11 @@ async fn list_users(
 ) -> Result<Json<Envelope<Vec<UserView>>>, ApiError<Schematic>> {
     let filter = UserFilter::parse(query.company_id.as_deref().unwrap_or(""))?;
     let page = offset_page(&query, &filter.canonical(caller.workspace))?;
-    let users = state.service.list_users(&caller, &filter, &page).await?;
+    let users = state
+        .service
+        .list_users(&caller, &filter, &page)
+        .await?
+        .items;
     let data: Vec<_> = users
         .items
         .iter()
@@ -752,7 +756,8 @@ async fn list_companies(
     let customers = state
         .service
         .list_customers(&caller, &filter, &page)
-        .await?;
+        .await?
+        .items;
     let ids: Vec<_> = customers.items.iter().map(|c| c.customer.id).collect();
     let companies = state.service.companies(&caller, &ids).await?;
     let data: Vec<_> = companies
@@ -847,7 +852,8 @@ async fn list_memberships(
     let memberships = state
         .service
         .list_memberships(&caller, &filter, &page)
-        .await?;
+        .await?
+        .items;
     let data: Vec<_> = memberships
         .items
         .iter()

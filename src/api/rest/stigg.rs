@@ -57,6 +57,8 @@ impl Family for Stigg {
             | Error::ForbiddenTransition(_) => "BAD_REQUEST",
             Error::AlreadyExists { .. } | Error::Aborted(_) => "CONFLICT",
             Error::NotFound { .. } => "NOT_FOUND",
+            Error::CursorExpired => "GONE",
+            Error::TooSlow => "TOO_MANY_REQUESTS",
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::RateLimited { .. } => "TOO_MANY_REQUESTS",
             Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
@@ -352,7 +354,8 @@ async fn list(
     let page = state
         .service
         .list_entities(&caller, &owner, &filter, &window.page)
-        .await?;
+        .await?
+        .items;
     let (items, next, prev) = paged(&window, page, |e| e.key);
     Ok(Json(Paged {
         data: items.iter().map(EntityView::from).collect(),
@@ -518,7 +521,8 @@ async fn list_types(
     let page = state
         .service
         .list_entity_types(&caller, &window.page)
-        .await?;
+        .await?
+        .items;
     let (items, next, prev) = paged(&window, page, |t| t.key);
     Ok(Json(Paged {
         data: items.iter().map(TypeView::from).collect(),
