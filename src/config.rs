@@ -129,10 +129,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KITH_CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub change_retention: Duration,
 
-    /// Seconds a Watch stream waits for a reader that has stopped reading
-    /// before ending it with RESOURCE_EXHAUSTED.
-    #[arg(long, env = "KITH_WATCH_STALL_TIMEOUT", default_value_t = 30)]
-    pub watch_stall_timeout_secs: u64,
+    /// How long a Watch stream waits for a reader that has stopped reading
+    /// before ending it with RESOURCE_EXHAUSTED (`30s`).
+    #[arg(long, env = "KITH_WATCH_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub watch_stall_timeout: Duration,
+
+    /// How often a Watch stream looks for changes no wake-up announced:
+    /// the backstop for notifications from other replicas (`1s`).
+    #[arg(long, env = "KITH_WATCH_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub watch_poll_interval: Duration,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -161,7 +166,8 @@ impl From<&ServeArgs> for ServeConfig {
             }),
             change_log: ChangeLogConfig {
                 retention: args.change_retention,
-                stall_timeout: Duration::from_secs(args.watch_stall_timeout_secs.max(1)),
+                stall_timeout: args.watch_stall_timeout.max(Duration::from_millis(100)),
+                poll_every: args.watch_poll_interval.max(Duration::from_millis(10)),
                 ..ChangeLogConfig::default()
             },
         }

@@ -136,11 +136,13 @@ impl Application {
         let relay = tokio::spawn(self.service.clone().relay_other_replicas_changes());
 
         let signal_health = health.clone();
+        let watches = self.service.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
             set_all(&signal_health, ServingStatus::NotServing).await;
             let _ = stopping_tx.send(true);
+            watches.end_watches();
         });
 
         let rest_addr = self.rest_addr();

@@ -78,6 +78,11 @@ pub enum Error {
     #[error("the stream was read too slowly; resume from the last cursor received")]
     TooSlow,
 
+    /// The server is stopping; a stream's reader resumes from its last
+    /// cursor on another replica or once it is back.
+    #[error("the server is shutting down; resume from the last cursor received")]
+    ShuttingDown,
+
     #[error("missing, unknown or revoked API key")]
     Unauthenticated,
 

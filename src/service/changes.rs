@@ -67,21 +67,32 @@ const WATCH_BUFFER: usize = 8;
 /// Changes deleted per statement when pruning.
 const PRUNE_SLICE: usize = 10_000;
 
-/// Wakes the watchers of this process when changes commit.
+/// Wakes the watchers of this process when changes commit, and ends them
+/// when the process stops.
 #[derive(Clone)]
-pub(super) struct ChangeSignal(Arc<watch::Sender<u64>>);
+pub(super) struct ChangeSignal(Arc<watch::Sender<Wakeups>>);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Wakeups {
+    commits: u64,
+    closing: bool,
+}
 
 impl ChangeSignal {
     pub(super) fn new() -> Self {
-        Self(Arc::new(watch::channel(0).0))
+        Self(Arc::new(watch::channel(Wakeups::default()).0))
     }
 
     fn raise(&self) {
         self.0
-            .send_modify(|commits| *commits = commits.wrapping_add(1));
+            .send_modify(|wakeups| wakeups.commits = wakeups.commits.wrapping_add(1));
     }
 
-    fn subscribe(&self) -> watch::Receiver<u64> {
+    fn close(&self) {
+        self.0.send_modify(|wakeups| wakeups.closing = true);
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Wakeups> {
         self.0.subscribe()
     }
 }
@@ -460,6 +471,13 @@ impl Service {
         }
     }
 
+    /// Ends every watch of this process, now and from now on, with
+    /// `Unavailable`: a stopping server does not wait for streams that
+    /// would never end, and their readers resume on another replica.
+    pub fn end_watches(&self) {
+        self.changed.close();
+    }
+
     /// Wakes this process's watchers on other replicas' commits, forever,
     /// where the database can tell (PostgreSQL): the background task
     /// `server` runs. Watchers poll anyway; this only makes them prompt.
@@ -488,7 +506,7 @@ struct Watcher {
     filter: ChangeFilter,
     size: ChangeBatchSize,
     sender: mpsc::Sender<ChangePage>,
-    signal: watch::Receiver<u64>,
+    signal: watch::Receiver<Wakeups>,
 }
 
 impl Watcher {
@@ -507,7 +525,9 @@ impl Watcher {
         loop {
             // Marked seen before reading, so a commit during the read
             // wakes the next wait.
-            self.signal.borrow_and_update();
+            if self.signal.borrow_and_update().closing {
+                return Err(Error::ShuttingDown);
+            }
             let page = self
                 .service
                 .list_changes(&self.caller, &self.filter, Some(cursor), self.size)

@@ -27,6 +27,7 @@ use crate::harness::{Backend, TestApp, backend_tests, require};
 backend_tests!(
     every_acknowledged_change_is_seen_once_in_commit_order_by_every_reader,
     a_write_that_fails_leaves_no_change,
+    racing_creations_log_one_creation_and_no_retried_attempt,
     list_then_watch_sees_every_later_change_and_no_earlier_one,
     a_watch_resumes_from_its_cursor_without_loss_or_repeat,
     cursors_of_another_workspace_or_tampered_are_refused,
@@ -98,7 +99,7 @@ async fn watch(
 
 /// Reads a watch until it has delivered `count` changes (checkpoints
 /// skipped), failing after a bound.
-async fn read_changes(
+pub(crate) async fn read_changes(
     stream: &mut Streaming<WatchResponse>,
     count: usize,
 ) -> (Vec<Change>, String) {
@@ -116,7 +117,7 @@ async fn read_changes(
     (changes, cursor)
 }
 
-fn assert_gap_free(changes: &[Change], first: i64) {
+pub(crate) fn assert_gap_free(changes: &[Change], first: i64) {
     let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
     let expected: Vec<i64> = (first..first + i64::try_from(changes.len()).unwrap()).collect();
     assert_eq!(seqs, expected, "every change once, in order, without gaps");
@@ -412,6 +413,54 @@ async fn a_write_that_fails_leaves_no_change(backend: Backend) {
     assert_eq!(missing_owner.unwrap_err().code(), Code::NotFound);
     let (after, _) = list_all(&app, None, &cursor).await;
     assert!(after.is_empty(), "refused writes left {after:?}");
+}
+
+/// Eight callers create the same customer and upsert the same user at
+/// once. The customer's losers are refused; the user's retry after the
+/// clash and update it. The log holds one creation of each and an update
+/// per retried upsert: an attempt that clashed left nothing.
+async fn racing_creations_log_one_creation_and_no_retried_attempt(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (mut customers, mut users) = (app.customers(), app.users());
+            tokio::spawn(async move {
+                let created = customers
+                    .create_customer(CreateCustomerRequest {
+                        customer: Some(customer("race@example.com")),
+                    })
+                    .await;
+                if let Err(status) = &created {
+                    assert_eq!(status.code(), Code::AlreadyExists);
+                }
+                users
+                    .upsert_user(UpsertUserRequest {
+                        keys: HashMap::from([("email".into(), "racer@example.com".into())]),
+                        ..UpsertUserRequest::default()
+                    })
+                    .await
+                    .expect("a racing upsert retries");
+                created.is_ok()
+            })
+        })
+        .collect();
+    let mut customers_created = 0;
+    for racer in racers {
+        customers_created += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(customers_created, 1);
+    let (logged, _) = list_all(&app, None, "").await;
+    let count = |kind: ChangeKind, operation: ChangeOperation| {
+        logged
+            .iter()
+            .filter(|c| c.kind() == kind && c.operation() == operation)
+            .count()
+    };
+    assert_eq!(count(ChangeKind::Customer, ChangeOperation::Created), 1);
+    assert_eq!(count(ChangeKind::Customer, ChangeOperation::Updated), 0);
+    assert_eq!(count(ChangeKind::User, ChangeOperation::Created), 1);
+    assert_eq!(count(ChangeKind::User, ChangeOperation::Updated), 7);
+    assert_gap_free(&logged, 1);
 }
 
 async fn list_then_watch_sees_every_later_change_and_no_earlier_one(backend: Backend) {

@@ -1,5 +1,6 @@
 //! Kith's integration tests: one binary, so it links once.
 
+mod change_processes;
 mod changes;
 mod cli;
 mod customers;

@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::pb::kith::v1::entity_service_client::EntityServiceClient;
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
@@ -152,6 +153,10 @@ impl Kith {
 
     pub fn entities(&self) -> EntityServiceClient<InterceptedService<Channel, Bearer>> {
         EntityServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+    }
+
+    pub fn changes(&self) -> ChangeServiceClient<InterceptedService<Channel, Bearer>> {
+        ChangeServiceClient::with_interceptor(self.channel.clone(), self.bearer())
     }
 
     /// Starts a new peak for `peak_rss_mb`.

@@ -24,6 +24,7 @@ impl From<Error> for Status {
             Error::NotFound { .. } => (Code::NotFound, ErrorReason::NotFound),
             Error::CursorExpired => (Code::OutOfRange, ErrorReason::CursorExpired),
             Error::TooSlow => (Code::ResourceExhausted, ErrorReason::ConsumerTooSlow),
+            Error::ShuttingDown => (Code::Unavailable, ErrorReason::ShuttingDown),
             Error::Unauthenticated => (Code::Unauthenticated, ErrorReason::Unauthenticated),
             Error::RateLimited { .. } => (Code::ResourceExhausted, ErrorReason::RateLimited),
             Error::Aborted(_) => (Code::Aborted, ErrorReason::ConcurrentChange),

@@ -61,7 +61,7 @@ pub trait Family: Sized + Send + Sync + 'static {
             Error::TooSlow => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -64,7 +64,7 @@ impl Family for Flameup {
             Error::TooSlow => "too_slow",
             Error::Unauthenticated => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable(_) => "service_unavailable",
+            Error::Unavailable(_) | Error::ShuttingDown => "service_unavailable",
             Error::Internal(_) => "internal_error",
         };
         let fields: Map<String, Value> = error

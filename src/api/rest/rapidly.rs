@@ -73,7 +73,7 @@ impl Family for Rapidly {
             Error::Unauthenticated => ("Unauthorized", json!(message)),
             Error::Aborted(_) => ("Conflict", json!(message)),
             Error::RateLimited { .. } => ("TooManyRequests", json!(message)),
-            Error::Unavailable(_) => ("ServiceUnavailable", json!(message)),
+            Error::Unavailable(_) | Error::ShuttingDown => ("ServiceUnavailable", json!(message)),
             Error::Internal(_) => ("InternalServerError", json!(message)),
         };
         to_json(ErrorBody {

@@ -61,7 +61,7 @@ impl Family for Stigg {
             Error::TooSlow => "TOO_MANY_REQUESTS",
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::RateLimited { .. } => "TOO_MANY_REQUESTS",
-            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Error::Unavailable(_) | Error::ShuttingDown => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         };
         let message = match error {
