@@ -8,21 +8,21 @@ use anyhow::Context as _;
 
 use kith::pb::kith::v1::{
     BatchUpsertEntitiesRequest, BatchUpsertEntityTypesRequest, CreateCustomerRequest, Customer,
-    EntityTypeUpsert, EntityUpsert,
+    Entity, EntityTypeUpsert, EntityUpsert,
 };
 
 use crate::kith_process::Kith;
 use crate::load::{Measured, closed_loop};
-use crate::raw::{RawEntity, RawPool};
+use crate::people::Log;
+use crate::raw::{RawChange, RawEntity, RawPool};
 
 const BATCH: usize = 100;
 /// Owners the batches rotate over, so calls in flight lock different rows.
 const OWNERS: usize = 16;
 const TYPE: &str = "seat";
 
-/// The owners, their Kith ids, and the workspace they live in.
+/// The owners' Kith ids.
 pub struct Owners {
-    pub workspace: uuid::Uuid,
     ids: Vec<uuid::Uuid>,
 }
 
@@ -39,7 +39,6 @@ pub async fn set_up(kith: &Kith) -> anyhow::Result<Owners> {
         .await?;
     let mut customers = kith.customers();
     let mut ids = Vec::with_capacity(OWNERS);
-    let mut workspace = None;
     for owner in 0..OWNERS {
         let created = customers
             .create_customer(CreateCustomerRequest {
@@ -53,13 +52,9 @@ pub async fn set_up(kith: &Kith) -> anyhow::Result<Owners> {
             .into_inner()
             .customer
             .context("a created customer")?;
-        workspace = Some(created.workspace_id.parse()?);
         ids.push(created.id.parse()?);
     }
-    Ok(Owners {
-        workspace: workspace.context("at least one owner")?,
-        ids,
-    })
+    Ok(Owners { ids })
 }
 
 fn owner_id(owner: usize) -> String {
@@ -105,18 +100,49 @@ pub async fn grpc_batches(
     .await
 }
 
+/// A new entity's change row, its record encoded as Kith logs it.
+fn created_change(entity: &EntityUpsert, owner: usize) -> RawChange {
+    let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+    let record = Entity {
+        id: entity.id.clone(),
+        customer_id: owner_id(owner),
+        type_id: TYPE.to_owned(),
+        display_name: entity.display_name.clone(),
+        metadata: entity.metadata.clone(),
+        created_at: Some(now),
+        updated_at: Some(now),
+        archived_at: None,
+    };
+    RawChange {
+        kind: "entity",
+        operation: "created",
+        record_id: entity.id.clone(),
+        external_id: None,
+        owner_id: Some(owner_id(owner)),
+        record: prost::Message::encode_to_vec(&record),
+    }
+}
+
+/// The ceiling: the same rows written raw; with the log on, each batch
+/// with its change rows in one transaction.
 pub async fn raw_upsert(
     database_url: &str,
     owners: &Owners,
     entities: usize,
     concurrency: usize,
+    log: Log,
 ) -> anyhow::Result<Measured> {
     let pool = Arc::new(RawPool::open(database_url, concurrency).await?);
-    let rows: Arc<Vec<Vec<RawEntity>>> = Arc::new(
+    let writer = pool.default_writer().await?;
+    let rows: Arc<Vec<(Vec<RawEntity>, Vec<RawChange>)>> = Arc::new(
         (0..entities.div_ceil(BATCH))
             .map(|b| {
                 let (owner, entities) = batch(b);
-                entities
+                let changes = match log {
+                    Log::On => entities.iter().map(|e| created_change(e, owner)).collect(),
+                    Log::Off => Vec::new(),
+                };
+                let rows = entities
                     .into_iter()
                     .map(|e| RawEntity {
                         pk: kith::domain::new_id(),
@@ -126,14 +152,18 @@ pub async fn raw_upsert(
                         display_name: e.display_name.unwrap_or_default(),
                         metadata: serde_json::to_value(&e.metadata).expect("a map"),
                     })
-                    .collect()
+                    .collect();
+                (rows, changes)
             })
             .collect(),
     );
-    let workspace = owners.workspace;
     closed_loop(rows.len(), concurrency, BATCH, move |b| {
         let (pool, rows) = (pool.clone(), rows.clone());
-        async move { pool.upsert_entities(workspace, &rows[b]).await }
+        async move {
+            let (rows, changes) = &rows[b];
+            let changes = (log == Log::On).then_some(changes.as_slice());
+            pool.upsert_entities(writer, rows, changes).await
+        }
     })
     .await
 }

@@ -16,6 +16,8 @@ pub struct Row {
     pub p99: Option<Duration>,
     /// Peak resident memory of the Kith server process, where one ran.
     pub server_mb: Option<f64>,
+    /// The Kith server's CPU time (all threads) per unit of work, in µs.
+    pub server_cpu_us: Option<f64>,
     /// The measured ratio to this row's ceiling, as the target states it.
     pub ratio: String,
     /// DESIGN.md §6's target for the ratio, if it has one.
@@ -131,10 +133,18 @@ pub fn times(factor: f64) -> String {
 pub fn print_table(header: &str, rows: &[Row]) {
     println!("{header}");
     println!(
-        "| {:<48} | {:<8} | {:>14} | {:>8} | {:>8} | {:>9} | {:>16} | {:>8} |",
-        "scenario", "backend", "rate", "p50 ms", "p99 ms", "server MB", "vs ceiling", "target"
+        "| {:<48} | {:<8} | {:>14} | {:>8} | {:>8} | {:>9} | {:>12} | {:>16} | {:>8} |",
+        "scenario",
+        "backend",
+        "rate",
+        "p50 ms",
+        "p99 ms",
+        "server MB",
+        "server µs/u",
+        "vs ceiling",
+        "target"
     );
-    let widths = [50, 10, 16, 10, 10, 11, 18, 10];
+    let widths = [50, 10, 16, 10, 10, 11, 14, 18, 10];
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     println!("|{}|", rule.join("|"));
     for row in rows {
@@ -147,14 +157,18 @@ pub fn print_table(header: &str, rows: &[Row]) {
         let mb = row
             .server_mb
             .map_or_else(|| "-".to_owned(), |mb| format!("{mb:.1}"));
+        let cpu = row
+            .server_cpu_us
+            .map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
         println!(
-            "| {:<48} | {:<8} | {:>14} | {:>8} | {:>8} | {:>9} | {:>16} | {:>8} |",
+            "| {:<48} | {:<8} | {:>14} | {:>8} | {:>8} | {:>9} | {:>12} | {:>16} | {:>8} |",
             row.scenario,
             row.backend,
             row.rate,
             ms(row.p50),
             ms(row.p99),
             mb,
+            cpu,
             row.ratio,
             row.target
         );
@@ -171,6 +185,7 @@ impl Row {
             p50: measured.latencies.p50(),
             p99: measured.latencies.p99(),
             server_mb: None,
+            server_cpu_us: None,
             ratio: "-".to_owned(),
             target: "",
         }
@@ -185,6 +200,7 @@ impl Row {
             p50: latencies.p50(),
             p99: latencies.p99(),
             server_mb: None,
+            server_cpu_us: None,
             ratio: "-".to_owned(),
             target: "",
         }
@@ -200,6 +216,16 @@ impl Row {
     #[must_use]
     pub fn server_mb(mut self, mb: f64) -> Self {
         self.server_mb = Some(mb);
+        self
+    }
+
+    /// The server's CPU time over `units` units of work (rows, calls,
+    /// events): the cost a ratio hides when the ceiling is the limit.
+    #[must_use]
+    pub fn server_cpu(mut self, cpu: Duration, units: usize) -> Self {
+        #[allow(clippy::cast_precision_loss)]
+        let per_unit = cpu.as_secs_f64() * 1e6 / units.max(1) as f64;
+        self.server_cpu_us = Some(per_unit);
         self
     }
 }

@@ -7,6 +7,7 @@
 //! nothing else, or the same call over gRPC for a REST route. A ratio thus
 //! says what the service costs, whatever the machine.
 
+mod changes;
 mod customers;
 mod entities;
 #[path = "../../tests/support/kith_process.rs"]
@@ -24,6 +25,7 @@ use clap::Parser;
 use kith::pb::kith::v1::{GetCustomerRequest, get_customer_request::Lookup};
 use kith_process::{Database, Kith};
 use load::{Latencies, Row, percent, times};
+use people::Log;
 
 /// The allocator Kith's own binary uses, so the ceilings run alike.
 #[global_allocator]
@@ -50,11 +52,17 @@ struct Args {
     /// Starts timed per start-up scenario.
     #[arg(long, default_value_t = 10)]
     starts: usize,
+    /// Changes in the log the catch-up scenario replays.
+    #[arg(long, default_value_t = 1_000_000)]
+    logged: usize,
+    /// Writes timed from call to a watcher's receipt.
+    #[arg(long, default_value_t = 1_000)]
+    latency_samples: usize,
     /// Scenario groups to run, comma-separated.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "people,entities,lookup,growth,startup"
+        default_value = "people,entities,changes,lookup,growth,startup"
     )]
     only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
@@ -77,6 +85,7 @@ struct Args {
 enum Group {
     People,
     Entities,
+    Changes,
     Lookup,
     Growth,
     Startup,
@@ -190,6 +199,9 @@ async fn main() -> anyhow::Result<()> {
         if runs(Group::Entities) {
             entity_scenarios(&args, &mut databases, backend, &mut table).await?;
         }
+        if runs(Group::Changes) {
+            change_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
         if runs(Group::Lookup) {
             lookup_scenarios(&args, &mut databases, backend, &mut table).await?;
         }
@@ -226,33 +238,58 @@ async fn people_scenarios(
     let name = backend.name();
     let people = people::population("bench", args.rows);
 
-    eprintln!("{name}: people, raw multi-row upsert (ceiling)");
+    eprintln!("{name}: people, raw multi-row upsert (ceiling without the log)");
     let url = databases.bootstrapped(backend).await?;
-    let ceiling = people::raw_upsert(&url, &people, args.concurrency).await?;
-    table.push(Row::rate(
-        "people: raw sqlx upsert, 100/batch (ceiling)",
-        name,
-        &ceiling,
-        "rows/s",
-    ));
+    let cpu = own_cpu_time();
+    let unlogged = people::raw_upsert(&url, &people, args.concurrency, Log::Off).await?;
+    table.push(
+        Row::rate(
+            "people: raw sqlx upsert, 100/batch (no log)",
+            name,
+            &unlogged,
+            "rows/s",
+        )
+        .server_cpu(own_cpu_time() - cpu, people.len()),
+    );
+    eprintln!("{name}: people, raw upsert and change rows in one transaction (ceiling)");
+    let url = databases.bootstrapped(backend).await?;
+    let cpu = own_cpu_time();
+    let ceiling = people::raw_upsert(&url, &people, args.concurrency, Log::On).await?;
+    table.push(
+        Row::rate(
+            "people: raw upsert + change rows, 1 tx (ceiling)",
+            name,
+            &ceiling,
+            "rows/s",
+        )
+        .server_cpu(own_cpu_time() - cpu, people.len())
+        .against(
+            format!("{} of no log", percent(ceiling.share_of(&unlogged))),
+            "",
+        ),
+    );
 
-    eprintln!("{name}: people, Store::upsert_people in process");
+    eprintln!("{name}: people, the service in process");
     let url = databases.bootstrapped(backend).await?;
+    let cpu = own_cpu_time();
     let direct = people::store_direct(&url, &people, args.concurrency).await?;
     table.push(
         Row::rate(
-            "people: Store::upsert_people, no transport",
+            "people: Service::batch_upsert_people, in process",
             name,
             &direct,
             "rows/s",
         )
+        .server_cpu(own_cpu_time() - cpu, people.len())
         .against(percent(direct.share_of(&ceiling)), ""),
     );
 
     eprintln!("{name}: people, BatchUpsertPeople over gRPC");
     let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
     kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
     let batch = people::grpc_batches(&kith, &people, args.concurrency).await?;
+    let cpu = kith.cpu_time() - cpu;
     table.push(
         Row::rate(
             "people: BatchUpsertPeople, gRPC, 100/batch",
@@ -261,7 +298,17 @@ async fn people_scenarios(
             "rows/s",
         )
         .server_mb(kith.peak_rss_mb())
-        .against(percent(batch.share_of(&ceiling)), "≥ 80 %"),
+        .server_cpu(cpu, people.len())
+        .against(percent(batch.share_of(&ceiling)), "≥ 85 %"),
+    );
+    table.push(
+        Row::rate(
+            "people: BatchUpsertPeople vs the no-log ceiling",
+            name,
+            &batch,
+            "rows/s",
+        )
+        .against(percent(batch.share_of(&unlogged)), ""),
     );
     kith.stop().await?;
 
@@ -273,7 +320,9 @@ async fn people_scenarios(
         .default_workspace()
         .await?;
     kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
     let rest = people::rest_batches(&kith, workspace, &people, args.concurrency).await?;
+    let cpu = kith.cpu_time() - cpu;
     table.push(
         Row::rate(
             "people: Flameup REST batch (vs gRPC batch)",
@@ -282,6 +331,7 @@ async fn people_scenarios(
             "rows/s",
         )
         .server_mb(kith.peak_rss_mb())
+        .server_cpu(cpu, people.len())
         .against(percent(rest.share_of(&batch)), "≥ 70 %"),
     );
     kith.stop().await?;
@@ -289,11 +339,14 @@ async fn people_scenarios(
     eprintln!("{name}: people, ImportPeople stream");
     let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
     kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
     let import = people::grpc_import(&kith, &people).await?;
+    let cpu = kith.cpu_time() - cpu;
     table.push(
         Row::rate("people: ImportPeople, gRPC stream", name, &import, "rows/s")
             .server_mb(kith.peak_rss_mb())
-            .against(percent(import.share_of(&ceiling)), "≥ 80 %"),
+            .server_cpu(cpu, people.len())
+            .against(percent(import.share_of(&ceiling)), "≥ 100 %"),
     );
     kith.stop().await?;
     Ok(batch)
@@ -306,24 +359,42 @@ async fn entity_scenarios(
     table: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let name = backend.name();
-    eprintln!("{name}: entities, raw multi-row upsert (ceiling)");
-    let url = databases.fresh(backend).await?;
-    let kith = Kith::start(&url, Database::Fresh).await?;
-    let owners = entities::set_up(&kith).await?;
-    kith.stop().await?;
-    let ceiling = entities::raw_upsert(&url, &owners, args.rows, args.concurrency).await?;
+    let mut ceilings = Vec::new();
+    for log in [Log::Off, Log::On] {
+        eprintln!("{name}: entities, raw multi-row upsert, log {log:?} (ceiling)");
+        let url = databases.fresh(backend).await?;
+        let kith = Kith::start(&url, Database::Fresh).await?;
+        let owners = entities::set_up(&kith).await?;
+        kith.stop().await?;
+        ceilings.push(entities::raw_upsert(&url, &owners, args.rows, args.concurrency, log).await?);
+    }
+    let [unlogged, ceiling] = <[_; 2]>::try_from(ceilings).ok().context("two ceilings")?;
     table.push(Row::rate(
-        "entities: raw sqlx upsert, 100/batch (ceiling)",
+        "entities: raw sqlx upsert, 100/batch (no log)",
         name,
-        &ceiling,
+        &unlogged,
         "rows/s",
     ));
+    table.push(
+        Row::rate(
+            "entities: raw upsert + change rows, 1 tx (ceiling)",
+            name,
+            &ceiling,
+            "rows/s",
+        )
+        .against(
+            format!("{} of no log", percent(ceiling.share_of(&unlogged))),
+            "",
+        ),
+    );
 
     eprintln!("{name}: entities, BatchUpsertEntities over gRPC");
     let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
     entities::set_up(&kith).await?;
     kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
     let batch = entities::grpc_batches(&kith, args.rows, args.concurrency).await?;
+    let cpu = kith.cpu_time() - cpu;
     table.push(
         Row::rate(
             "entities: BatchUpsertEntities, gRPC, 100/batch",
@@ -332,7 +403,80 @@ async fn entity_scenarios(
             "rows/s",
         )
         .server_mb(kith.peak_rss_mb())
-        .against(percent(batch.share_of(&ceiling)), "≥ 80 %"),
+        .server_cpu(cpu, args.rows)
+        .against(percent(batch.share_of(&ceiling)), "≥ 85 %"),
+    );
+    table.push(
+        Row::rate(
+            "entities: BatchUpsertEntities vs the no-log ceiling",
+            name,
+            &batch,
+            "rows/s",
+        )
+        .against(percent(batch.share_of(&unlogged)), ""),
+    );
+    kith.stop().await.map(drop)
+}
+
+/// The log's readers: a write's arrival at a watcher in another process
+/// (on PostgreSQL, through another replica), and a watcher catching up on
+/// a long log.
+async fn change_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let name = backend.name();
+    let url = databases.fresh(backend).await?;
+    let writer = Kith::start(&url, Database::Fresh).await?;
+    let (watcher, scenario, target) = match backend {
+        Backend::Sqlite => (None, "changes: write → watcher, same server", "p99 ≤ 10 ms"),
+        Backend::Postgres => {
+            let mut replica = Kith::start(&url, Database::Existing).await?;
+            replica.key.clone_from(&writer.key);
+            (
+                Some(replica),
+                "changes: write on A → watcher on replica B",
+                "p99 ≤ 50 ms",
+            )
+        }
+    };
+    eprintln!("{name}: {scenario}, {} writes", args.latency_samples);
+    let latencies = changes::write_to_event(
+        &writer,
+        watcher.as_ref().unwrap_or(&writer),
+        args.latency_samples,
+    )
+    .await?;
+    table.push(Row::latency(scenario, name, &latencies).against("-".to_owned(), target));
+    if let Some(replica) = watcher {
+        replica.stop().await?;
+    }
+    writer.stop().await?;
+
+    eprintln!("{name}: changes, catching up on {} logged", args.logged);
+    let url = databases.fresh(backend).await?;
+    let first = Kith::start(&url, Database::Fresh).await?;
+    let key = first.key.clone();
+    first.stop().await?;
+    changes::fill_log(&url, args.logged).await?;
+    let mut kith = Kith::start(&url, Database::Existing).await?;
+    kith.key = key;
+    kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
+    let caught_up = changes::catch_up(&kith, args.logged).await?;
+    let cpu = kith.cpu_time() - cpu;
+    table.push(
+        Row::rate(
+            &format!("changes: Watch catching up on {}", args.logged),
+            name,
+            &caught_up,
+            "changes/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .server_cpu(cpu, args.logged)
+        .against("-".to_owned(), "≥ 50 k/s, ≤ 64 MB"),
     );
     kith.stop().await.map(drop)
 }
@@ -529,6 +673,12 @@ async fn startup_scenarios(
         .against("-".to_owned(), target),
     );
     Ok(())
+}
+
+/// This process's CPU time so far: a ceiling's cost, SQLite included when
+/// it runs here.
+fn own_cpu_time() -> std::time::Duration {
+    kith_process::cpu_time(std::process::id())
 }
 
 fn cpu_model() -> String {

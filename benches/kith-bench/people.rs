@@ -13,7 +13,7 @@ use kith::pb::kith::v1::{
 
 use crate::kith_process::Kith;
 use crate::load::{Latencies, Measured, closed_loop};
-use crate::raw::{RawPerson, RawPool};
+use crate::raw::{RawChange, RawPerson, RawPool};
 
 pub const BATCH: usize = 100;
 const IMPORT_CHUNK: usize = 1_000;
@@ -98,24 +98,93 @@ fn traits_json(value: &Struct) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
+/// A new person's change row, its record encoded as Kith logs it.
+pub fn created_change(person: &RawPerson, workspace: uuid::Uuid) -> RawChange {
+    let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+    let attributes = traits_struct(&person.attributes);
+    let record = kith::pb::kith::v1::Person {
+        id: person.id.to_string(),
+        workspace_id: workspace.to_string(),
+        external_id: person.external_id.clone(),
+        email: Some(person.email.clone()),
+        first_name: Some(person.first_name.clone()),
+        last_name: Some(person.last_name.clone()),
+        status: kith::pb::kith::v1::PersonStatus::Active.into(),
+        attributes: Some(attributes),
+        created_at: Some(now),
+        updated_at: Some(now),
+        first_seen_at: Some(now),
+        last_seen_at: Some(now),
+        ..kith::pb::kith::v1::Person::default()
+    };
+    RawChange {
+        kind: "person",
+        operation: "created",
+        record_id: person.id.to_string(),
+        external_id: Some(person.external_id.clone()),
+        owner_id: None,
+        record: prost::Message::encode_to_vec(&record),
+    }
+}
+
+fn traits_struct(attributes: &serde_json::Value) -> Struct {
+    let fields = attributes
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let kind = match value {
+                serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+                serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+                _ => Kind::NullValue(0),
+            };
+            (name.clone(), Value { kind: Some(kind) })
+        })
+        .collect();
+    Struct { fields }
+}
+
+/// Whether a raw ceiling writes the change log too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    Off,
+    On,
+}
+
 /// The ceiling: the same rows written raw, `concurrency` batches at a time
-/// into a database Kith has already migrated and bootstrapped.
+/// into a database Kith has already migrated and bootstrapped; with the
+/// log on, each batch with its change rows in one transaction.
 pub async fn raw_upsert(
     database_url: &str,
     people: &[PersonUpsert],
     concurrency: usize,
+    log: Log,
 ) -> anyhow::Result<Measured> {
     let pool = Arc::new(RawPool::open(database_url, concurrency).await?);
-    let workspace = pool.default_workspace().await?;
-    let batches: Arc<Vec<Vec<RawPerson>>> = Arc::new(
+    let writer = pool.default_writer().await?;
+    let batches: Arc<Vec<(Vec<RawPerson>, Vec<RawChange>)>> = Arc::new(
         people
             .chunks(BATCH)
-            .map(|chunk| chunk.iter().map(RawPerson::from).collect())
+            .map(|chunk| {
+                let rows: Vec<RawPerson> = chunk.iter().map(RawPerson::from).collect();
+                let changes = match log {
+                    Log::On => rows
+                        .iter()
+                        .map(|p| created_change(p, writer.workspace))
+                        .collect(),
+                    Log::Off => Vec::new(),
+                };
+                (rows, changes)
+            })
             .collect(),
     );
     closed_loop(batches.len(), concurrency, BATCH, move |i| {
         let (pool, batches) = (pool.clone(), batches.clone());
-        async move { pool.upsert_people(workspace, &batches[i]).await }
+        async move {
+            let (rows, changes) = &batches[i];
+            let changes = (log == Log::On).then_some(changes.as_slice());
+            pool.upsert_people(writer, rows, changes).await
+        }
     })
     .await
 }
@@ -263,7 +332,7 @@ pub async fn grpc_import(kith: &Kith, people: &[PersonUpsert]) -> anyhow::Result
 /// measured), logging progress.
 pub async fn preload(database_url: &str, rows: usize, concurrency: usize) -> anyhow::Result<()> {
     let pool = Arc::new(RawPool::open(database_url, concurrency).await?);
-    let workspace = pool.default_workspace().await?;
+    let writer = pool.default_writer().await?;
     let started = Instant::now();
     let batches = rows.div_ceil(BATCH);
     let report_every = (batches / 10).max(1);
@@ -273,7 +342,7 @@ pub async fn preload(database_url: &str, rows: usize, concurrency: usize) -> any
             let batch: Vec<RawPerson> = (b * BATCH..rows.min((b + 1) * BATCH))
                 .map(|i| RawPerson::from(&person("stored", i)))
                 .collect();
-            pool.upsert_people(workspace, &batch).await?;
+            pool.upsert_people(writer, &batch, None).await?;
             if b % report_every == 0 {
                 eprintln!("  preloaded {} of {rows} people", b * BATCH);
             }

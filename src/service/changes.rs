@@ -227,6 +227,16 @@ impl Changes {
         self.records.push(change);
     }
 
+    /// The changes of a write that changed no customer row or user, which
+    /// need no reading back.
+    pub(super) fn into_records(self) -> Vec<Change> {
+        debug_assert!(
+            self.customers.is_empty() && self.users.is_empty(),
+            "customer rows and users are rendered by `Service::commit`"
+        );
+        self.records
+    }
+
     fn customer_record(&mut self, operation: ChangeOperation, detail: &CustomerDetail) {
         let customer = &detail.customer;
         self.push(Change {
@@ -354,9 +364,14 @@ impl Service {
         }
         tx.commit().await?;
         if !changes.is_empty() {
-            self.changed.raise();
+            self.changes_committed();
         }
         Ok(())
+    }
+
+    /// Wakes this process's watchers: changes have committed.
+    pub(super) fn changes_committed(&self) {
+        self.changed.raise();
     }
 
     /// The cursor of the log's present: after every change committed so

@@ -48,18 +48,27 @@ impl Service {
         batch: &[PersonUpsert],
     ) -> Result<Option<Vec<Upserted>>> {
         let fresh = person::create_all(caller.workspace, batch, now())?;
-        let mut tx = self.store.write().await?;
-        match tx.insert_people(&fresh).await {
-            Ok(()) => {}
-            // Dropped, the transaction rolls back.
-            Err(error) if error.is_clash_on(&RACES) => return Ok(None),
-            Err(error) => return Err(error),
-        }
+        // Recorded before the write, which then holds the writer only for
+        // its statements.
         let mut changes = Changes::default();
         for person in &fresh {
             changes.person(ChangeOperation::Created, person);
         }
-        self.commit(tx, caller, changes).await?;
+        let written = self
+            .store
+            .insert_people_logged(
+                caller.workspace,
+                caller.key,
+                &fresh,
+                &changes.into_records(),
+                now(),
+            )
+            .await;
+        match written {
+            Ok(()) => self.changes_committed(),
+            Err(error) if error.is_clash_on(&RACES) => return Ok(None),
+            Err(error) => return Err(error),
+        }
         Ok(Some(
             fresh
                 .into_iter()

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::dialect::Dialect;
 use super::sql::{Sql, Value};
-use super::{Session, Store, Transaction};
+use super::{Pools, Session, Store, Transaction, people};
 use crate::domain::WorkspaceId;
 use crate::domain::change::{Change, ChangeFilter, ChangeKind, ChangeOperation, LoggedChange};
+use crate::domain::person::Person;
 use crate::domain::workspace::ApiKeyId;
 use crate::error::{Error, Result};
 
@@ -110,7 +112,9 @@ impl Transaction {
     /// Appends the changes a write made, numbered after the workspace's last
     /// change; returns the last number. The counter's row lock, taken here
     /// and held to the commit, orders concurrent writers' commits: call it
-    /// last, just before committing.
+    /// last, just before committing. PostgreSQL numbers and inserts them in
+    /// one statement; SQLite, whose one writer orders commits anyway, in
+    /// two.
     pub async fn append_changes(
         &mut self,
         workspace: WorkspaceId,
@@ -118,33 +122,151 @@ impl Transaction {
         changes: &[Change],
         committed_at: DateTime<Utc>,
     ) -> Result<i64> {
-        let count = i64::try_from(changes.len()).expect("a write changes few records");
-        let sql = Sql::new(
-            "UPDATE change_counters SET last_seq = last_seq + $2 WHERE workspace_id = $1 \
-             RETURNING last_seq",
-        )
-        .bind(workspace.0)
-        .bind(count);
-        let (last_seq,): (i64,) = self.fetch_one(sql).await?;
-        let first = last_seq - count + 1;
-        let mut sql = Sql::new(
-            "INSERT INTO changes (workspace_id, seq, kind, operation, record_id, external_id, \
-             owner_id, api_key_id, committed_at, record) ",
-        );
-        sql.push_values(changes.iter().zip(first..), |row, (change, seq)| {
-            row.bind(workspace.0)
-                .bind(seq)
+        let log = Log {
+            workspace,
+            key,
+            changes,
+            committed_at,
+        };
+        match self.dialect() {
+            Dialect::Postgres => {
+                let mut sql = Sql::new("WITH numbered AS (");
+                log.push_numbering(&mut sql);
+                sql.push("), ");
+                log.push_logged(&mut sql);
+                sql.push(", inserted AS (");
+                log.push_insert(&mut sql);
+                sql.push(" RETURNING seq) SELECT MAX(seq) FROM inserted");
+                let (last_seq,): (i64,) = self.fetch_one(sql).await?;
+                Ok(last_seq)
+            }
+            Dialect::Sqlite => {
+                let mut numbering = Sql::new("");
+                log.push_numbering(&mut numbering);
+                let (before,): (i64,) = self.fetch_one(numbering).await?;
+                let mut insert = Sql::new("WITH numbered (before) AS (SELECT ");
+                insert.push_bind(before).push("), ");
+                log.push_logged(&mut insert);
+                insert.push(" ");
+                log.push_insert(&mut insert);
+                self.execute(insert).await?;
+                Ok(before + log.count())
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Creates new people with their changes as one write: all of them, or
+    /// none when anyone already exists (the unique clash then says so).
+    /// PostgreSQL runs it as one statement that inserts the people before
+    /// it locks the counter row, so a clash waits on a concurrent insert
+    /// without holding up every other writer; SQLite as one transaction.
+    pub async fn insert_people_logged(
+        &self,
+        workspace: WorkspaceId,
+        key: ApiKeyId,
+        people: &[Person],
+        changes: &[Change],
+        committed_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let log = Log {
+            workspace,
+            key,
+            changes,
+            committed_at,
+        };
+        match self.pools {
+            Pools::Postgres(_) => {
+                let mut sql = Sql::new("WITH written AS (");
+                people::push_insert(&mut sql, people);
+                sql.push(" RETURNING 1), numbered AS (");
+                log.push_numbering_after(&mut sql, "(SELECT COUNT(*) FROM written) >= 0");
+                sql.push("), ");
+                log.push_logged(&mut sql);
+                sql.push(" ");
+                log.push_insert(&mut sql);
+                // Outside a transaction, the one statement is its own.
+                self.read().await?.execute(sql).await.map(drop)
+            }
+            Pools::Sqlite { .. } => {
+                let mut tx = self.write().await?;
+                tx.insert_people(people).await?;
+                tx.append_changes(workspace, key, changes, committed_at)
+                    .await?;
+                tx.commit().await
+            }
+        }
+    }
+}
+
+/// One write's changes on their way into the log.
+struct Log<'a> {
+    workspace: WorkspaceId,
+    key: ApiKeyId,
+    changes: &'a [Change],
+    committed_at: DateTime<Utc>,
+}
+
+impl Log<'_> {
+    fn count(&self) -> i64 {
+        i64::try_from(self.changes.len()).expect("a write changes few records")
+    }
+
+    /// Takes the numbers for the changes from the workspace's counter:
+    /// `UPDATE … RETURNING before`, the number the first one follows.
+    fn push_numbering(&self, sql: &mut Sql) {
+        self.push_numbering_after(sql, "TRUE");
+    }
+
+    /// The numbering, once `condition` is evaluated: a condition on another
+    /// relation of the statement makes PostgreSQL finish that one first.
+    fn push_numbering_after(&self, sql: &mut Sql, condition: &str) {
+        sql.push("UPDATE change_counters SET last_seq = last_seq + ")
+            .push_bind(self.count())
+            .push(" WHERE workspace_id = ")
+            .push_bind(self.workspace.0)
+            .push(" AND ")
+            .push(condition)
+            .push(" RETURNING last_seq - ")
+            .push_bind(self.count())
+            .push(" AS before");
+    }
+
+    /// `logged (n, kind, …) AS (VALUES …)`: the changes as a relation of
+    /// the statement's `WITH`, `n` counting them from 1.
+    fn push_logged(&self, sql: &mut Sql) {
+        sql.push("logged (n, kind, operation, record_id, external_id, owner_id, record) AS (");
+        sql.push_values(self.changes.iter().zip(1_i64..), |row, (change, n)| {
+            row.bind(n)
                 .bind(change.kind.as_str())
                 .bind(change.operation.as_str())
                 .bind(change.record_id.as_str())
                 .bind(change.external_id.as_deref())
                 .bind(change.owner_id.as_deref())
-                .bind(key.0)
-                .bind(committed_at)
                 .bind(Value::Bytes(change.record.clone()));
         });
-        self.execute(sql).await?;
-        Ok(last_seq)
+        sql.push(")");
+    }
+
+    /// `INSERT INTO changes … SELECT … FROM numbered, logged`: every change,
+    /// numbered on from `numbered.before`; the statement's `WITH` provides
+    /// both.
+    fn push_insert(&self, sql: &mut Sql) {
+        sql.push(
+            "INSERT INTO changes (workspace_id, seq, kind, operation, record_id, external_id, \
+             owner_id, api_key_id, committed_at, record) \
+             SELECT ",
+        )
+        .push_bind(self.workspace.0)
+        .push(
+            ", numbered.before + logged.n, logged.kind, logged.operation, logged.record_id, \
+             logged.external_id, logged.owner_id, ",
+        )
+        .push_bind(self.key.0)
+        .push(", ")
+        .push_bind(self.committed_at)
+        .push(", logged.record FROM numbered, logged");
     }
 }
 

@@ -34,7 +34,14 @@ fn select(workspace: WorkspaceId, lookup: &PersonLookup) -> Sql {
 /// `INSERT INTO people … VALUES …` of whole person rows, to be finished
 /// with an `ON CONFLICT` clause or left plain.
 fn insert(people: &[Person]) -> Sql {
-    let mut sql = Sql::new(
+    let mut sql = Sql::new("");
+    push_insert(&mut sql, people);
+    sql
+}
+
+/// Appends `INSERT INTO people … VALUES …` to a statement.
+pub(super) fn push_insert(sql: &mut Sql, people: &[Person]) {
+    sql.push(
         "INSERT INTO people (id, workspace_id, external_id, email, email_key, phone, \
          first_name, last_name, avatar_url, timezone, locale, status, attributes, \
          search_text, created_at, updated_at, first_seen_at, last_seen_at) ",
@@ -60,7 +67,6 @@ fn insert(people: &[Person]) -> Sql {
             .bind(person.first_seen_at)
             .bind(person.last_seen_at);
     });
-    sql
 }
 
 impl Session {

@@ -168,6 +168,11 @@ impl Kith {
         peak_rss_mb(self.child.id())
     }
 
+    /// CPU time the process has used so far, user and system, all threads.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+
     /// SIGTERM, then waits for a clean exit; returns everything it logged.
     pub async fn stop(self) -> anyhow::Result<Vec<String>> {
         let logs = self.logs.clone();
@@ -251,6 +256,24 @@ impl Interceptor for Bearer {
 /// its own peak.
 pub fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// A process's CPU time so far, from `/proc/<pid>/stat` (Linux).
+pub fn cpu_time(pid: u32) -> Duration {
+    // Fields 14 and 15, counted in USER_HZ, which Linux fixes at 100 for
+    // what it reports to user space.
+    const TICKS_PER_SECOND: u64 = 100;
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The command name may hold spaces: count after its ')'.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 pub fn peak_rss_mb(pid: u32) -> f64 {
