@@ -16,7 +16,8 @@ use kith::domain::user::{
     self, Keys, MemberRole, Membership, MembershipFilter, MembershipInput, Upsert, UpsertInput,
     UserFilter,
 };
-use kith::domain::workspace::{NewApiKey, Workspace, WorkspaceName};
+use kith::domain::change::{Change, ChangeFilter, ChangeKind, ChangeOperation, LoggedChange};
+use kith::domain::workspace::{ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use kith::domain::{WorkspaceId, now};
 use kith::error::{Error, FieldPath, UniqueIndex};
 use kith::store::{KeyOwners, Store};
@@ -37,7 +38,40 @@ backend_tests!(
     users_keys_and_companies_round_trip,
     memberships_are_created_once_changed_listed_and_deleted,
     deleting_a_user_and_a_companys_keys_and_members,
+    the_change_log_numbers_per_workspace_filters_and_prunes,
+    new_people_and_their_changes_are_written_together_or_not_at_all,
 );
+
+fn change(kind: ChangeKind, record_id: &str, owner_id: Option<&str>) -> Change {
+    Change {
+        kind,
+        operation: ChangeOperation::Created,
+        record_id: record_id.to_owned(),
+        external_id: Some(format!("ext-{record_id}")),
+        owner_id: owner_id.map(str::to_owned),
+        record: record_id.as_bytes().to_vec(),
+    }
+}
+
+async fn append(store: &Store, workspace: WorkspaceId, key: ApiKeyId, changes: &[Change]) -> i64 {
+    let mut tx = store.write().await.unwrap();
+    let last = tx
+        .append_changes(workspace, key, changes, now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    last
+}
+
+async fn logged(store: &Store, workspace: WorkspaceId, filter: &ChangeFilter) -> Vec<LoggedChange> {
+    store
+        .read()
+        .await
+        .unwrap()
+        .changes_after(workspace, 0, filter, 100)
+        .await
+        .unwrap()
+}
 
 /// A store on a fresh database with two workspaces.
 async fn fresh(backend: Backend) -> Option<(TestDb, Store, WorkspaceId, WorkspaceId)> {
@@ -110,6 +144,114 @@ fn new_user(pairs: &[(&str, &str)]) -> user::User {
     )
     .unwrap();
     user::apply_user(None, &upsert, now())
+}
+
+async fn the_change_log_numbers_per_workspace_filters_and_prunes(backend: Backend) {
+    let (_db, store, mine, theirs) = require!(fresh(backend).await);
+    let key = ApiKeyId(Uuid::new_v4());
+    let first = [
+        change(ChangeKind::Customer, "c1", None),
+        change(ChangeKind::Entity, "e1", Some("c1")),
+        change(ChangeKind::Entity, "e2", Some("c2")),
+    ];
+    assert_eq!(append(&store, mine, key, &first).await, 3);
+    assert_eq!(
+        append(&store, mine, key, &[change(ChangeKind::Customer, "c1", None)]).await,
+        4
+    );
+    assert_eq!(
+        append(&store, theirs, key, &[change(ChangeKind::Person, "p1", None)]).await,
+        1,
+        "each workspace numbers its own"
+    );
+    // A transaction dropped after appending leaves no number taken.
+    let mut tx = store.write().await.unwrap();
+    tx.append_changes(mine, key, &first, now()).await.unwrap();
+    drop(tx);
+    let mut session = store.read().await.unwrap();
+    let horizon = session.log_horizon(mine).await.unwrap();
+    assert_eq!((horizon.last_seq, horizon.pruned_seq), (4, 0));
+
+    let all = logged(&store, mine, &ChangeFilter::default()).await;
+    let seqs: Vec<i64> = all.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(all[1].change, first[1], "a change round-trips");
+    assert_eq!(all[1].api_key, key);
+    let after_two = session
+        .changes_after(mine, 2, &ChangeFilter::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(after_two.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+    let entities = ChangeFilter {
+        kinds: vec![ChangeKind::Entity],
+        ..ChangeFilter::default()
+    };
+    assert_eq!(logged(&store, mine, &entities).await.len(), 2);
+    let owned = ChangeFilter {
+        owner_id: Some("c2".into()),
+        ..ChangeFilter::default()
+    };
+    assert_eq!(logged(&store, mine, &owned).await[0].change.record_id, "e2");
+    let history = ChangeFilter {
+        record_id: Some("c1".into()),
+        ..ChangeFilter::default()
+    };
+    let seqs: Vec<i64> = logged(&store, mine, &history)
+        .await
+        .iter()
+        .map(|c| c.seq)
+        .collect();
+    assert_eq!(seqs, [1, 4]);
+    drop(session);
+
+    // Nothing is old enough yet; then everything is, slice by slice.
+    assert_eq!(store.prune_changes(now() - Duration::hours(1), 2).await.unwrap(), 0);
+    let later = now() + Duration::seconds(1);
+    let mut pruned = 0;
+    loop {
+        match store.prune_changes(later, 2).await.unwrap() {
+            0 => break,
+            deleted => pruned += deleted,
+        }
+    }
+    assert_eq!(pruned, 5, "both workspaces' changes");
+    let horizon = store.read().await.unwrap().log_horizon(mine).await.unwrap();
+    assert_eq!((horizon.last_seq, horizon.pruned_seq), (4, 4));
+    assert!(logged(&store, mine, &ChangeFilter::default()).await.is_empty());
+    assert_eq!(
+        append(&store, mine, key, &[change(ChangeKind::Customer, "c3", None)]).await,
+        5,
+        "numbers go on after pruning"
+    );
+}
+
+async fn new_people_and_their_changes_are_written_together_or_not_at_all(backend: Backend) {
+    let (_db, store, mine, _) = require!(fresh(backend).await);
+    let key = ApiKeyId(Uuid::new_v4());
+    let people = person::create_all(mine, &upserts(&[("p1", None), ("p2", None)]), now()).unwrap();
+    let changes: Vec<Change> = people
+        .iter()
+        .map(|p| change(ChangeKind::Person, &p.id.to_string(), None))
+        .collect();
+    store
+        .insert_people_logged(mine, key, &people, &changes, now())
+        .await
+        .unwrap();
+    let stored = logged(&store, mine, &ChangeFilter::default()).await;
+    assert_eq!(stored.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(stored[0].change, changes[0]);
+
+    // One person who exists: neither the new one nor any change is written.
+    let mixed = person::create_all(mine, &upserts(&[("p3", None), ("p1", None)]), now()).unwrap();
+    let clash = store
+        .insert_people_logged(mine, key, &mixed, &changes, now())
+        .await
+        .unwrap_err();
+    assert!(clash.is_clash_on(&[UniqueIndex::PersonExternalId]), "{clash:?}");
+    let mut session = store.read().await.unwrap();
+    let p3 = PersonLookup::by_external_id("p3").unwrap();
+    assert!(session.person(mine, &p3).await.unwrap().is_none());
+    assert_eq!(session.log_horizon(mine).await.unwrap().last_seq, 2);
 }
 
 async fn a_transaction_commits_whole_or_not_at_all(backend: Backend) {
