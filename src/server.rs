@@ -14,15 +14,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::grpc::{ChangeApi, CustomerApi, EntityApi, PeopleApi, RequireApiKey, UserApi};
+use tower::Layer as _;
+
+use crate::api::grpc::RequireApiKey;
 use crate::api::observe::{RequestSpans, Transport};
+use crate::api::rest::Gateway;
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
-use crate::pb::kith::v1::change_service_server::ChangeServiceServer;
-use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
-use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
-use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
-use crate::pb::kith::v1::user_service_server::UserServiceServer;
 use crate::service::Service;
 use crate::store::Store;
 
@@ -147,8 +145,14 @@ impl Application {
 
         let rest_addr = self.rest_addr();
         let authenticator = self.authenticator;
+        let contract = crate::api::grpc::contract(&self.service);
+        // The canonical REST routes call the contract's services in
+        // process, behind the same key check as the listener.
+        let gateway =
+            Gateway::new(RequireApiKey::new(authenticator.clone()).layer(contract.clone()))?;
         let rest = self.rest.map(|listener| {
-            let router = crate::api::rest::router(self.service.clone(), authenticator.clone());
+            let router =
+                crate::api::rest::router(self.service.clone(), authenticator.clone(), gateway);
             let stop = stopped(stopping.clone());
             tokio::spawn(async move {
                 let listener = listener.tap_io(|tcp| {
@@ -171,22 +175,12 @@ impl Application {
         let grpc = Server::builder()
             .layer(RequestSpans(Transport::Grpc))
             .layer(RequireApiKey::new(authenticator))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(CustomerServiceServer::new(CustomerApi::new(
-                self.service.clone(),
-            )))
-            .add_service(EntityServiceServer::new(EntityApi::new(
-                self.service.clone(),
-            )))
-            .add_service(PeopleServiceServer::new(PeopleApi::new(
-                self.service.clone(),
-            )))
-            .add_service(UserServiceServer::new(UserApi::new(self.service.clone())))
-            .add_service(ChangeServiceServer::new(ChangeApi::new(
-                self.service.clone(),
-            )))
+            .add_routes(
+                contract
+                    .add_service(health_service)
+                    .add_service(reflection_v1)
+                    .add_service(reflection_v1alpha),
+            )
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small reply can wait for the peer's
                 // delayed ACK: about 40 ms on Linux.

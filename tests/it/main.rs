@@ -16,6 +16,7 @@ mod limits;
 mod one_write_path;
 mod people;
 mod processes;
+mod rest_canonical;
 mod rest_flameup;
 mod rest_gateway;
 mod rest_rapidly;

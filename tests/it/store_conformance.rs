@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
+use kith::domain::change::{Change, ChangeFilter, ChangeKind, ChangeOperation, LoggedChange};
 use kith::domain::customer::{
     Customer, CustomerFilter, CustomerInput, CustomerLookup, MetadataValue, NewCustomer,
 };
@@ -16,7 +17,6 @@ use kith::domain::user::{
     self, Keys, MemberRole, Membership, MembershipFilter, MembershipInput, Upsert, UpsertInput,
     UserFilter,
 };
-use kith::domain::change::{Change, ChangeFilter, ChangeKind, ChangeOperation, LoggedChange};
 use kith::domain::workspace::{ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use kith::domain::{WorkspaceId, now};
 use kith::error::{Error, FieldPath, UniqueIndex};
@@ -156,11 +156,23 @@ async fn the_change_log_numbers_per_workspace_filters_and_prunes(backend: Backen
     ];
     assert_eq!(append(&store, mine, key, &first).await, 3);
     assert_eq!(
-        append(&store, mine, key, &[change(ChangeKind::Customer, "c1", None)]).await,
+        append(
+            &store,
+            mine,
+            key,
+            &[change(ChangeKind::Customer, "c1", None)]
+        )
+        .await,
         4
     );
     assert_eq!(
-        append(&store, theirs, key, &[change(ChangeKind::Person, "p1", None)]).await,
+        append(
+            &store,
+            theirs,
+            key,
+            &[change(ChangeKind::Person, "p1", None)]
+        )
+        .await,
         1,
         "each workspace numbers its own"
     );
@@ -205,7 +217,13 @@ async fn the_change_log_numbers_per_workspace_filters_and_prunes(backend: Backen
     drop(session);
 
     // Nothing is old enough yet; then everything is, slice by slice.
-    assert_eq!(store.prune_changes(now() - Duration::hours(1), 2).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .prune_changes(now() - Duration::hours(1), 2)
+            .await
+            .unwrap(),
+        0
+    );
     let later = now() + Duration::seconds(1);
     let mut pruned = 0;
     loop {
@@ -217,9 +235,19 @@ async fn the_change_log_numbers_per_workspace_filters_and_prunes(backend: Backen
     assert_eq!(pruned, 5, "both workspaces' changes");
     let horizon = store.read().await.unwrap().log_horizon(mine).await.unwrap();
     assert_eq!((horizon.last_seq, horizon.pruned_seq), (4, 4));
-    assert!(logged(&store, mine, &ChangeFilter::default()).await.is_empty());
+    assert!(
+        logged(&store, mine, &ChangeFilter::default())
+            .await
+            .is_empty()
+    );
     assert_eq!(
-        append(&store, mine, key, &[change(ChangeKind::Customer, "c3", None)]).await,
+        append(
+            &store,
+            mine,
+            key,
+            &[change(ChangeKind::Customer, "c3", None)]
+        )
+        .await,
         5,
         "numbers go on after pruning"
     );
@@ -247,7 +275,10 @@ async fn new_people_and_their_changes_are_written_together_or_not_at_all(backend
         .insert_people_logged(mine, key, &mixed, &changes, now())
         .await
         .unwrap_err();
-    assert!(clash.is_clash_on(&[UniqueIndex::PersonExternalId]), "{clash:?}");
+    assert!(
+        clash.is_clash_on(&[UniqueIndex::PersonExternalId]),
+        "{clash:?}"
+    );
     let mut session = store.read().await.unwrap();
     let p3 = PersonLookup::by_external_id("p3").unwrap();
     assert!(session.person(mine, &p3).await.unwrap().is_none());

@@ -12,7 +12,7 @@ mod people;
 mod status;
 mod users;
 
-pub use auth::RequireApiKey;
+pub use auth::{RequireApiKey, RequireApiKeyService};
 pub use changes::ChangeApi;
 pub use codec::KithCodec;
 pub use customers::CustomerApi;
@@ -20,9 +20,29 @@ pub use entities::EntityApi;
 pub use people::PeopleApi;
 pub use users::UserApi;
 
+use tonic::service::Routes;
 use tonic::{Request, Status};
 
 use crate::domain::Caller;
+use crate::pb::kith::v1::change_service_server::ChangeServiceServer;
+use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
+use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
+use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
+use crate::pb::kith::v1::user_service_server::UserServiceServer;
+use crate::service::Service;
+
+/// The contract's services, every `kith.v1` one, on `service`: what the
+/// gRPC listener serves beside health and reflection, and what the
+/// canonical REST routes dispatch to.
+pub fn contract(service: &Service) -> Routes {
+    Routes::new(CustomerServiceServer::new(CustomerApi::new(
+        service.clone(),
+    )))
+    .add_service(EntityServiceServer::new(EntityApi::new(service.clone())))
+    .add_service(PeopleServiceServer::new(PeopleApi::new(service.clone())))
+    .add_service(UserServiceServer::new(UserApi::new(service.clone())))
+    .add_service(ChangeServiceServer::new(ChangeApi::new(service.clone())))
+}
 
 /// The caller `RequireApiKey` admitted for this call.
 fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {

@@ -6,6 +6,7 @@
 //! Routes are registered with their OpenAPI entries (utoipa-axum), so a
 //! served route cannot be missing from `/openapi.json`.
 
+mod canonical;
 mod family;
 mod flameup;
 mod openapi;
@@ -22,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use canonical::Gateway;
 pub use family::{ApiError, Family};
 
 use crate::api::observe::{RequestSpans, Transport};
@@ -37,14 +39,17 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct RestState {
     service: Service,
     authenticator: Authenticator,
+    gateway: Gateway,
 }
 
-/// The gateway's routes; `authenticator` is the one the gRPC server uses, so
-/// a key's rate limit counts its calls on both.
-pub fn router(service: Service, authenticator: Authenticator) -> Router {
+/// The gateway's routes: the seed families' and, under `/kith`, the
+/// contract's own. `authenticator` is the one the gRPC server uses, so a
+/// key's rate limit counts its calls on both.
+pub fn router(service: Service, authenticator: Authenticator, gateway: Gateway) -> Router {
     let state = RestState {
         service,
         authenticator,
+        gateway,
     };
     let (routes, api) = OpenApiRouter::new()
         .merge(rapidly::routes())
@@ -55,6 +60,7 @@ pub fn router(service: Service, authenticator: Authenticator) -> Router {
     let document = Arc::new(openapi::document(api));
     let routes = routes
         .route("/healthz", get(healthz))
+        .route("/kith/{*path}", axum::routing::any(canonical::serve))
         .route(
             "/openapi.json",
             get(move || std::future::ready(axum::Json(document.as_ref().clone()))),

@@ -1,0 +1,271 @@
+//! The contract's own REST: every `kith.v1` method at its `google.api.http`
+//! binding, in the proto3 JSON mapping, with AIP-193 errors.
+//!
+//! Nothing here knows a method. The bindings come from the descriptor set;
+//! a request becomes the method's message and is dispatched, in process,
+//! to the same gRPC services the gRPC listener serves (API key check
+//! included), so REST and gRPC cannot answer differently. A server stream
+//! answers newline-delimited JSON, ending with an `{"error": …}` line if it
+//! fails; a client stream reads one message per line of the body.
+
+mod binding;
+mod json;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt as _;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use tokio_stream::StreamExt as _;
+use tonic::Status;
+use tower::ServiceExt as _;
+
+use self::binding::{Binding, Bound};
+use super::RestState;
+use crate::error::Error;
+
+/// The gRPC services a canonical request is dispatched to, behind the same
+/// API key check as the gRPC listener.
+pub type Contract = crate::api::grpc::RequireApiKeyService<tonic::service::Routes>;
+
+/// Largest body a client-streaming route reads (an import's NDJSON).
+const STREAM_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The canonical routes and where they lead.
+#[derive(Clone)]
+pub struct Gateway {
+    bindings: Arc<Vec<Binding>>,
+    contract: Contract,
+}
+
+impl Gateway {
+    /// Reads the bindings from the served descriptor set.
+    pub fn new(contract: Contract) -> anyhow::Result<Self> {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
+        let bindings = binding::bindings(&pool).map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            bindings: Arc::new(bindings),
+            contract,
+        })
+    }
+
+    /// The binding `verb` and `path` name, and its variables' values;
+    /// `Err` with the status to answer when none does.
+    fn route(&self, verb: &Method, path: &str) -> Result<(&Binding, Bound), Status> {
+        let mut path_known = false;
+        for binding in self.bindings.iter() {
+            if let Some(variables) = binding.template.matches(path) {
+                if binding.verb == *verb {
+                    return Ok((binding, variables));
+                }
+                path_known = true;
+            }
+        }
+        Err(if path_known {
+            Status::unimplemented(format!("{verb} is not a method of {path}"))
+        } else {
+            Status::not_found(format!("no route {path}"))
+        })
+    }
+}
+
+/// Serves one canonical request.
+pub async fn serve(State(state): State<RestState>, request: Request) -> Response {
+    match transcode(&state.gateway, request).await {
+        Ok(response) => response,
+        Err(status) => error_response(&status),
+    }
+}
+
+async fn transcode(gateway: &Gateway, request: Request) -> Result<Response, Status> {
+    let (parts, body) = request.into_parts();
+    let (binding, variables) = gateway.route(&parts.method, parts.uri.path())?;
+    let method = &binding.method;
+    let limit = if method.is_client_streaming() {
+        STREAM_BODY_LIMIT
+    } else {
+        super::BODY_LIMIT
+    };
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|error| Status::from(Error::invalid("body", error.to_string())))?;
+    let frames = if method.is_client_streaming() {
+        let input = method.input();
+        let mut frames = BytesMut::new();
+        for line in body.split(|byte| *byte == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            frame(
+                &mut frames,
+                &json::stream_item(&input, line).map_err(Status::from)?,
+            );
+        }
+        frames.freeze()
+    } else {
+        let message =
+            json::request(binding, variables, parts.uri.query(), &body).map_err(Status::from)?;
+        let mut frames = BytesMut::new();
+        frame(&mut frames, &message);
+        frames.freeze()
+    };
+
+    let mut call = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!(
+            "/{}/{}",
+            method.parent_service().full_name(),
+            method.name()
+        ))
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header(header::TE, "trailers");
+    for name in [
+        header::AUTHORIZATION,
+        header::HeaderName::from_static("x-request-id"),
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            call = call.header(name, value);
+        }
+    }
+    let call = call
+        .body(tonic::body::Body::new(http_body_util::Full::new(frames)))
+        .map_err(|error| Status::internal(error.to_string()))?;
+    let answer = gateway
+        .contract
+        .clone()
+        .oneshot(call)
+        .await
+        .unwrap_or_else(|never: Infallible| match never {});
+    // A trailers-only answer: the call failed before any message.
+    if let Some(status) = Status::from_header_map(answer.headers())
+        && status.code() != tonic::Code::Ok
+    {
+        return Err(status);
+    }
+    let output = method.output();
+    if method.is_server_streaming() {
+        return Ok(ndjson(output, answer.into_body()));
+    }
+    let collected = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| Status::internal(error.to_string()))?;
+    if let Some(status) = collected.trailers().and_then(Status::from_header_map)
+        && status.code() != tonic::Code::Ok
+    {
+        return Err(status);
+    }
+    let mut data = collected.to_bytes();
+    let message = next_message(&mut data, &output)?
+        .ok_or_else(|| Status::internal("the method answered no message"))?;
+    Ok(axum::Json(json::response(&message)).into_response())
+}
+
+/// Appends a message as one gRPC frame: uncompressed, length-prefixed.
+fn frame(frames: &mut BytesMut, message: &DynamicMessage) {
+    let length = message.encoded_len();
+    frames.reserve(5 + length);
+    frames.put_u8(0);
+    frames.put_u32(u32::try_from(length).expect("a message under 4 GiB"));
+    message
+        .encode(frames)
+        .expect("the buffer was reserved for the message");
+}
+
+/// The next whole message at the front of `data`, if one is there.
+fn next_message(
+    data: &mut Bytes,
+    output: &MessageDescriptor,
+) -> Result<Option<DynamicMessage>, Status> {
+    if data.len() < 5 {
+        return Ok(None);
+    }
+    let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+    if data.len() < 5 + length {
+        return Ok(None);
+    }
+    data.advance(5);
+    let bytes = data.split_to(length);
+    DynamicMessage::decode(output.clone(), bytes)
+        .map(Some)
+        .map_err(|error| Status::internal(error.to_string()))
+}
+
+/// A server stream's messages as newline-delimited JSON, as they come; a
+/// failure ends it with one `{"error": …}` line.
+fn ndjson(output: MessageDescriptor, body: tonic::body::Body) -> Response {
+    let mut pending = Bytes::new();
+    let lines = http_body_util::BodyStream::new(body).map(move |frame| {
+        let frame = frame.map_err(|error| Status::internal(error.to_string()));
+        let mut out = Vec::new();
+        match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => {
+                    let mut joined = BytesMut::from(&pending[..]);
+                    joined.extend_from_slice(&data);
+                    pending = joined.freeze();
+                    loop {
+                        match next_message(&mut pending, &output) {
+                            Ok(Some(message)) => push_line(&mut out, &json::response(&message)),
+                            Ok(None) => break,
+                            Err(status) => {
+                                push_line(&mut out, &json::status(&status).1);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(frame) => {
+                    if let Some(status) = frame
+                        .trailers_ref()
+                        .and_then(Status::from_header_map)
+                        .filter(|status| status.code() != tonic::Code::Ok)
+                    {
+                        push_line(&mut out, &json::status(&status).1);
+                    }
+                }
+            },
+            Err(status) => push_line(&mut out, &json::status(&status).1),
+        }
+        Ok::<_, Infallible>(Bytes::from(out))
+    });
+    let mut response = Response::new(Body::from_stream(lines));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+fn push_line(out: &mut Vec<u8>, value: &serde_json::Value) {
+    serde_json::to_writer(&mut *out, value).expect("JSON values serialise");
+    out.push(b'\n');
+}
+
+fn error_response(status: &Status) -> Response {
+    let (mut code, mut body) = json::status(status);
+    // Every method is implemented: UNIMPLEMENTED comes from the routing
+    // alone, for a path that takes other HTTP methods.
+    if code == StatusCode::NOT_IMPLEMENTED {
+        code = StatusCode::METHOD_NOT_ALLOWED;
+        body["error"]["code"] = code.as_u16().into();
+    }
+    let mut response = (code, axum::Json(body)).into_response();
+    if status.code() == tonic::Code::ResourceExhausted
+        && let Some(retry) = tonic_types::StatusExt::get_error_details(status).retry_info()
+        && let Some(delay) = retry.retry_delay
+    {
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.max(1).into());
+    }
+    response
+}
