@@ -11,7 +11,7 @@ use super::changes::Changes;
 use super::customers::{delete_customer, join, record_membership};
 use super::{Listing, Service, found, retrying};
 use crate::domain::change::ChangeOperation;
-use crate::domain::customer::CustomerLookup;
+use crate::domain::customer::{CustomerFilter, CustomerLookup};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::user::{
     self, Company, CompanyFields, CompanyKeys, CompanyLookup, CompanyRef, CompanyTraitUpdate,
@@ -229,15 +229,26 @@ impl Service {
         found(session.company(caller.workspace, id).await?, "company")
     }
 
-    /// The workspace's live companies among `ids`, in that order.
-    pub async fn companies(&self, caller: &Caller, ids: &[Uuid]) -> Result<Vec<Company>> {
-        let mut found = self
-            .store
-            .read()
-            .await?
-            .companies(caller.workspace, ids)
+    /// A page of the workspace's companies (every live customer, as seed
+    /// 001 sees it), without their members.
+    pub async fn list_companies(
+        &self,
+        caller: &Caller,
+        page: &PageRequest,
+    ) -> Result<Listing<Page<Company>>> {
+        let (mut session, change_cursor) = self.snapshot(caller).await?;
+        let customers = session
+            .list_customers(caller.workspace, &CustomerFilter::default(), page)
             .await?;
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+        let ids: Vec<Uuid> = customers.items.iter().map(|c| c.id).collect();
+        let mut companies = session.companies(caller.workspace, &ids).await?;
+        Ok(Listing {
+            items: Page {
+                items: ids.iter().filter_map(|id| companies.remove(id)).collect(),
+                next_token: customers.next_token,
+            },
+            change_cursor,
+        })
     }
 
     /// Soft-deletes the company's customer, releasing its keys and members;

@@ -126,6 +126,27 @@ async fn an_update_by_external_id_changes_neither_it_nor_the_type_on_either_tran
         .unwrap();
     assert_eq!(renamed.name.as_deref(), Some("Fixed"));
     assert_eq!(renamed.external_id.as_deref(), Some("fixed"));
+    // Without a mask, the record read by external id goes back whole: its
+    // external id and type are left as they are, the rest changes.
+    let echoed = customers
+        .update_customer(UpdateCustomerRequest {
+            lookup: by_external(),
+            customer: Some(pb::Customer {
+                name: Some("Echoed".into()),
+                external_id: Some("something else".into()),
+                r#type: pb::CustomerType::Individual.into(),
+                ..renamed
+            }),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    assert_eq!(echoed.name.as_deref(), Some("Echoed"));
+    assert_eq!(echoed.external_id.as_deref(), Some("fixed"));
+    assert_eq!(echoed.r#type(), pb::CustomerType::Team, "the type stays");
 }
 
 async fn racing_creates_of_one_person_make_one_person_and_one_201(backend: Backend) {
@@ -435,16 +456,73 @@ async fn each_family_sizes_pages_by_its_own_rule(backend: Backend) {
         assert_eq!(status, StatusCode::BAD_REQUEST, "limit={refused}: {reply}");
     }
 
-    // Polar lowers a large limit to 100 instead of refusing it.
-    let (status, reply) = app
-        .rest_json(
-            Method::GET,
-            "/api/customers?limit=500",
-            Some(("authorization", &bearer(&app))),
-            None,
-        )
-        .await;
+    // More customers and people than any page holds.
+    let mut customers = app.customers();
+    for i in 0..120 {
+        customers
+            .create_customer(pb::CreateCustomerRequest {
+                customer: Some(pb::Customer {
+                    email: Some(format!("c{i}@example.com")),
+                    ..pb::Customer::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    for batch in 0..2 {
+        app.people()
+            .batch_upsert_people(pb::BatchUpsertPeopleRequest {
+                people: (0..60)
+                    .map(|i| pb::PersonUpsert {
+                        user_id: format!("p{batch}-{i}"),
+                        ..pb::PersonUpsert::default()
+                    })
+                    .collect(),
+            })
+            .await
+            .unwrap();
+    }
+    let items = |reply: &Value, key: &str| reply[key].as_array().map_or(0, Vec::len);
+
+    // Polar lowers a large limit to 100 instead of refusing it; its
+    // default is 10.
+    let polar = |path: &str| {
+        let path = path.to_owned();
+        let app = &app;
+        async move {
+            app.rest_json(
+                Method::GET,
+                &path,
+                Some(("authorization", &bearer(app))),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, reply) = polar("/api/customers?limit=500").await;
     assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(items(&reply, "items"), 100, "Polar's ceiling");
+    let (_, reply) = polar("/api/customers").await;
+    assert_eq!(items(&reply, "items"), 10, "Polar's default");
+    // Schematic defaults to and caps at 100.
+    for path in ["/companies", "/companies?limit=500"] {
+        let (status, reply) = app
+            .rest_json(
+                Method::GET,
+                path,
+                Some(("x-schematic-api-key", &app.key)),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(items(&reply, "data"), 100, "{path}");
+    }
+    // Flameup defaults to 50 and caps at 100.
+    for (path, expected) in [("/api/v1/people", 50), ("/api/v1/people?limit=500", 100)] {
+        let (status, reply) = polar(path).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(items(&reply, "people"), expected, "{path}");
+    }
     // gRPC lowers too, and reads 0 as its default.
     let grpc = app
         .entities()
@@ -457,6 +535,17 @@ async fn each_family_sizes_pages_by_its_own_rule(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(grpc.entities.len(), 25, "50 by default, all 25 here");
+    for (page_size, expected) in [(0, 50), (500, 100)] {
+        let page = customers
+            .list_customers(pb::ListCustomersRequest {
+                page_size,
+                ..pb::ListCustomersRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.customers.len(), expected, "page_size {page_size}");
+    }
 }
 
 async fn every_response_carries_its_request_id(backend: Backend) {

@@ -143,6 +143,9 @@ async fn each_family_error_has_the_flameup_shape(backend: Backend) {
         "another workspace's path is not found: {reply}"
     );
     assert_eq!(reply["error"]["code"], "not_found");
+    // Whatever the body: the path is judged first.
+    let (status, reply) = post(&app, &path, Some(&other_key), &json!({ "people": 7 })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
 
     let (status, reply) = post(
         &app,

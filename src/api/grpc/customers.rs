@@ -304,9 +304,16 @@ fn patch_input(
         .into_iter()
         .filter(|field| !fixed.contains(field))
         .collect();
+    // Without a mask, the fields set are the ones changed, as with `*`
+    // less what the lookup fixes: a record read by external id and sent
+    // back whole updates, its external id and type left as they are.
     let named = masked_fields(
         mask,
-        || populated_fields(&customer),
+        || {
+            let mut populated = populated_fields(&customer);
+            populated.retain(|field| !fixed.contains(field));
+            populated
+        },
         &UPDATABLE_FIELDS,
         &wildcard,
     )?;

@@ -6,7 +6,8 @@ use std::borrow::Cow;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -108,16 +109,32 @@ pub(super) struct ErrorDetail {
     details: Option<Value>,
 }
 
-/// The caller, when the workspace in the path is its key's; another
-/// workspace is not found, never revealed.
-fn in_workspace(caller: Caller, path_workspace: &str) -> Result<Caller, ApiError<Flameup>> {
-    if path_workspace == caller.workspace.to_string() {
-        Ok(caller)
-    } else {
-        Err(Error::NotFound {
+/// The caller Flameup's header admits, when the workspace the path names
+/// is its key's: another workspace is not found, never revealed. A parts
+/// extractor, so the check comes before the body is read.
+pub(super) struct InWorkspace(Caller);
+
+impl FromRequestParts<RestState> for InWorkspace {
+    type Rejection = ApiError<Flameup>;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &RestState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authed(caller, _) = Authed::<Flameup>::from_request_parts(parts, state).await?;
+        let not_found = || Error::NotFound {
             resource: "workspace",
+        };
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        let named = params
+            .iter()
+            .find_map(|(name, value)| (name == "workspace_id").then_some(value));
+        match named {
+            Some(workspace) if workspace == caller.workspace.to_string() => Ok(Self(caller)),
+            _ => Err(not_found().into()),
         }
-        .into())
     }
 }
 
@@ -214,11 +231,9 @@ pub(super) struct BatchView {
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/batch", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = BatchBody, responses((status = 200, body = BatchView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn batch(
     State(state): State<RestState>,
-    Path(workspace_id): Path<String>,
-    Authed(caller, _): Authed<Flameup>,
+    InWorkspace(caller): InWorkspace,
     Body(request, _): Body<Flameup, BatchBody>,
 ) -> Result<Json<BatchView>, ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     let inputs = request
         .people
         .into_iter()
@@ -240,11 +255,9 @@ async fn batch(
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people/upsert", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upsert(
     State(state): State<RestState>,
-    Path(workspace_id): Path<String>,
-    Authed(caller, _): Authed<Flameup>,
+    InWorkspace(caller): InWorkspace,
     Body(request, _): Body<Flameup, PersonBody>,
 ) -> Result<Json<PersonView>, ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     let upserted = state
         .service
         .upsert_person(&caller, request.parse()?)
@@ -268,11 +281,9 @@ async fn create_person(
 #[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/people", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id")), request_body = PersonBody, responses((status = 201, body = PersonView), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_in_workspace(
     State(state): State<RestState>,
-    Path(workspace_id): Path<String>,
-    Authed(caller, _): Authed<Flameup>,
+    InWorkspace(caller): InWorkspace,
     Body(request, _): Body<Flameup, PersonBody>,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     create_person(&state, &caller, request).await
 }
 
@@ -298,10 +309,9 @@ async fn get_person(
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_in_workspace(
     State(state): State<RestState>,
-    Path((workspace_id, id)): Path<(String, String)>,
-    Authed(caller, _): Authed<Flameup>,
+    Path((_, id)): Path<(String, String)>,
+    InWorkspace(caller): InWorkspace,
 ) -> Result<Json<PersonView>, ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     let person = state.service.find_person(&caller, &id).await?;
     Ok(Json(PersonView::from(&person)))
 }
@@ -318,11 +328,10 @@ pub(super) struct UpdateBody {
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), request_body = UpdateBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(state): State<RestState>,
-    Path((workspace_id, person_id)): Path<(String, String)>,
-    Authed(caller, _): Authed<Flameup>,
+    Path((_, person_id)): Path<(String, String)>,
+    InWorkspace(caller): InWorkspace,
     Body(request, _): Body<Flameup, UpdateBody>,
 ) -> Result<Json<PersonView>, ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     let person = state
         .service
         .merge_person_traits(&caller, &person_id, request.traits)
@@ -356,10 +365,9 @@ async fn delete(
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_in_workspace(
     State(state): State<RestState>,
-    Path((workspace_id, id)): Path<(String, String)>,
-    Authed(caller, _): Authed<Flameup>,
+    Path((_, id)): Path<(String, String)>,
+    InWorkspace(caller): InWorkspace,
 ) -> Result<Json<PersonView>, ApiError<Flameup>> {
-    let caller = in_workspace(caller, &workspace_id)?;
     delete_person(&state, &caller, &id).await
 }
 

@@ -753,14 +753,9 @@ async fn list_companies(
 ) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError<Schematic>> {
     let filter = CustomerFilter::default();
     let page = offset_page(&query, &filter.canonical(caller.workspace))?;
-    let customers = state
-        .service
-        .list_customers(&caller, &filter, &page)
-        .await?
-        .items;
-    let ids: Vec<_> = customers.items.iter().map(|c| c.customer.id).collect();
-    let companies = state.service.companies(&caller, &ids).await?;
+    let companies = state.service.list_companies(&caller, &page).await?.items;
     let data: Vec<_> = companies
+        .items
         .iter()
         .map(|c| company_view(c, caller.workspace))
         .collect();
