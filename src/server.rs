@@ -14,11 +14,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use tower::Layer as _;
-
 use crate::api::grpc::RequireApiKey;
 use crate::api::observe::{RequestSpans, Transport};
-use crate::api::rest::Gateway;
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::service::Service;
@@ -145,14 +142,8 @@ impl Application {
 
         let rest_addr = self.rest_addr();
         let authenticator = self.authenticator;
-        let contract = crate::api::grpc::contract(&self.service);
-        // The canonical REST routes call the contract's services in
-        // process, behind the same key check as the listener.
-        let gateway =
-            Gateway::new(RequireApiKey::new(authenticator.clone()).layer(contract.clone()))?;
         let rest = self.rest.map(|listener| {
-            let router =
-                crate::api::rest::router(self.service.clone(), authenticator.clone(), gateway);
+            let router = crate::api::rest::router(self.service.clone(), authenticator.clone());
             let stop = stopped(stopping.clone());
             tokio::spawn(async move {
                 let listener = listener.tap_io(|tcp| {
@@ -176,7 +167,7 @@ impl Application {
             .layer(RequestSpans(Transport::Grpc))
             .layer(RequireApiKey::new(authenticator))
             .add_routes(
-                contract
+                crate::api::grpc::contract(&self.service)
                     .add_service(health_service)
                     .add_service(reflection_v1)
                     .add_service(reflection_v1alpha),

@@ -49,7 +49,10 @@ fn gateway() -> &'static Gateway {
 }
 
 /// The write routes, each with the header its family reads the key from.
-const ROUTES: [(&str, &str, &str); 8] = [
+const ROUTES: [(&str, &str, &str); 11] = [
+    ("POST", "/kith/v1/customers", "authorization"),
+    ("POST", "/kith/v1/people:batchUpsert", "authorization"),
+    ("POST", "/kith/v1/users:upsert", "authorization"),
     ("POST", "/api/v1/workspaces/{ws}/people/batch", "authorization"),
     ("POST", "/api/v1/people", "authorization"),
     ("POST", "/api/customers", "authorization"),

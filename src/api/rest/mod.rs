@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use canonical::Gateway;
+use canonical::Gateway;
 pub use family::{ApiError, Family};
 
 use crate::api::observe::{RequestSpans, Transport};
@@ -45,7 +45,8 @@ pub struct RestState {
 /// The gateway's routes: the seed families' and, under `/kith`, the
 /// contract's own. `authenticator` is the one the gRPC server uses, so a
 /// key's rate limit counts its calls on both.
-pub fn router(service: Service, authenticator: Authenticator, gateway: Gateway) -> Router {
+pub fn router(service: Service, authenticator: Authenticator) -> Router {
+    let gateway = Gateway::new(&service, &authenticator);
     let state = RestState {
         service,
         authenticator,

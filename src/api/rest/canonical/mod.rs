@@ -24,15 +24,18 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use tokio_stream::StreamExt as _;
 use tonic::Status;
-use tower::ServiceExt as _;
+use tower::{Layer as _, ServiceExt as _};
 
 use self::binding::{Binding, Bound};
 use super::RestState;
+use crate::api::grpc::RequireApiKey;
+use crate::auth::Authenticator;
 use crate::error::Error;
+use crate::service::Service;
 
 /// The gRPC services a canonical request is dispatched to, behind the same
 /// API key check as the gRPC listener.
-pub type Contract = crate::api::grpc::RequireApiKeyService<tonic::service::Routes>;
+type Contract = crate::api::grpc::RequireApiKeyService<tonic::service::Routes>;
 
 /// Largest body a client-streaming route reads (an import's NDJSON).
 const STREAM_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -45,14 +48,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Reads the bindings from the served descriptor set.
-    pub fn new(contract: Contract) -> anyhow::Result<Self> {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)?;
-        let bindings = binding::bindings(&pool).map_err(anyhow::Error::msg)?;
-        Ok(Self {
+    /// The contract's services on `service`, behind `authenticator`, at the
+    /// bindings of the descriptor set built into the binary (which the
+    /// tests read too: a bad one is a build's bug, not a runtime error).
+    pub fn new(service: &Service, authenticator: &Authenticator) -> Self {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+            .expect("the built-in descriptor set decodes");
+        let bindings = binding::bindings(&pool).expect("the built-in bindings parse");
+        let contract =
+            RequireApiKey::new(authenticator.clone()).layer(crate::api::grpc::contract(service));
+        Self {
             bindings: Arc::new(bindings),
             contract,
-        })
+        }
     }
 
     /// The binding `verb` and `path` name, and its variables' values;
