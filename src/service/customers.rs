@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::changes::Changes;
-use super::{Listing, Service, found, retrying};
+use super::{Listing, Service, found, lock_live_customer, retrying};
 use crate::domain::change::ChangeOperation;
 use crate::domain::customer::{
     Customer, CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
@@ -95,10 +95,7 @@ impl Service {
         patch: &CustomerPatch,
     ) -> Result<CustomerDetail> {
         let mut tx = self.store.write().await?;
-        let current = found(
-            tx.lock_customer(caller.workspace, lookup).await?,
-            "customer",
-        )?;
+        let current = lock_live_customer(&mut tx, caller, lookup).await?;
         let next = current.apply(patch, now())?;
         let changed = next != current;
         if changed {
@@ -122,10 +119,7 @@ impl Service {
     ) -> Result<CustomerDetail> {
         let mut tx = self.store.write().await?;
         let mut changes = Changes::default();
-        let current = found(
-            tx.lock_customer(caller.workspace, lookup).await?,
-            "customer",
-        )?;
+        let current = lock_live_customer(&mut tx, caller, lookup).await?;
         let detail = delete_customer(&mut tx, caller, &current, &mut changes).await?;
         self.commit(tx, caller, changes).await?;
         Ok(detail)
@@ -141,10 +135,7 @@ impl Service {
     ) -> Result<Member> {
         retrying(&[], || async move {
             let mut tx = self.store.write().await?;
-            let company = found(
-                tx.lock_customer(caller.workspace, customer).await?,
-                "customer",
-            )?;
+            let company = lock_live_customer(&mut tx, caller, customer).await?;
             let mut changes = Changes::default();
             let (membership, _) =
                 join(&mut tx, caller, company.id, user, role, &mut changes).await?;
@@ -184,10 +175,7 @@ impl Service {
         role: MemberRole,
     ) -> Result<Member> {
         let mut tx = self.store.write().await?;
-        let company = found(
-            tx.lock_customer(caller.workspace, customer).await?,
-            "customer",
-        )?;
+        let company = lock_live_customer(&mut tx, caller, customer).await?;
         let at = now();
         let membership = tx
             .set_membership_role(caller.workspace, company.id, member, role, at)
@@ -218,10 +206,7 @@ impl Service {
         member: Uuid,
     ) -> Result<Member> {
         let mut tx = self.store.write().await?;
-        let company = found(
-            tx.lock_customer(caller.workspace, customer).await?,
-            "customer",
-        )?;
+        let company = lock_live_customer(&mut tx, caller, customer).await?;
         let membership = tx
             .delete_membership(caller.workspace, member, Some(company.id))
             .await?;

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::changes::Changes;
-use super::{Listing, Service, found};
+use super::{Listing, Service, found, lock_live_customer};
 use crate::domain::change::ChangeOperation;
 use crate::domain::customer::{Customer, CustomerLookup, ExternalId};
 use crate::domain::entity::{
@@ -26,10 +26,7 @@ impl Service {
     ) -> Result<Vec<Entity>> {
         let mut tx = self.store.write().await?;
         let lookup = CustomerLookup::ExternalId(owner.clone());
-        let customer = found(
-            tx.lock_customer(caller.workspace, &lookup).await?,
-            "customer",
-        )?;
+        let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
         let types = tx
             .entity_types(
                 caller.workspace,
@@ -110,10 +107,7 @@ impl Service {
         let now = now();
         let mut tx = self.store.write().await?;
         let lookup = CustomerLookup::ExternalId(owner.clone());
-        let customer = found(
-            tx.lock_customer(caller.workspace, &lookup).await?,
-            "customer",
-        )?;
+        let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
         let mut existing = tx.entities(caller.workspace, customer.id, ids).await?;
         let mut entities = Vec::with_capacity(ids.len());
         let mut changed = Vec::new();

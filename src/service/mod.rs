@@ -21,8 +21,9 @@ pub use import::{ImportTally, Importer, Rejection};
 
 use crate::domain::Caller;
 use crate::domain::change::ChangeCursor;
+use crate::domain::customer::{Customer, CustomerLookup};
 use crate::error::{Error, Result, UniqueIndex};
-use crate::store::{Session, Store};
+use crate::store::{Session, Store, Transaction};
 
 /// Times a write transaction is run again after losing to a concurrent one.
 const MAX_RETRIES: u32 = 3;
@@ -106,4 +107,17 @@ impl Service {
 /// `NotFound` for `resource` when a record is missing.
 fn found<T>(record: Option<T>, resource: &'static str) -> Result<T> {
     record.ok_or(Error::NotFound { resource })
+}
+
+/// The live customer `lookup` names in the caller's workspace, locked
+/// until the transaction ends; not found otherwise.
+async fn lock_live_customer(
+    tx: &mut Transaction,
+    caller: &Caller,
+    lookup: &CustomerLookup,
+) -> Result<Customer> {
+    found(
+        tx.lock_customer(caller.workspace, lookup).await?,
+        "customer",
+    )
 }

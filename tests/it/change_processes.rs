@@ -2,7 +2,6 @@
 //! write load, and replicas on one PostgreSQL database.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
@@ -18,6 +17,7 @@ use tonic_types::StatusExt as _;
 use crate::changes::{assert_gap_free, read_changes};
 use crate::harness::{Backend, TestDb, backend_tests, require};
 use crate::kith_process::{Bearer, Database, Kith};
+use crate::processes::write_people_until_gone;
 
 backend_tests!(
     a_crash_under_write_load_loses_no_change_and_a_watcher_resumes_exactly,
@@ -69,37 +69,6 @@ async fn watch_from_now(mut changes: Changes) -> Streaming<WatchResponse> {
     let opened = stream.message().await.unwrap().unwrap();
     assert!(opened.changes.is_empty(), "a watch opens with a checkpoint");
     stream
-}
-
-/// Four callers write batches of new people until the server is gone;
-/// returns their tasks and the people it acknowledged.
-fn write_people_until_gone(
-    kith: &Kith,
-) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Mutex<Vec<String>>>) {
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let writers = (0..4)
-        .map(|writer| {
-            let mut people = kith.people();
-            let acknowledged = acknowledged.clone();
-            tokio::spawn(async move {
-                for batch in 0.. {
-                    let ids: Vec<String> = (0..20)
-                        .map(|i| format!("w{writer}-b{batch}-p{i}"))
-                        .collect();
-                    let written = people
-                        .batch_upsert_people(BatchUpsertPeopleRequest {
-                            people: ids.iter().map(|id| person(id)).collect(),
-                        })
-                        .await;
-                    match written {
-                        Ok(_) => acknowledged.lock().unwrap().extend(ids),
-                        Err(_) => return,
-                    }
-                }
-            })
-        })
-        .collect();
-    (writers, acknowledged)
 }
 
 /// `kill -9` while four callers write and a watcher follows: after a

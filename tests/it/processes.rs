@@ -41,29 +41,7 @@ async fn a_crash_under_write_load_loses_no_acknowledged_write(backend: Backend) 
     let db = require!(TestDb::new(backend).await);
     let kith = Kith::start(&db.url, Database::Fresh).await.unwrap();
     let key = kith.key.clone();
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let writers: Vec<_> = (0..4)
-        .map(|writer| {
-            let mut client = kith.people();
-            let acknowledged = acknowledged.clone();
-            tokio::spawn(async move {
-                for batch in 0.. {
-                    let ids: Vec<String> = (0..20)
-                        .map(|i| format!("w{writer}-b{batch}-p{i}"))
-                        .collect();
-                    let people = ids.iter().map(|id| person(id)).collect();
-                    let written = client
-                        .batch_upsert_people(BatchUpsertPeopleRequest { people })
-                        .await;
-                    match written {
-                        Ok(_) => acknowledged.lock().unwrap().extend(ids),
-                        // The server is gone: what it acknowledged is known.
-                        Err(_) => return,
-                    }
-                }
-            })
-        })
-        .collect();
+    let (writers, acknowledged) = write_people_until_gone(&kith);
     while acknowledged.lock().unwrap().len() < 2_000 {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(
@@ -94,6 +72,38 @@ async fn a_crash_under_write_load_loses_no_acknowledged_write(backend: Backend) 
         assert_eq!(check, "ok");
     }
     kith.stop().await.unwrap();
+}
+
+/// Four callers write batches of new people until the server is gone;
+/// returns their tasks and the people it acknowledged.
+pub(crate) fn write_people_until_gone(
+    kith: &Kith,
+) -> (Vec<tokio::task::JoinHandle<()>>, Arc<Mutex<Vec<String>>>) {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers = (0..4)
+        .map(|writer| {
+            let mut people = kith.people();
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                for batch in 0.. {
+                    let ids: Vec<String> = (0..20)
+                        .map(|i| format!("w{writer}-b{batch}-p{i}"))
+                        .collect();
+                    let written = people
+                        .batch_upsert_people(BatchUpsertPeopleRequest {
+                            people: ids.iter().map(|id| person(id)).collect(),
+                        })
+                        .await;
+                    match written {
+                        Ok(_) => acknowledged.lock().unwrap().extend(ids),
+                        // The server is gone: what it acknowledged is known.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    (writers, acknowledged)
 }
 
 fn chunk(from: usize) -> ImportPeopleRequest {
