@@ -90,7 +90,7 @@ pub async fn grpc_batches(
             let (owner, entities) = &batches[b];
             client
                 .batch_upsert_entities(BatchUpsertEntitiesRequest {
-                    customer_id: owner_id(*owner),
+                    customer_external_id: owner_id(*owner),
                     entities: entities.clone(),
                 })
                 .await?;
@@ -105,7 +105,7 @@ fn created_change(entity: &EntityUpsert, owner: usize) -> RawChange {
     let now = prost_types::Timestamp::from(std::time::SystemTime::now());
     let record = Entity {
         id: entity.id.clone(),
-        customer_id: owner_id(owner),
+        customer_external_id: owner_id(owner),
         type_id: TYPE.to_owned(),
         display_name: entity.display_name.clone(),
         metadata: entity.metadata.clone(),

@@ -40,10 +40,10 @@ const ENTITY_ID_PUNCTUATION: [char; 4] = ['_', '|', '.', '-'];
 const OWNER_ID_PUNCTUATION: [char; 5] = ['_', '|', '.', '@', '-'];
 
 /// The owner of entities is a customer named by its external id, in the
-/// stricter shape the Stigg API gives customer ids.
-pub fn parse_owner(text: &str) -> Result<ExternalId, FieldViolation> {
-    check_identifier(text, &OWNER_ID_PUNCTUATION)
-        .map_err(|why| FieldViolation::new("customer_id", why))?;
+/// stricter shape the Stigg API gives customer ids. `field` is the name the
+/// caller's API gives it.
+pub fn parse_owner(text: &str, field: &'static str) -> Result<ExternalId, FieldViolation> {
+    check_identifier(text, &OWNER_ID_PUNCTUATION).map_err(|why| FieldViolation::new(field, why))?;
     Ok(ExternalId::parse(text)?.expect("checked non-empty"))
 }
 
@@ -474,12 +474,12 @@ mod tests {
 
     #[test]
     fn owner_ids_allow_at_signs_and_entity_ids_do_not() {
-        assert!(parse_owner("jane@acme.com").is_ok());
+        assert!(parse_owner("jane@acme.com", "customer_id").is_ok());
         assert!(EntityId::parse("jane@acme.com", "id").is_err());
         assert!(EntityId::parse("user-7f3a0c1d", "id").is_ok());
         assert!(EntityId::parse("-leading", "id").is_err());
         assert!(EntityId::parse(&"a".repeat(256), "id").is_err());
-        assert!(parse_owner("").is_err());
+        assert!(parse_owner("", "customer_id").is_err());
     }
 
     #[test]

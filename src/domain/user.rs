@@ -337,6 +337,12 @@ pub enum CompanyLookup {
 }
 
 impl CompanyLookup {
+    pub fn by_id(text: &str) -> Result<Self> {
+        parse_id(text, "id")
+            .map(Self::Id)
+            .map_err(|v| Error::InvalidArgument(vec![v]))
+    }
+
     pub fn by_keys(pairs: BTreeMap<String, String>) -> Result<Self> {
         Keys::parse(pairs, &FieldPath::field("keys"), true)
             .map(Self::Keys)
@@ -778,6 +784,14 @@ pub struct MembershipFilter {
 }
 
 impl MembershipFilter {
+    /// The memberships of one company (customer).
+    pub fn of_company(company: Uuid) -> Self {
+        Self {
+            company: Some(company),
+            user: None,
+        }
+    }
+
     pub fn parse(company_id: &str, user_id: &str) -> Result<Self> {
         let company = parse_optional_uuid(company_id, "company_id")?;
         let user = parse_optional_uuid(user_id, "user_id")?;

@@ -90,8 +90,7 @@ pub fn member_to_proto(member: &Member) -> pb::Member {
     pb::Member {
         id: membership.id.to_string(),
         created_at: Some(timestamp(membership.created_at)),
-        modified_at: (membership.updated_at != membership.created_at)
-            .then(|| timestamp(membership.updated_at)),
+        updated_at: Some(timestamp(membership.updated_at)),
         customer_id: membership.company_id.to_string(),
         email: member.email.clone().unwrap_or_default(),
         name: member.name.clone(),
@@ -124,7 +123,9 @@ pub fn customer_to_proto(detail: &CustomerDetail) -> pb::Customer {
         avatar_url: customer.avatar_url().unwrap_or_default(),
         workspace_id: customer.workspace_id.to_string(),
         created_at: Some(timestamp(customer.created_at)),
-        modified_at: customer.modified_at.map(timestamp),
+        updated_at: Some(timestamp(
+            customer.modified_at.unwrap_or(customer.created_at),
+        )),
         deleted_at: customer.deleted_at.map(timestamp),
         members: detail.members.iter().map(member_to_proto).collect(),
     }
@@ -133,7 +134,7 @@ pub fn customer_to_proto(detail: &CustomerDetail) -> pb::Customer {
 pub fn entity_to_proto(entity: &Entity, owner: &ExternalId) -> pb::Entity {
     pb::Entity {
         id: entity.id.as_str().to_owned(),
-        customer_id: owner.as_str().to_owned(),
+        customer_external_id: owner.as_str().to_owned(),
         type_id: entity.type_id.as_str().to_owned(),
         display_name: entity.display_name.clone(),
         metadata: entity.metadata.clone().into_iter().collect(),

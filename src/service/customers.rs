@@ -1,5 +1,7 @@
 //! Customers (seed 003) and their members.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::changes::Changes;
@@ -9,7 +11,9 @@ use crate::domain::customer::{
     Customer, CustomerDetail, CustomerFilter, CustomerLookup, CustomerPatch, NewCustomer,
 };
 use crate::domain::page::{Page, PageRequest};
-use crate::domain::user::{Member, MemberRole, Membership, MembershipDetail};
+use crate::domain::user::{
+    Member, MemberRole, Membership, MembershipDetail, MembershipFilter, User,
+};
 use crate::domain::{Caller, now};
 use crate::error::{Error, Result};
 use crate::store::{Session, Transaction};
@@ -146,21 +150,48 @@ impl Service {
         .await
     }
 
+    /// A page of a customer's members, oldest first: the customer's
+    /// memberships paged as `ListCompanyMemberships` pages them, with their
+    /// users.
     pub async fn list_customer_members(
         &self,
         caller: &Caller,
         customer: &CustomerLookup,
-    ) -> Result<Listing<Vec<Member>>> {
+        page: &PageRequest,
+    ) -> Result<Listing<Page<Member>>> {
         let (mut session, change_cursor) = self.snapshot(caller).await?;
         let customer = found(
             session.customer(caller.workspace, customer).await?,
             "customer",
         )?;
-        let mut members = session
-            .customer_members(caller.workspace, &[customer.id])
+        let filter = MembershipFilter::of_company(customer.id);
+        let memberships = session
+            .list_memberships(caller.workspace, &filter, page)
             .await?;
+        let user_ids: Vec<Uuid> = memberships
+            .items
+            .iter()
+            .map(|detail| detail.membership.user_id)
+            .collect();
+        let users: HashMap<Uuid, User> = session
+            .users(caller.workspace, &user_ids)
+            .await?
+            .into_iter()
+            .map(|detail| (detail.user.id, detail.user))
+            .collect();
+        let members = memberships
+            .items
+            .into_iter()
+            .filter_map(|detail| {
+                let user = users.get(&detail.membership.user_id)?;
+                Some(Member::of(detail.membership, user))
+            })
+            .collect();
         Ok(Listing {
-            items: members.remove(&customer.id).unwrap_or_default(),
+            items: Page {
+                items: members,
+                next_token: memberships.next_token,
+            },
             change_cursor,
         })
     }

@@ -178,7 +178,7 @@ async fn every_acknowledged_change_is_seen_once_in_commit_order_by_every_reader(
                         .unwrap();
                     entities
                         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-                            customer_id: format!("w{writer}-r{round}"),
+                            customer_external_id: format!("w{writer}-r{round}"),
                             entities: (0..3)
                                 .map(|i| EntityUpsert {
                                     id: format!("e{i}"),
@@ -402,7 +402,7 @@ async fn a_write_that_fails_leaves_no_change(backend: Backend) {
     let missing_owner = app
         .entities()
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-            customer_id: "nobody".into(),
+            customer_external_id: "nobody".into(),
             entities: vec![EntityUpsert {
                 id: "e".into(),
                 type_id: Some("seat".into()),
@@ -616,7 +616,7 @@ async fn filters_pick_kinds_owners_and_one_records_history(backend: Backend) {
     for owner in ["acme", "globex"] {
         app.entities()
             .batch_upsert_entities(BatchUpsertEntitiesRequest {
-                customer_id: owner.into(),
+                customer_external_id: owner.into(),
                 entities: vec![EntityUpsert {
                     id: "e1".into(),
                     type_id: Some("seat".into()),

@@ -104,7 +104,11 @@ async fn customer_lifecycle_create_update_get_list_delete(backend: Backend) {
         CustomerType::Individual as i32,
         "unset type is individual"
     );
-    assert!(created.modified_at.is_none() && created.deleted_at.is_none());
+    assert_eq!(
+        created.updated_at, created.created_at,
+        "a new customer was last updated when it was created"
+    );
+    assert!(created.deleted_at.is_none());
     assert!(
         created
             .avatar_url
@@ -125,7 +129,10 @@ async fn customer_lifecycle_create_update_get_list_delete(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(updated.name.as_deref(), Some("Ada Lovelace"));
-    assert!(updated.modified_at.is_some());
+    assert_ne!(
+        updated.updated_at, updated.created_at,
+        "an update moves updated_at"
+    );
 
     let by_external = client
         .get_customer(GetCustomerRequest {

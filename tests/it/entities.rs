@@ -84,7 +84,7 @@ async fn batch(
 ) -> Result<Vec<pb::Entity>, tonic::Status> {
     client
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-            customer_id: owner.to_owned(),
+            customer_external_id: owner.to_owned(),
             entities,
         })
         .await
@@ -94,7 +94,7 @@ async fn batch(
 async fn get(client: &mut Client, owner: &str, id: &str) -> Result<pb::Entity, tonic::Status> {
     client
         .get_entity(GetEntityRequest {
-            customer_id: owner.to_owned(),
+            customer_external_id: owner.to_owned(),
             entity_id: id.to_owned(),
         })
         .await
@@ -128,7 +128,7 @@ async fn upserting_the_seed_example_creates_both_entities(backend: Backend) {
     let ids: Vec<_> = stored.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["user-7f3a0c1d", "user-c4d1b2e9"], "request order");
     assert_eq!(stored[0].type_id, "user");
-    assert_eq!(stored[0].customer_id, "cust-1");
+    assert_eq!(stored[0].customer_external_id, "cust-1");
     assert_eq!(
         stored[0].metadata,
         map(&[("email", "jane@acme.com"), ("role", "admin")])
@@ -234,7 +234,7 @@ async fn types_are_required_to_create_and_must_be_usable(backend: Backend) {
     );
     let listed = client
         .list_entities(ListEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             include_archived: true,
             ..ListEntitiesRequest::default()
         })
@@ -285,7 +285,7 @@ async fn batches_are_validated_whole_and_write_nothing_when_bad(backend: Backend
     );
     let listed = client
         .list_entities(ListEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ..ListEntitiesRequest::default()
         })
         .await
@@ -307,7 +307,7 @@ async fn the_owner_must_be_a_live_customer_and_scopes_ids(backend: Backend) {
     assert_error(
         batch(&mut client, "-bad", vec![upsert("e", Some("user"), &[])]).await,
         Code::InvalidArgument,
-        &["customer_id"],
+        &["customer_external_id"],
     );
 
     let mine = batch(
@@ -367,7 +367,7 @@ async fn archived_entities_are_hidden_and_restored_by_upsert(backend: Backend) {
 
     let archived = client
         .batch_archive_entities(BatchArchiveEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ids: vec!["a".into(), "a".into()],
         })
         .await
@@ -377,7 +377,7 @@ async fn archived_entities_are_hidden_and_restored_by_upsert(backend: Backend) {
     assert_eq!(archived.len(), 1);
     assert!(archived[0].archived_at.is_some());
     let visible = |include_archived| ListEntitiesRequest {
-        customer_id: "cust-1".into(),
+        customer_external_id: "cust-1".into(),
         include_archived,
         ..ListEntitiesRequest::default()
     };
@@ -412,7 +412,7 @@ async fn archived_entities_are_hidden_and_restored_by_upsert(backend: Backend) {
 
     let unknown = client
         .batch_archive_entities(BatchArchiveEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ids: vec!["b".into(), "ghost".into()],
         })
         .await;
@@ -433,14 +433,14 @@ async fn archived_entities_are_hidden_and_restored_by_upsert(backend: Backend) {
     assert!(restored.archived_at.is_none(), "an upsert restores");
     client
         .batch_archive_entities(BatchArchiveEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ids: vec!["b".into()],
         })
         .await
         .unwrap();
     let unarchived = client
         .batch_unarchive_entities(BatchUnarchiveEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ids: vec!["b".into()],
         })
         .await
@@ -464,7 +464,7 @@ async fn listing_pages_filters_by_type(backend: Backend) {
     loop {
         let page = client
             .list_entities(ListEntitiesRequest {
-                customer_id: "cust-1".into(),
+                customer_external_id: "cust-1".into(),
                 type_id: "user".into(),
                 page_size: 2,
                 page_token: token,
@@ -555,7 +555,7 @@ async fn another_workspace_sees_no_entities(backend: Backend) {
     let (code, _, _) = error_of(
         theirs
             .list_entities(ListEntitiesRequest {
-                customer_id: "cust-1".into(),
+                customer_external_id: "cust-1".into(),
                 ..ListEntitiesRequest::default()
             })
             .await,
@@ -572,7 +572,7 @@ async fn another_workspace_sees_no_entities(backend: Backend) {
     assert_eq!(code, Code::NotFound);
     let archive = theirs
         .batch_archive_entities(BatchArchiveEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             ids: vec!["e".into()],
         })
         .await;
@@ -613,7 +613,7 @@ async fn sixteen_racing_batches_leave_one_row_per_id(backend: Backend) {
     }
     let listed = entities(&app)
         .list_entities(ListEntitiesRequest {
-            customer_id: "cust-1".into(),
+            customer_external_id: "cust-1".into(),
             page_size: 100,
             ..ListEntitiesRequest::default()
         })

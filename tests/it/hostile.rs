@@ -112,7 +112,7 @@ async fn nul_bytes_anywhere_are_invalid_arguments(backend: Backend) {
         .unwrap();
     let entity = entities
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-            customer_id: "owner".to_owned(),
+            customer_external_id: "owner".to_owned(),
             entities: vec![EntityUpsert {
                 id: "s1".to_owned(),
                 type_id: Some("seat".to_owned()),

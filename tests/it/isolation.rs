@@ -61,7 +61,7 @@ async fn set_up_a(app: &TestApp) -> RecordsOfA {
         .unwrap();
     entities
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             entities: vec![EntityUpsert {
                 id: "e1".to_owned(),
                 type_id: Some("seat-a".to_owned()),
@@ -127,7 +127,7 @@ async fn snapshot(app: &TestApp, a: &RecordsOfA) -> String {
     let mut entities = app.entities();
     let listed = entities
         .list_entities(ListEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             include_archived: true,
             ..ListEntitiesRequest::default()
         })
@@ -283,6 +283,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     let r = customers
         .list_customer_members(ListCustomerMembersRequest {
             customer_id: a.customer.clone(),
+            ..Default::default()
         })
         .await;
     called.check("ListCustomerMembers", r, NotFound);
@@ -311,7 +312,7 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     // EntityService
     let r = entities
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             entities: vec![EntityUpsert {
                 id: "e1".to_owned(),
                 type_id: Some("seat-a".to_owned()),
@@ -322,14 +323,14 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     called.check("BatchUpsertEntities", r, NotFound);
     let r = entities
         .get_entity(GetEntityRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             entity_id: "e1".to_owned(),
         })
         .await;
     called.check("GetEntity", r, NotFound);
     let r = entities
         .list_entities(ListEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             ..ListEntitiesRequest::default()
         })
         .await;
@@ -337,14 +338,14 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     let ids = vec!["e1".to_owned()];
     let r = entities
         .batch_archive_entities(BatchArchiveEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             ids: ids.clone(),
         })
         .await;
     called.check("BatchArchiveEntities", r, NotFound);
     let r = entities
         .batch_unarchive_entities(BatchUnarchiveEntitiesRequest {
-            customer_id: "acme".to_owned(),
+            customer_external_id: "acme".to_owned(),
             ids,
         })
         .await;
@@ -434,6 +435,12 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
         })
         .await;
     called.check("LookupCompany", r, NotFound);
+    let r = users
+        .get_company(GetCompanyRequest {
+            id: a.customer.clone(),
+        })
+        .await;
+    called.check("GetCompany", r, NotFound);
     let r = users
         .upsert_company_trait(UpsertCompanyTraitRequest {
             keys: company_keys(),

@@ -320,6 +320,7 @@ async fn a_removed_member_stays_removed_when_a_role_change_races_the_removal(bac
             .customers()
             .list_customer_members(ListCustomerMembersRequest {
                 customer_id: customer.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -527,7 +528,7 @@ async fn each_family_sizes_pages_by_its_own_rule(backend: Backend) {
     let grpc = app
         .entities()
         .list_entities(pb::ListEntitiesRequest {
-            customer_id: "owner".into(),
+            customer_external_id: "owner".into(),
             page_size: 0,
             ..pb::ListEntitiesRequest::default()
         })

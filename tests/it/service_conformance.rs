@@ -620,7 +620,7 @@ async fn listing_filters_by_email_external_id_and_typed_metadata(backend: Backen
 
 async fn entity_batches_merge_and_archive_atomically(backend: Backend) {
     let (_db, service, caller) = require!(fresh(backend).await);
-    let owner = entity::parse_owner("owner-1").unwrap();
+    let owner = entity::parse_owner("owner-1", "customer_id").unwrap();
     insert(
         &service,
         &caller,

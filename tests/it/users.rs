@@ -8,7 +8,7 @@ use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::pb::kith::v1::user_service_client::UserServiceClient;
 use kith::pb::kith::v1::{
     self as pb, AddCustomerMemberRequest, CompanyKeys, DeleteCompanyMembershipRequest,
-    DeleteCompanyRequest, DeleteUserRequest, GetCustomerRequest,
+    DeleteCompanyRequest, DeleteUserRequest, GetCompanyRequest, GetCustomerRequest,
     GetOrCreateCompanyMembershipRequest, ListCompanyMembershipsRequest, ListCustomerMembersRequest,
     ListUsersRequest, LookupCompanyRequest, LookupUserRequest, MemberRole,
     RemoveCustomerMemberRequest, UpdateCustomerMemberRequest, UpsertCompanyRequest,
@@ -33,6 +33,8 @@ backend_tests!(
     companies_are_customers,
     memberships_are_got_or_created_listed_and_deleted,
     customer_members_show_the_users,
+    customer_members_come_in_pages,
+    companies_are_got_by_id,
     bad_fields_are_named,
     users_and_companies_are_deleted_by_keys,
     another_workspace_sees_no_users_or_companies,
@@ -768,10 +770,14 @@ async fn customer_members_show_the_users(backend: Backend) {
         MemberRole::BillingManager as i32,
         "re-adding without a role keeps it"
     );
-    assert!(changed.modified_at.is_some());
+    assert_ne!(
+        changed.updated_at, changed.created_at,
+        "a role change moves updated_at"
+    );
     let listed = customers
         .list_customer_members(ListCustomerMembersRequest {
             customer_id: team.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -786,6 +792,7 @@ async fn customer_members_show_the_users(backend: Backend) {
     let listed = customers
         .list_customer_members(ListCustomerMembersRequest {
             customer_id: team.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -795,6 +802,129 @@ async fn customer_members_show_the_users(backend: Backend) {
             customer_id: team.id,
             member_id: added.id,
             role: MemberRole::Member.into(),
+        })
+        .await;
+    assert_error(unknown, Code::NotFound, &[]);
+}
+
+async fn customer_members_come_in_pages(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let mut client = users(&app);
+    let mut customers: CustomerServiceClient<Authed> = app.customers();
+    let mut teams = Vec::new();
+    for name in ["Team", "Other team"] {
+        let team = customers
+            .create_customer(pb::CreateCustomerRequest {
+                customer: Some(pb::Customer {
+                    name: Some(name.into()),
+                    r#type: pb::CustomerType::Team.into(),
+                    ..pb::Customer::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .customer
+            .unwrap();
+        teams.push(team.id);
+    }
+    let mut added = Vec::new();
+    for n in 0..5 {
+        let (user, _) = upsert(
+            &mut client,
+            by_keys(&[("email", &format!("member{n}@example.com"))]),
+        )
+        .await
+        .unwrap();
+        let member = customers
+            .add_customer_member(AddCustomerMemberRequest {
+                customer_id: teams[0].clone(),
+                user_id: user.id,
+                role: MemberRole::Member.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap();
+        added.push(member.email);
+    }
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = customers
+            .list_customer_members(ListCustomerMembersRequest {
+                customer_id: teams[0].clone(),
+                page_size: 2,
+                page_token: page_token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(page.members.len() <= 2);
+        seen.extend(page.members.into_iter().map(|member| member.email));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(seen, added, "every member once, oldest first");
+    assert_eq!(pages, 3);
+
+    let first = customers
+        .list_customer_members(ListCustomerMembersRequest {
+            customer_id: teams[0].clone(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = customers
+        .list_customer_members(ListCustomerMembersRequest {
+            customer_id: teams[1].clone(),
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
+        .await;
+    assert_error(replayed, Code::InvalidArgument, &["page_token"]);
+}
+
+async fn companies_are_got_by_id(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let mut client = users(&app);
+    let upserted = client
+        .upsert_company(UpsertCompanyRequest {
+            keys: keys(&[("domain", "acme.com")]),
+            name: Some("Acme".to_owned()),
+            ..UpsertCompanyRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .company
+        .unwrap();
+    let got = client
+        .get_company(GetCompanyRequest {
+            id: upserted.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .company
+        .unwrap();
+    assert_eq!(got, upserted);
+    let not_an_id = client
+        .get_company(GetCompanyRequest {
+            id: "acme.com".to_owned(),
+        })
+        .await;
+    assert_error(not_an_id, Code::InvalidArgument, &["id"]);
+    let unknown = client
+        .get_company(GetCompanyRequest {
+            id: uuid::Uuid::now_v7().to_string(),
         })
         .await;
     assert_error(unknown, Code::NotFound, &[]);

@@ -11,7 +11,7 @@ use crate::domain::customer::{
     CustomerType, NewCustomer,
 };
 use crate::domain::page::{KITH_PAGES, PageRequest};
-use crate::domain::user::parse_uuid;
+use crate::domain::user::{MembershipFilter, parse_uuid};
 use crate::error::{Error, FieldViolation};
 use crate::pb::kith::v1::customer_service_server::CustomerService;
 use crate::pb::kith::v1::{
@@ -152,14 +152,24 @@ impl CustomerService for CustomerApi {
         request: Request<ListCustomerMembersRequest>,
     ) -> Result<Response<ListCustomerMembersResponse>, Status> {
         let caller = caller_of(&request)?;
-        let customer = member_customer(&request.into_inner().customer_id)?;
+        let request = request.into_inner();
+        let customer = parse_uuid(&request.customer_id, "customer_id")?;
+        let page = PageRequest::parse(
+            &KITH_PAGES,
+            Some(request.page_size.into()),
+            &request.page_token,
+            &MembershipFilter::of_company(customer).canonical(caller.workspace),
+        )?;
         let listing = self
             .service
-            .list_customer_members(&caller, &customer)
+            .list_customer_members(&caller, &CustomerLookup::Id(customer), &page)
             .await?;
+        let change_cursor = listing.change_cursor.encode(caller.workspace);
+        let page = listing.items;
         Ok(Response::new(ListCustomerMembersResponse {
-            members: listing.items.iter().map(member_to_proto).collect(),
-            change_cursor: listing.change_cursor.encode(caller.workspace),
+            members: page.items.iter().map(member_to_proto).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+            change_cursor,
         }))
     }
 

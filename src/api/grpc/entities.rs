@@ -50,8 +50,9 @@ impl EntityApi {
     }
 }
 
-fn owner(customer_id: &str) -> Result<ExternalId> {
-    entity::parse_owner(customer_id).map_err(|v| Error::InvalidArgument(vec![v]))
+fn owner(customer_external_id: &str) -> Result<ExternalId> {
+    entity::parse_owner(customer_external_id, "customer_external_id")
+        .map_err(|v| Error::InvalidArgument(vec![v]))
 }
 
 #[tonic::async_trait]
@@ -62,7 +63,7 @@ impl EntityService for EntityApi {
     ) -> Result<Response<BatchUpsertEntitiesResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let owner = owner(&request.customer_id)?;
+        let owner = owner(&request.customer_external_id)?;
         let inputs = request
             .entities
             .into_iter()
@@ -92,7 +93,7 @@ impl EntityService for EntityApi {
     ) -> Result<Response<GetEntityResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let owner = owner(&request.customer_id)?;
+        let owner = owner(&request.customer_external_id)?;
         let id = EntityId::parse(&request.entity_id, "entity_id")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let entity = self.service.get_entity(&caller, &owner, &id).await?;
@@ -107,7 +108,7 @@ impl EntityService for EntityApi {
     ) -> Result<Response<ListEntitiesResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let owner = owner(&request.customer_id)?;
+        let owner = owner(&request.customer_external_id)?;
         let filter = EntityFilter::parse(&request.type_id, request.include_archived)?;
         let page = PageRequest::parse(
             &KITH_PAGES,
@@ -139,7 +140,7 @@ impl EntityService for EntityApi {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let entities = self
-            .set_archived(&caller, &request.customer_id, &request.ids, true)
+            .set_archived(&caller, &request.customer_external_id, &request.ids, true)
             .await?;
         Ok(Response::new(BatchArchiveEntitiesResponse { entities }))
     }
@@ -151,7 +152,7 @@ impl EntityService for EntityApi {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let entities = self
-            .set_archived(&caller, &request.customer_id, &request.ids, false)
+            .set_archived(&caller, &request.customer_external_id, &request.ids, false)
             .await?;
         Ok(Response::new(BatchUnarchiveEntitiesResponse { entities }))
     }

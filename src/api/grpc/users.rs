@@ -17,12 +17,13 @@ use crate::pb::kith::v1::user_service_server::UserService;
 use crate::pb::kith::v1::{
     self as pb, DeleteCompanyMembershipRequest, DeleteCompanyMembershipResponse,
     DeleteCompanyRequest, DeleteCompanyResponse, DeleteUserRequest, DeleteUserResponse,
-    GetOrCreateCompanyMembershipRequest, GetOrCreateCompanyMembershipResponse, GetUserRequest,
-    GetUserResponse, ListCompanyMembershipsRequest, ListCompanyMembershipsResponse,
-    ListUsersRequest, ListUsersResponse, LookupCompanyRequest, LookupCompanyResponse,
-    LookupUserRequest, LookupUserResponse, UpsertCompanyRequest, UpsertCompanyResponse,
-    UpsertCompanyTraitRequest, UpsertCompanyTraitResponse, UpsertUserRequest, UpsertUserResponse,
-    UpsertUserTraitRequest, UpsertUserTraitResponse,
+    GetCompanyRequest, GetCompanyResponse, GetOrCreateCompanyMembershipRequest,
+    GetOrCreateCompanyMembershipResponse, GetUserRequest, GetUserResponse,
+    ListCompanyMembershipsRequest, ListCompanyMembershipsResponse, ListUsersRequest,
+    ListUsersResponse, LookupCompanyRequest, LookupCompanyResponse, LookupUserRequest,
+    LookupUserResponse, UpsertCompanyRequest, UpsertCompanyResponse, UpsertCompanyTraitRequest,
+    UpsertCompanyTraitResponse, UpsertUserRequest, UpsertUserResponse, UpsertUserTraitRequest,
+    UpsertUserTraitResponse,
 };
 use crate::pb::records::{company_to_proto, membership_to_proto, user_to_proto};
 use crate::service::Service;
@@ -179,6 +180,18 @@ impl UserService for UserApi {
         Ok(Response::new(UpsertCompanyResponse {
             company: Some(company_to_proto(&company)),
             created,
+        }))
+    }
+
+    async fn get_company(
+        &self,
+        request: Request<GetCompanyRequest>,
+    ) -> Result<Response<GetCompanyResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let lookup = CompanyLookup::by_id(&request.into_inner().id)?;
+        let company = self.service.get_company(&caller, &lookup).await?;
+        Ok(Response::new(GetCompanyResponse {
+            company: Some(company_to_proto(&company)),
         }))
     }
 

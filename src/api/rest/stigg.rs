@@ -124,7 +124,7 @@ pub(super) struct ErrorDetail {
 }
 
 fn owner(customer_id: &str) -> Result<ExternalId, Error> {
-    entity::parse_owner(customer_id).map_err(|v| Error::InvalidArgument(vec![v]))
+    entity::parse_owner(customer_id, "customer_id").map_err(|v| Error::InvalidArgument(vec![v]))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
