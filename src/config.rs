@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use http::HeaderValue;
 
 pub use crate::auth::RateLimit;
 pub use crate::service::ChangeLogConfig;
@@ -138,6 +139,13 @@ pub struct ServeArgs {
     /// the backstop for notifications from other replicas (`1s`).
     #[arg(long, env = "KITH_WATCH_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub watch_poll_interval: Duration,
+
+    /// A web origin (`https://app.example.com`) whose pages may call the
+    /// gRPC listener over gRPC-Web; repeat it, or comma-separate in the
+    /// variable, for several. None by default: browsers on other origins
+    /// are refused.
+    #[arg(long = "cors-origin", env = "KITH_CORS_ORIGINS", value_delimiter = ',', value_parser = crate::api::grpc::parse_origin)]
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -150,6 +158,8 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
     pub change_log: ChangeLogConfig,
+    /// Origins allowed to call over gRPC-Web from a page.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl From<&ServeArgs> for ServeConfig {
@@ -170,6 +180,7 @@ impl From<&ServeArgs> for ServeConfig {
                 poll_every: args.watch_poll_interval.max(Duration::from_millis(10)),
                 ..ChangeLogConfig::default()
             },
+            cors_origins: args.cors_origins.clone(),
         }
     }
 }

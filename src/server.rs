@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
+use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
 
-use crate::api::grpc::RequireApiKey;
+use crate::api::grpc::{RequireApiKey, browser_cors};
 use crate::api::observe::{RequestSpans, Transport};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
@@ -37,6 +39,7 @@ pub struct Application {
     bootstrap_key: Option<String>,
     health_interval: Duration,
     drain_timeout: Duration,
+    cors_origins: Vec<HeaderValue>,
     authenticator: Authenticator,
 }
 
@@ -71,6 +74,7 @@ impl Application {
             bootstrap_key,
             health_interval: config.health_interval,
             drain_timeout: config.drain_timeout,
+            cors_origins: config.cors_origins.clone(),
             authenticator,
         })
     }
@@ -164,6 +168,10 @@ impl Application {
             "serving"
         );
         let grpc = Server::builder()
+            // Browsers speak gRPC-Web over HTTP/1.1 as well as HTTP/2.
+            .accept_http1(true)
+            .layer(browser_cors(&self.cors_origins))
+            .layer(GrpcWebLayer::new())
             .layer(RequestSpans(Transport::Grpc))
             .layer(RequireApiKey::new(authenticator))
             .add_routes(

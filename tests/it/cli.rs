@@ -137,3 +137,20 @@ async fn workspaces_and_keys_are_managed_from_the_command_line(backend: Backend)
         .unwrap();
     assert_eq!(keys.iter().filter(|k| k.revoked_at.is_some()).count(), 1);
 }
+
+/// A `--cors-origin` that could never match a browser's `Origin` header is
+/// refused at start, naming the flag, rather than silently allowing nothing.
+#[test]
+fn a_cors_origin_with_a_path_is_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kith"))
+        .args(["serve", "--cors-origin", "https://console.example.com/"])
+        .args(["--database-url", "sqlite::memory:"])
+        .output()
+        .expect("run kith");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--cors-origin") && stderr.contains("an origin has no path"),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,9 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+/// The one web origin test servers let call over gRPC-Web (`--cors-origin`).
+pub const BROWSER_ORIGIN: &str = "http://console.test:5173";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -189,6 +192,7 @@ impl TestApp {
             drain_timeout: Duration::from_secs(10),
             rate_limit,
             change_log: change_log.unwrap_or_default(),
+            cors_origins: vec![http::HeaderValue::from_static(BROWSER_ORIGIN)],
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app

@@ -6,6 +6,7 @@ mod cli;
 mod customers;
 mod entities;
 mod grpc_support;
+mod grpc_web;
 mod harness;
 mod hostile;
 mod isolation;

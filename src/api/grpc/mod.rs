@@ -11,6 +11,7 @@ mod entities;
 mod people;
 mod status;
 mod users;
+mod web;
 
 pub use auth::{RequireApiKey, RequireApiKeyService};
 pub use changes::ChangeApi;
@@ -19,6 +20,7 @@ pub use customers::CustomerApi;
 pub use entities::EntityApi;
 pub use people::PeopleApi;
 pub use users::UserApi;
+pub use web::{browser_cors, parse_origin};
 
 use tonic::service::Routes;
 use tonic::{Request, Status};
