@@ -3,6 +3,7 @@
 mod change_processes;
 mod changes;
 mod cli;
+mod clients;
 mod customers;
 mod entities;
 mod grpc_support;

@@ -1,5 +1,6 @@
 // What the examples use to stop at the first answer the contract forbids.
-import { ConnectError } from "@connectrpc/connect";
+import { randomBytes } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { parseError } from "./errors.js";
 
 /** An answer the contract does not allow. */
@@ -30,7 +31,7 @@ export async function runExample(usage: string, argc: number, body: (args: strin
     } else if (err instanceof ConnectError) {
       const e = parseError(err);
       console.error(
-        `FAIL: unexpected error ${e.code}: ${e.message} (reason ${e.reason}, fields ${JSON.stringify(e.fieldPaths)})`,
+        `FAIL: unexpected error ${Code[e.code]}: ${e.message} (reason ${e.reason}, fields ${JSON.stringify(e.fieldPaths)})`,
       );
     } else {
       console.error("FAIL:", err);
@@ -52,5 +53,5 @@ export async function expectError(what: string, fn: () => Promise<unknown>): Pro
 
 /** A short random id that keeps one run's emails and external ids apart from another's. */
 export function runId(): string {
-  return Math.random().toString(16).slice(2, 10).padEnd(8, "0");
+  return randomBytes(4).toString("hex");
 }
