@@ -20,7 +20,7 @@ pub const MAX_METADATA_STRING_CHARS: usize = 500;
 pub const MAX_ADDRESS_LINE_CHARS: usize = 256;
 
 /// Countries refused for billing, as the Polar API this follows refuses them.
-const EMBARGOED_COUNTRIES: [&str; 5] = ["CU", "IR", "KP", "SY", "RU"];
+pub const EMBARGOED_COUNTRIES: [&str; 5] = ["CU", "IR", "KP", "SY", "RU"];
 
 /// A syntactically valid email address with a dotted domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

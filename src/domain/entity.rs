@@ -36,8 +36,8 @@ fn check_identifier(text: &str, extra: &[char]) -> Result<(), String> {
     }
 }
 
-const ENTITY_ID_PUNCTUATION: [char; 4] = ['_', '|', '.', '-'];
-const OWNER_ID_PUNCTUATION: [char; 5] = ['_', '|', '.', '@', '-'];
+pub const ENTITY_ID_PUNCTUATION: [char; 4] = ['_', '|', '.', '-'];
+pub const OWNER_ID_PUNCTUATION: [char; 5] = ['_', '|', '.', '@', '-'];
 
 /// The owner of entities is a customer named by its external id, in the
 /// stricter shape the Stigg API gives customer ids. `field` is the name the

@@ -624,7 +624,10 @@ impl TraitUpdate {
             v.push(FieldViolation::new("trait", why));
         }
         match &input.change {
-            None => v.push(FieldViolation::new("incr", "set either incr or set")),
+            None => v.push(FieldViolation::new(
+                "incr",
+                "set either incr or set, not both",
+            )),
             Some(TraitChange::Set(s)) => {
                 if let Err(why) = storable_text(s) {
                     v.push(FieldViolation::new("set", why));

@@ -21,9 +21,18 @@ use crate::error::{Error, FieldPath, FieldViolation};
 
 /// One public API the gateway speaks.
 pub trait Family: Sized + Send + Sync + 'static {
+    /// The family's tag in `/openapi.json`.
+    const TAG: &str;
+
+    /// The name of its error body's schema in `/openapi.json`.
+    const ERROR_SCHEMA: &str;
+
     /// The status of a request the domain refuses: a bad field, a bad page
     /// token, a forbidden transition.
     const INVALID: StatusCode;
+
+    /// The status of a body that is not JSON at all.
+    const MALFORMED: StatusCode = Self::INVALID;
 
     /// The status of a unique clash.
     const CLASH: StatusCode = StatusCode::CONFLICT;
@@ -44,6 +53,7 @@ pub trait Family: Sized + Send + Sync + 'static {
         match rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            JsonRejection::JsonSyntaxError(_) => Self::MALFORMED,
             _ => Self::INVALID,
         }
     }
@@ -158,10 +168,36 @@ impl<F: Family, T: DeserializeOwned> FromRequest<RestState> for Body<F, T> {
     type Rejection = ApiError<F>;
 
     async fn from_request(request: Request, state: &RestState) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value, PhantomData)),
+        match axum::Json::<JsonObject<T>>::from_request(request, state).await {
+            Ok(axum::Json(JsonObject(value))) => Ok(Self(value, PhantomData)),
             Err(rejection) => Err(ApiError::unreadable(&rejection)),
         }
+    }
+}
+
+/// A body that must be a JSON object. serde's derived structs also read
+/// a JSON array, field by field in order (`[null, null]` would be a
+/// customer); every body here is an object, so anything else is refused
+/// before `T` sees it.
+struct JsonObject<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+    type Value = JsonObject<T>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonObject)
     }
 }
 
@@ -194,6 +230,28 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+/// For `#[serde(deserialize_with)]`: an integer, also when JSON spells it
+/// as a float with no fraction (`33.0`), as JSON Schema's `integer` allows.
+pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let number: Option<serde_json::Number> = serde::Deserialize::deserialize(deserializer)?;
+    number
+        .map(|number| {
+            number
+                .as_i64()
+                .or_else(|| {
+                    number
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| serde::de::Error::custom(format!("{number} is not an integer")))
+        })
+        .transpose()
 }
 
 pub fn to_json(body: impl serde::Serialize) -> Value {

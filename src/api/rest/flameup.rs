@@ -3,33 +3,38 @@
 //! camelCase `userId`, errors as `{"error":{"code","message","details"}}`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::RestState;
 use super::family::{ApiError, Authed, Body, Family, Params, rfc3339, to_json};
+use super::schemas;
 use crate::auth::bearer_key;
 use crate::domain::Caller;
 use crate::domain::page::{FLAMEUP_PAGES, PageRequest};
 use crate::domain::person::{
     self, Person, PersonFilter, PersonLookup, PersonStatus, PersonUpsert, PersonUpsertInput,
 };
-use crate::error::{Error, FieldPath};
+use crate::error::{Error, FieldPath, FieldViolation};
 
 /// Seed 002's family.
 pub struct Flameup;
 
 impl Family for Flameup {
+    const TAG: &str = "flameup";
+    const ERROR_SCHEMA: &str = "FlameupError";
     const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+    /// Syntax errors are 400; well-formed JSON of the wrong shape is 422.
+    const MALFORMED: StatusCode = StatusCode::BAD_REQUEST;
 
     fn key(headers: &HeaderMap) -> Option<&str> {
         bearer_key(headers)
@@ -41,16 +46,6 @@ impl Family for Flameup {
             "user_id" => Cow::Borrowed("userId"),
             other => Cow::Borrowed(other),
         })
-    }
-
-    /// Syntax errors are 400; well-formed JSON of the wrong shape is 422.
-    fn unreadable_body(rejection: &JsonRejection) -> StatusCode {
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
-            _ => Self::INVALID,
-        }
     }
 
     fn error_body(error: &Error, message: &str, _input: Option<&Value>) -> Value {
@@ -68,16 +63,16 @@ impl Family for Flameup {
             Error::Unavailable(_) | Error::ShuttingDown => "service_unavailable",
             Error::Internal(_) => "internal_error",
         };
-        let fields: Map<String, Value> = error
+        let fields: BTreeMap<String, String> = error
             .violations()
             .iter()
-            .map(|v| (Self::field_name(&v.field), json!(v.description)))
+            .map(|v| (Self::field_name(&v.field), v.description.clone()))
             .collect();
         to_json(ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),
                 message: message.to_owned(),
-                details: (!fields.is_empty()).then(|| json!({ "fields": fields })),
+                details: (!fields.is_empty()).then_some(FieldErrors { fields }),
             },
         })
     }
@@ -95,18 +90,26 @@ pub(super) fn routes() -> OpenApiRouter<RestState> {
 
 /// Flameup's error body.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlameupError)]
 pub(super) struct ErrorBody {
     error: ErrorDetail,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlameupErrorDetail)]
 pub(super) struct ErrorDetail {
     code: String,
     message: String,
     /// `{"fields": {"people[0].userId": "…"}}` for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    details: Option<Value>,
+    details: Option<FieldErrors>,
+}
+
+/// Each offending field, in the family's spelling, with what is wrong.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlameupFieldErrors)]
+pub(super) struct FieldErrors {
+    fields: BTreeMap<String, String>,
 }
 
 /// The caller Flameup's header admits, when the workspace the path names
@@ -142,36 +145,68 @@ impl FromRequestParts<RestState> for InWorkspace {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct PersonBody {
+    #[schema(schema_with = schemas::person_user_id, required = true)]
     user_id: Option<String>,
+    #[schema(schema_with = schemas::email_or_none)]
     email: Option<String>,
+    /// The `phone` trait, when the traits hold none.
+    #[schema(schema_with = person_phone)]
     phone: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schemas::person_traits)]
     traits: Map<String, Value>,
 }
 
+fn person_phone() -> utoipa::openapi::schema::Object {
+    schemas::nullable_text(50)
+}
+
+fn people_batch() -> utoipa::openapi::schema::Schema {
+    schemas::batch(
+        utoipa::openapi::Ref::from_schema_name("PersonBody"),
+        crate::domain::entity::MAX_BATCH,
+    )
+}
+
 impl PersonBody {
-    fn into_input(self) -> PersonUpsertInput {
+    /// The person as the domain takes it: `phone` is the `phone` trait
+    /// sent outside `traits`, and sending both with different values is a
+    /// mistake (whichever won, the other would go unchecked).
+    fn into_input(self, at: &FieldPath) -> Result<PersonUpsertInput, FieldViolation> {
         let mut traits = self.traits;
         if let Some(phone) = self.phone {
-            traits.entry("phone").or_insert(Value::String(phone));
+            match traits.get("phone") {
+                Some(trait_phone) if trait_phone.as_str() != Some(phone.as_str()) => {
+                    return Err(FieldViolation::new(
+                        at.clone().then("phone"),
+                        "differs from traits.phone; send one",
+                    ));
+                }
+                _ => {
+                    traits.insert("phone".to_owned(), Value::String(phone));
+                }
+            }
         }
-        PersonUpsertInput {
+        Ok(PersonUpsertInput {
             user_id: self.user_id.unwrap_or_default(),
             email: self.email,
             traits,
             status: None,
-        }
+        })
     }
 
     /// The one person of a single-person route, checked.
     fn parse(self) -> Result<PersonUpsert, Error> {
-        PersonUpsert::parse(self.into_input()).map_err(Error::InvalidArgument)
+        let input = self
+            .into_input(&FieldPath::default())
+            .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
+        PersonUpsert::parse(input).map_err(Error::InvalidArgument)
     }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct BatchBody {
+    #[schema(schema_with = people_batch)]
     people: Vec<PersonBody>,
 }
 
@@ -237,8 +272,10 @@ async fn batch(
     let inputs = request
         .people
         .into_iter()
-        .map(PersonBody::into_input)
-        .collect();
+        .enumerate()
+        .map(|(position, person)| person.into_input(&person::batch_item(position)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|violation| Error::InvalidArgument(vec![violation]))?;
     let batch = person::parse_batch(inputs)?;
     let written = state.service.batch_upsert_people(&caller, &batch).await?;
     let created_count = written.iter().filter(|u| u.created).count();
@@ -296,7 +333,7 @@ async fn create(
     create_person(&state, &caller, request).await
 }
 
-#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_person(
     State(state): State<RestState>,
     Path(id): Path<String>,
@@ -306,7 +343,7 @@ async fn get_person(
     Ok(Json(PersonView::from(&person)))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_in_workspace(
     State(state): State<RestState>,
     Path((_, id)): Path<(String, String)>,
@@ -319,13 +356,13 @@ async fn get_in_workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct UpdateBody {
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schemas::person_traits)]
     traits: Map<String, Value>,
 }
 
 /// Merges traits into a person found by id, external id or email, with
 /// the upsert's rules.
-#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), request_body = UpdateBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), request_body = UpdateBody, responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(state): State<RestState>,
     Path((_, person_id)): Path<(String, String)>,
@@ -353,7 +390,7 @@ async fn delete_person(
     Ok(Json(PersonView::from(&deleted)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/people/{id}", tag = "flameup", params(("id" = String, Path, description = "The person's id, external id or email", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete(
     State(state): State<RestState>,
     Path(id): Path<String>,
@@ -362,7 +399,7 @@ async fn delete(
     delete_person(&state, &caller, &id).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/people/{person_id}", tag = "flameup", params(("workspace_id" = String, Path, description = "The key's workspace id"), ("person_id" = String, Path, description = "The person's id, external id or email", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 200, body = PersonView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_in_workspace(
     State(state): State<RestState>,
     Path((_, id)): Path<(String, String)>,
@@ -374,14 +411,32 @@ async fn delete_in_workspace(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Up to 100, 50 by default.
+    /// Up to 100, 50 by default; larger values are lowered.
+    #[param(schema_with = schemas::lowered_page_size)]
     limit: Option<i64>,
+    #[param(schema_with = schemas::offset)]
     offset: Option<u64>,
+    /// `active`, `unsubscribed` or `bounced`; empty for all.
+    #[param(schema_with = person_status)]
     status: Option<String>,
+    /// Names and email containing this text.
+    #[param(schema_with = search_text)]
     search: Option<String>,
 }
 
+fn person_status() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["", "active", "unsubscribed", "bounced"]))
+        .build()
+}
+
+fn search_text() -> utoipa::openapi::schema::Object {
+    schemas::text(256).build()
+}
+
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlameupListView)]
 pub(super) struct ListView {
     people: Vec<PersonView>,
     limit: usize,

@@ -11,6 +11,7 @@ mod family;
 mod flameup;
 mod openapi;
 mod rapidly;
+mod schemas;
 mod schematic;
 mod stigg;
 

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use super::RestState;
 use super::family::{ApiError, Authed, Body, Family, Params, present, rfc3339, to_json};
+use super::schemas;
 use crate::auth::bearer_key;
 use crate::domain::Change;
 use crate::domain::customer::{
@@ -31,6 +32,8 @@ use crate::error::{Error, FieldPath, FieldViolation, Segment};
 pub struct Rapidly;
 
 impl Family for Rapidly {
+    const TAG: &str = "rapidly";
+    const ERROR_SCHEMA: &str = "RapidlyError";
     const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
     /// Polar reports uniqueness clashes as validation errors.
     const CLASH: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
@@ -132,10 +135,35 @@ pub(super) fn routes() -> OpenApiRouter<RestState> {
 /// Polar's error bodies: `detail` is a message, or for 422 the list of
 /// violations (`type`, `loc`, `msg`, `input`).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RapidlyError)]
 pub(super) struct ErrorBody {
+    /// The error's class: `RequestValidationError`, `ResourceNotFound`, …
     error: String,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = error_detail_schema)]
     detail: Value,
+}
+
+/// `detail`: a message, or the violations of a validation error.
+fn error_detail_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    let location = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Integer));
+    let violation = ObjectBuilder::new()
+        .property("type", ObjectBuilder::new().schema_type(Type::String))
+        .property("loc", ArrayBuilder::new().items(location))
+        .property("msg", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "input",
+            ObjectBuilder::new().schema_type(SchemaType::AnyValue),
+        )
+        .required("type")
+        .required("loc")
+        .required("msg");
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ArrayBuilder::new().items(violation))
+        .into()
 }
 
 /// The list's query (`metadata[key]=value` pairs filter by metadata too).
@@ -147,25 +175,46 @@ pub(super) struct ErrorBody {
 )]
 pub(super) struct ListParams {
     /// Page number, from 1.
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     page: Option<u64>,
     /// Page size, 1 to 100 (default 10); larger values are lowered to 100.
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     limit: Option<u64>,
     /// Only the customer with this email.
+    #[param(schema_with = schemas::email_or_none)]
     email: Option<String>,
     /// Only the customer with this external id.
+    #[param(schema_with = schemas::external_id)]
     external_id: Option<String>,
     /// `-created_at` (default) or `created_at`.
+    #[param(schema_with = sorting_schema)]
     sorting: Option<String>,
+}
+
+/// The list's orders.
+fn sorting_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["created_at", "-created_at"]))
+        .build()
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(super) struct AddressBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::country, required = true)]
     country: String,
+    #[schema(schema_with = schemas::address_line)]
     line1: Option<String>,
+    #[schema(schema_with = schemas::address_line)]
     line2: Option<String>,
+    #[schema(schema_with = schemas::address_line)]
     postal_code: Option<String>,
+    #[schema(schema_with = schemas::address_line)]
     city: Option<String>,
+    /// For US and CA a subdivision code (`CA` or `US-CA`); free text
+    /// elsewhere.
+    #[schema(schema_with = schemas::address_line)]
     state: Option<String>,
 }
 
@@ -187,23 +236,107 @@ impl From<AddressBody> for AddressInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(super) struct CustomerBody {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::email_or_none)]
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::name)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::external_id)]
     external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = customer_type_schema)]
     r#type: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<AddressBody>)]
     billing_address: Option<Option<AddressBody>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = schemas::nullable_metadata)]
     metadata: Option<Option<Map<String, Value>>>,
+}
+
+/// `individual`, `team`, or `null` (individual on create, unchanged on
+/// update).
+fn customer_type_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([json!("individual"), json!("team"), Value::Null]))
+        .build()
+}
+
+/// The create body's own rule, for `/openapi.json`: an individual
+/// customer (the default) needs an email address.
+pub(super) struct NewCustomerBody;
+
+impl utoipa::PartialSchema for NewCustomerBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let team = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["team"]))
+            .build();
+        schemas::with_one_of(
+            "CustomerBody",
+            vec![("email", schemas::email()), ("type", team)],
+        )
+    }
+}
+
+impl ToSchema for NewCustomerBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "CustomerBody".to_owned(),
+            <CustomerBody as utoipa::PartialSchema>::schema(),
+        ));
+        <CustomerBody as ToSchema>::schemas(schemas);
+    }
+}
+
+/// A PATCH body, for `/openapi.json` (the route reads a `CustomerBody`):
+/// an email can be replaced but not removed, and `null` leaves it.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: the route reads a CustomerBody")]
+pub(super) struct CustomerPatchBody {
+    #[schema(schema_with = nullable_email)]
+    email: Option<String>,
+    #[schema(schema_with = schemas::name)]
+    name: Option<String>,
+    #[schema(schema_with = schemas::external_id)]
+    external_id: Option<String>,
+    #[schema(schema_with = customer_type_schema)]
+    r#type: Option<String>,
+    billing_address: Option<AddressBody>,
+    #[schema(schema_with = schemas::nullable_metadata)]
+    metadata: Option<Map<String, Value>>,
+}
+
+fn nullable_email() -> utoipa::openapi::schema::Object {
+    let mut email = schemas::email();
+    email.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::String,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    email
+}
+
+/// The update-by-external-id body: a PATCH body without the two fields
+/// that route may not change (`external_id`, `type`).
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: the route reads a CustomerBody")]
+pub(super) struct CustomerByExternalIdPatchBody {
+    #[schema(schema_with = nullable_email)]
+    email: Option<String>,
+    #[schema(schema_with = schemas::name)]
+    name: Option<String>,
+    billing_address: Option<AddressBody>,
+    #[schema(schema_with = schemas::nullable_metadata)]
+    metadata: Option<Map<String, Value>>,
 }
 
 /// Wire-level checks the domain cannot see: metadata value types and the
@@ -427,7 +560,7 @@ fn quoting(raw: &Value) -> impl Fn(Error) -> ApiError<Rapidly> + '_ {
     |error| ApiError::from(error).with_input(raw.clone())
 }
 
-#[utoipa::path(post, path = "/customers", tag = "rapidly", request_body = CustomerBody, responses((status = 201, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/customers", tag = "rapidly", request_body = NewCustomerBody, responses((status = 201, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
@@ -465,7 +598,7 @@ fn by_external_id(id: &str) -> Result<CustomerLookup, Error> {
     })
 }
 
-#[utoipa::path(get, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/customers/{id}", tag = "rapidly", params(("id" = uuid::Uuid, Path, description = "The customer id (a UUID)")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_by_id(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
@@ -476,7 +609,7 @@ async fn get_by_id(
     Ok(Json(CustomerView::of(&customer, shape)))
 }
 
-#[utoipa::path(get, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(get, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_by_external_id(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
@@ -509,7 +642,7 @@ async fn update(
     Ok(Json(CustomerView::of(&customer, shape)))
 }
 
-#[utoipa::path(patch, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/customers/{id}", tag = "rapidly", params(("id" = uuid::Uuid, Path, description = "The customer id (a UUID)")), request_body = CustomerPatchBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_by_id(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
@@ -522,7 +655,7 @@ async fn update_by_id(
 
 /// The external id and the type cannot be changed this way
 /// (`CustomerUpdateExternalID`).
-#[utoipa::path(patch, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), request_body = CustomerBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), request_body = CustomerByExternalIdPatchBody, responses((status = 200, body = CustomerView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_by_external_id(
     State(state): State<RestState>,
     Extension(shape): Extension<Shape>,
@@ -533,7 +666,7 @@ async fn update_by_external_id(
     update(&state, shape, &caller, &by_external_id(&id)?, &raw).await
 }
 
-#[utoipa::path(delete, path = "/customers/{id}", tag = "rapidly", params(("id" = String, Path, description = "The customer id (a UUID)")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/customers/{id}", tag = "rapidly", params(("id" = uuid::Uuid, Path, description = "The customer id (a UUID)")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_by_id(
     State(state): State<RestState>,
     Path(id): Path<String>,
@@ -543,7 +676,7 @@ async fn delete_by_id(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/customers/external/{external_id}", tag = "rapidly", params(("external_id" = String, Path, description = "The customer's external id", min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")), responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_by_external_id(
     State(state): State<RestState>,
     Path(id): Path<String>,

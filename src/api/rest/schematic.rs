@@ -15,7 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::RestState;
-use super::family::{ApiError, Authed, Body, Family, Params, rfc3339, to_json, violation_list};
+use super::family::{
+    ApiError, Authed, Body, Family, Params, integral, rfc3339, to_json, violation_list,
+};
+use super::schemas;
 use crate::auth::header_key;
 use crate::domain::customer::CustomerFilter;
 use crate::domain::page::{PageRequest, SCHEMATIC_PAGES};
@@ -31,6 +34,8 @@ use crate::error::{Error, FieldPath};
 pub struct Schematic;
 
 impl Family for Schematic {
+    const TAG: &str = "schematic";
+    const ERROR_SCHEMA: &str = "SchematicError";
     /// Schematic answers every invalid request with 400.
     const INVALID: StatusCode = StatusCode::BAD_REQUEST;
 
@@ -97,6 +102,7 @@ pub(super) struct Count {
 
 /// Schematic's error body.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SchematicError)]
 pub(super) struct ErrorBody {
     pub(super) error: String,
 }
@@ -104,22 +110,37 @@ pub(super) struct ErrorBody {
 /// An upsert body; users and companies share it (companies ignore the
 /// membership fields).
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = SchematicUpsertBody)]
 pub(super) struct UpsertBody {
+    /// The record's id; without it, `keys` must name at least one key.
+    #[schema(schema_with = schemas::nullable_uuid)]
     id: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = upsert_keys)]
     keys: BTreeMap<String, String>,
+    #[schema(schema_with = schemas::user_name)]
     name: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schemas::traits)]
     traits: Map<String, Value>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     update_only: Option<bool>,
+    #[schema(schema_with = schemas::nullable_keys)]
     company: Option<BTreeMap<String, String>>,
+    #[schema(schema_with = schemas::nullable_uuid)]
     company_id: Option<String>,
+    #[schema(schema_with = schemas::company_key_list)]
     companies: Option<Vec<BTreeMap<String, String>>>,
+    #[schema(schema_with = schemas::company_id_list)]
     company_ids: Option<Vec<String>>,
+}
+
+/// An upsert's keys: at least one is required without an `id`, which the
+/// body's schema states (`anyOf`), so each alone may be empty.
+fn upsert_keys() -> utoipa::openapi::schema::Object {
+    schemas::keys(false)
 }
 
 impl UpsertBody {
@@ -459,6 +480,17 @@ async fn create_user(
 /// Lookup keys from a query string, in either form the SDKs send:
 /// `keys[email]=…` pairs (deepObject; the Python SDK and the docs) or
 /// `keys={"email":"…"}` (a JSON object; the TypeScript SDK).
+/// A lookup's query, for `/openapi.json` (the routes read every
+/// `keys[name]` pair themselves).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only")]
+pub(super) struct LookupQuery {
+    /// The keys, as `keys[name]=value` pairs; at least one.
+    #[param(style = DeepObject, explode, schema_with = schemas::required_keys)]
+    keys: BTreeMap<String, String>,
+}
+
 fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String>, Error> {
     let mut keys: BTreeMap<String, String> = query
         .iter()
@@ -481,7 +513,7 @@ fn query_keys(query: &HashMap<String, String>) -> Result<BTreeMap<String, String
     Ok(keys)
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/users/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/users/lookup", params(LookupQuery), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn lookup_user(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -503,7 +535,7 @@ fn user_by_id(id: &str) -> Result<UserLookup, Error> {
     UserLookup::by_id(id).map_err(|_| Error::NotFound { resource: "user" })
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/users/{user_id}", params(("user_id" = uuid::Uuid, Path, description = "The user id")), responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
@@ -516,7 +548,7 @@ async fn get_user(
     Ok(envelope(user_view(&user, caller.workspace), json!({})))
 }
 
-#[utoipa::path(delete, tag = "schematic", path = "/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, tag = "schematic", path = "/users/{user_id}", params(("user_id" = uuid::Uuid, Path, description = "The user id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_user(
     State(state): State<RestState>,
     Path(user_id): Path<String>,
@@ -532,6 +564,7 @@ async fn delete_user(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct KeysBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::required_keys, required = true)]
     keys: BTreeMap<String, String>,
 }
 
@@ -551,13 +584,39 @@ async fn delete_user_by_keys(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Up to 100, which is also the default.
+    /// Up to 100, which is also the default; larger values are lowered.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     limit: Option<i64>,
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     offset: Option<u64>,
+    /// Only members of this company.
+    #[param(schema_with = schemas::uuid_filter)]
     company_id: Option<String>,
 }
 
 /// Newest-first offset pages.
+/// `/users/count`'s query: the list's filter, without paging.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only: the route reads a ListQuery")]
+pub(super) struct CountQuery {
+    /// Only members of this company.
+    #[param(schema_with = schemas::uuid_filter)]
+    company_id: Option<String>,
+}
+
+/// `/companies`' query: paging, without a filter.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only: the route reads a ListQuery")]
+pub(super) struct PageQuery {
+    /// Up to 100, which is also the default; larger values are lowered.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    limit: Option<i64>,
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
+    offset: Option<u64>,
+}
+
 fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, Error> {
     Ok(
         PageRequest::parse(&SCHEMATIC_PAGES, query.limit, "", canonical)?
@@ -590,7 +649,7 @@ async fn list_users(
     ))
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/users/count", params(ListQuery), responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/users/count", params(CountQuery), responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn count_users(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -607,13 +666,47 @@ async fn count_users(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct TraitBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::required_keys, required = true)]
     keys: BTreeMap<String, String>,
     #[serde(default, rename = "trait")]
+    #[schema(schema_with = schemas::trait_name, required = true)]
     name: String,
+    /// Adds to a number; one of `incr` and `set` is required.
+    #[serde(default, deserialize_with = "integral")]
     incr: Option<i64>,
+    /// Sets a string.
+    #[schema(schema_with = schemas::trait_string)]
     set: Option<String>,
     #[serde(default)]
     update_only: Option<bool>,
+}
+
+/// A trait body's own rule, for `/openapi.json`: `incr` or `set`.
+pub(super) struct TraitChangeBody;
+
+impl utoipa::PartialSchema for TraitChangeBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let incr = ObjectBuilder::new().schema_type(Type::Integer).build();
+        schemas::with_exactly_one_of(
+            "TraitBody",
+            vec![("incr", incr), ("set", schemas::trait_name_or_value())],
+        )
+    }
+}
+
+impl ToSchema for TraitChangeBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "TraitBody".to_owned(),
+            <TraitBody as utoipa::PartialSchema>::schema(),
+        ));
+    }
 }
 
 impl TraitBody {
@@ -622,16 +715,16 @@ impl TraitBody {
             keys: self.keys,
             name: self.name,
             change: match (self.incr, self.set) {
-                (Some(by), _) => Some(TraitChange::Incr(by)),
+                (Some(by), None) => Some(TraitChange::Incr(by)),
                 (None, Some(value)) => Some(TraitChange::Set(value)),
-                (None, None) => None,
+                (None, None) | (Some(_), Some(_)) => None,
             },
             update_only: self.update_only.unwrap_or(false),
         }
     }
 }
 
-#[utoipa::path(post, tag = "schematic", path = "/user-traits", request_body = TraitBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, tag = "schematic", path = "/user-traits", request_body = TraitChangeBody, responses((status = 200, body = Envelope<UserView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn user_trait(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -678,7 +771,7 @@ async fn create_company(
     ))
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/companies/lookup", params(("keys" = Object, Query, description = "The keys: `keys[name]=value` pairs, or a JSON object")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/companies/lookup", params(LookupQuery), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn lookup_company(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -702,7 +795,7 @@ fn company_by_id(id: &str) -> Result<CompanyLookup, Error> {
         })
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = uuid::Uuid, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
@@ -718,7 +811,7 @@ async fn get_company(
     ))
 }
 
-#[utoipa::path(delete, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = String, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, tag = "schematic", path = "/companies/{company_id}", params(("company_id" = uuid::Uuid, Path, description = "The company (customer) id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_company(
     State(state): State<RestState>,
     Path(company_id): Path<String>,
@@ -745,7 +838,7 @@ async fn delete_company_by_keys(
     ))
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/companies", params(ListQuery), responses((status = 200, body = Envelope<Vec<CompanyView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/companies", params(PageQuery), responses((status = 200, body = Envelope<Vec<CompanyView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_companies(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -777,7 +870,7 @@ async fn count_companies(
     Ok(envelope(Count { count }, json!({})))
 }
 
-#[utoipa::path(post, tag = "schematic", path = "/company-traits", request_body = TraitBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, tag = "schematic", path = "/company-traits", request_body = TraitChangeBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn company_trait(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -794,8 +887,10 @@ async fn company_trait(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct MembershipBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::uuid, required = true)]
     company_id: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::uuid, required = true)]
     user_id: String,
 }
 
@@ -820,10 +915,17 @@ async fn get_or_create_membership(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct MembershipQuery {
+    /// This company's memberships; `company_id`, `user_id` or both are
+    /// required.
+    #[param(schema_with = schemas::uuid_filter)]
     company_id: Option<String>,
+    /// This user's memberships.
+    #[param(schema_with = schemas::uuid_filter)]
     user_id: Option<String>,
-    /// Up to 100, which is also the default.
+    /// Up to 100, which is also the default; larger values are lowered.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     limit: Option<i64>,
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     offset: Option<u64>,
 }
 
@@ -860,7 +962,7 @@ async fn list_memberships(
     ))
 }
 
-#[utoipa::path(delete, tag = "schematic", path = "/company-memberships/{membership_id}", params(("membership_id" = String, Path, description = "The membership id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, tag = "schematic", path = "/company-memberships/{membership_id}", params(("membership_id" = uuid::Uuid, Path, description = "The membership id")), responses((status = 200, body = Envelope<Deleted>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_membership(
     State(state): State<RestState>,
     Path(membership_id): Path<String>,

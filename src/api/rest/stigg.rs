@@ -20,6 +20,7 @@ use super::RestState;
 use super::family::{
     ApiError, Authed, Body, Family, Params, present, rfc3339, to_json, violation_list,
 };
+use super::schemas;
 use crate::auth::header_key;
 use crate::domain::Caller;
 use crate::domain::customer::ExternalId;
@@ -34,6 +35,8 @@ use crate::error::{Error, FieldPath, FieldViolation, lower_camel};
 pub struct Stigg;
 
 impl Family for Stigg {
+    const TAG: &str = "stigg";
+    const ERROR_SCHEMA: &str = "StiggError";
     /// Stigg answers every invalid request with 400.
     const INVALID: StatusCode = StatusCode::BAD_REQUEST;
 
@@ -113,11 +116,13 @@ pub(super) struct Ids {
 
 /// Stigg's error body.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StiggError)]
 pub(super) struct ErrorBody {
     error: ErrorDetail,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StiggErrorDetail)]
 pub(super) struct ErrorDetail {
     code: String,
     message: String,
@@ -131,22 +136,50 @@ fn owner(customer_id: &str) -> Result<ExternalId, Error> {
 #[serde(rename_all = "camelCase")]
 pub(super) struct EntityBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::entity_id, required = true)]
     id: String,
+    /// The entity's type; required to create an entity.
     #[serde(alias = "entityTypeId")]
+    #[schema(schema_with = schemas::nullable_entity_id)]
     type_ref_id: Option<String>,
     /// Absent keeps the name; `null` or `""` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = schemas::entity_display_name)]
     display_name: Option<Option<String>>,
     /// String values; an empty one deletes its key.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = schemas::entity_metadata)]
     metadata: Map<String, Value>,
 }
 
+/// 1 to 100 entities, each id once.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = StiggUpsertBody)]
 pub(super) struct UpsertBody {
+    #[schema(schema_with = entity_batch)]
     entities: Vec<EntityBody>,
+}
+
+fn entity_batch() -> utoipa::openapi::schema::Schema {
+    schemas::batch(
+        <EntityBody as utoipa::PartialSchema>::schema(),
+        entity::MAX_BATCH,
+    )
+}
+
+fn id_batch() -> utoipa::openapi::schema::Schema {
+    schemas::batch(schemas::entity_id(), entity::MAX_BATCH)
+}
+
+fn type_batch() -> utoipa::openapi::schema::Schema {
+    schemas::batch(
+        <TypeBody as utoipa::PartialSchema>::schema(),
+        entity::MAX_BATCH,
+    )
+}
+
+fn stigg_page_size() -> utoipa::openapi::schema::Object {
+    schemas::page_size(STIGG_PAGES.max)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -199,7 +232,7 @@ fn metadata(
         .collect()
 }
 
-#[utoipa::path(put, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = UpsertBody, responses((status = 200, body = Data<Vec<EntityView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.@\\-]{0,254}$")), request_body = UpsertBody, responses((status = 200, body = Data<Vec<EntityView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn upsert(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
@@ -231,7 +264,7 @@ async fn upsert(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities/{entity_id}", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ("entity_id" = String, Path, description = "The entity id")), responses((status = 200, body = Data<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities/{entity_id}", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.@\\-]{0,254}$"), ("entity_id" = String, Path, description = "The entity id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.\\-]{0,254}$")), responses((status = 200, body = Data<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(state): State<RestState>,
     Path((customer_id, entity_id)): Path<(String, String)>,
@@ -251,11 +284,20 @@ async fn get_one(
 #[serde(rename_all = "camelCase")]
 pub(super) struct ListQuery {
     /// 1 to 100, 20 by default.
+    #[param(schema_with = stigg_page_size)]
     limit: Option<i64>,
+    /// List after this entity (its UUID).
+    #[param(schema_with = schemas::uuid_cursor)]
     after: Option<String>,
+    /// List before this entity (its UUID).
+    #[param(schema_with = schemas::uuid_cursor)]
     before: Option<String>,
+    /// Only entities of this type.
     #[serde(alias = "entityTypeId")]
+    #[param(schema_with = schemas::entity_type_filter)]
     type_ref_id: Option<String>,
+    /// Archived entities too.
+    #[param(schema_with = schemas::boolean_text)]
     include_archived: Option<String>,
 }
 
@@ -315,7 +357,7 @@ fn cursor_id(text: Option<&str>, field: &'static str) -> Result<Option<uuid::Uui
         .transpose()
 }
 
-#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id"), ListQuery), responses((status = 200, body = Paged<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1-beta/customers/{customer_id}/entities", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.@\\-]{0,254}$"), ListQuery), responses((status = 200, body = Paged<EntityView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
@@ -382,6 +424,7 @@ async fn entity_cursor(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct IdsBody {
+    #[schema(schema_with = id_batch)]
     ids: Vec<String>,
 }
 
@@ -402,7 +445,7 @@ async fn set_archived(
     Ok(Json(Data { data: Ids { ids } }))
 }
 
-#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/archive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/archive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.@\\-]{0,254}$")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn archive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
@@ -412,7 +455,7 @@ async fn archive(
     set_archived(&state, &caller, &customer_id, request, true).await
 }
 
-#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/unarchive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1-beta/customers/{customer_id}/entities/unarchive", tag = "stigg", params(("customer_id" = String, Path, description = "The owner customer's external id", pattern = "^[A-Za-z0-9][A-Za-z0-9_|.@\\-]{0,254}$")), request_body = IdsBody, responses((status = 200, body = Data<Ids>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn unarchive(
     State(state): State<RestState>,
     Path(customer_id): Path<String>,
@@ -426,15 +469,20 @@ async fn unarchive(
 #[serde(rename_all = "camelCase")]
 pub(super) struct TypeBody {
     #[serde(default)]
+    #[schema(schema_with = schemas::entity_id, required = true)]
     id: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::entity_type_display_name, required = true)]
     display_name: String,
     #[serde(default)]
+    #[schema(schema_with = schemas::attribution_keys)]
     attribution_keys: Vec<String>,
 }
 
+/// 1 to 100 entity types, each id once.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(super) struct TypesBody {
+    #[schema(schema_with = type_batch)]
     types: Vec<TypeBody>,
 }
 
@@ -490,8 +538,13 @@ async fn upsert_types(
 #[into_params(parameter_in = Query)]
 pub(super) struct TypesQuery {
     /// 1 to 100, 20 by default.
+    #[param(schema_with = stigg_page_size)]
     limit: Option<i64>,
+    /// List after this type (its UUID).
+    #[param(schema_with = schemas::uuid_cursor)]
     after: Option<String>,
+    /// List before this type (its UUID).
+    #[param(schema_with = schemas::uuid_cursor)]
     before: Option<String>,
 }
 
