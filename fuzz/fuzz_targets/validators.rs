@@ -101,7 +101,7 @@ fuzz_target!(|input: Input| {
         })
         .collect();
     let _ = entity::parse_batch(entities);
-    let _ = entity::parse_owner(&input.owner);
+    let _ = entity::parse_owner(&input.owner, "customer_id");
 
     let _ = Email::parse(&input.email);
     let metadata = input
