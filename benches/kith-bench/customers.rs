@@ -91,6 +91,39 @@ pub async fn get_by_id(
     .await
 }
 
+/// The same lookups as `get_by_id`, as `GET /kith/v1/customers/{id}`: the
+/// contract's REST binding, over HTTP/1.1 keep-alive connections.
+pub async fn rest_get_by_id(
+    kith: &Kith,
+    ids: Arc<Vec<String>>,
+    calls: usize,
+    in_flight: usize,
+) -> anyhow::Result<Measured> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(in_flight)
+        .build()?;
+    let base = Arc::new(format!("{}/kith/v1/customers", kith.rest));
+    let key = Arc::new(kith.key.clone().context("fresh database")?);
+    closed_loop(calls, in_flight, 1, move |i| {
+        let (client, ids, base, key) = (client.clone(), ids.clone(), base.clone(), key.clone());
+        async move {
+            let response = client
+                .get(format!("{base}/{}", ids[i % ids.len()]))
+                .bearer_auth(key.as_str())
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "REST GetCustomer failed: {}",
+                response.status()
+            );
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 /// The echo ceiling in its own process (this bench binary, run with
 /// `--echo-reply`), so that it is measured as Kith is.
 pub struct Echo {

@@ -321,7 +321,8 @@ async fn people_scenarios(
         .await?;
     kith.reset_peak_rss();
     let cpu = kith.cpu_time();
-    let rest = people::rest_batches(&kith, workspace, &people, args.concurrency).await?;
+    let flameup_route = format!("/api/v1/workspaces/{workspace}/people/batch");
+    let rest = people::rest_batches(&kith, &flameup_route, &people, args.concurrency).await?;
     let cpu = kith.cpu_time() - cpu;
     table.push(
         Row::rate(
@@ -333,6 +334,31 @@ async fn people_scenarios(
         .server_mb(kith.peak_rss_mb())
         .server_cpu(cpu, people.len())
         .against(percent(rest.share_of(&batch)), "≥ 70 %"),
+    );
+    kith.stop().await?;
+
+    eprintln!("{name}: people, the contract's own REST route");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
+    let canonical = people::rest_batches(
+        &kith,
+        "/kith/v1/people:batchUpsert",
+        &people,
+        args.concurrency,
+    )
+    .await?;
+    let cpu = kith.cpu_time() - cpu;
+    table.push(
+        Row::rate(
+            "people: /kith/v1 REST batch (vs gRPC batch)",
+            name,
+            &canonical,
+            "rows/s",
+        )
+        .server_mb(kith.peak_rss_mb())
+        .server_cpu(cpu, people.len())
+        .against(percent(canonical.share_of(&batch)), "≥ 90 %"),
     );
     kith.stop().await?;
 
@@ -512,6 +538,9 @@ async fn lookup_scenarios(
     )
     .await?;
     let kith_mb = kith.peak_rss_mb();
+    eprintln!("{name}: the same lookups at the contract's REST route");
+    let rest_get =
+        customers::rest_get_by_id(&kith, ids.clone(), args.calls, args.in_flight).await?;
     let bearer = kith.bearer();
     kith.stop().await?;
 
@@ -554,6 +583,15 @@ async fn lookup_scenarios(
         )
         .server_mb(kith_mb)
         .against(percent(get.share_of(&ceiling)), "≥ 60 %"),
+    );
+    table.push(
+        Row::rate(
+            "lookup: GET /kith/v1/customers/{id} (vs gRPC)",
+            name,
+            &rest_get,
+            "calls/s",
+        )
+        .against(percent(rest_get.share_of(&get)), "≥ 90 %"),
     );
     table.push(
         Row::latency("lookup: GetCustomer p99 vs echo p99", name, &get.latencies)

@@ -248,10 +248,12 @@ pub async fn grpc_batches(
     .await
 }
 
-/// The same batches through seed 002's REST route, as JSON.
+/// The same batches as JSON through a REST route: seed 002's
+/// (`/api/v1/workspaces/{id}/people/batch`) or the contract's own
+/// (`/kith/v1/people:batchUpsert`), whose bodies are spelled alike.
 pub async fn rest_batches(
     kith: &Kith,
-    workspace: uuid::Uuid,
+    path: &str,
     people: &[PersonUpsert],
     concurrency: usize,
 ) -> anyhow::Result<Measured> {
@@ -273,10 +275,7 @@ pub async fn rest_batches(
             })
             .collect(),
     );
-    let url = Arc::new(format!(
-        "{}/api/v1/workspaces/{workspace}/people/batch",
-        kith.rest
-    ));
+    let url = Arc::new(format!("{}{path}", kith.rest));
     let client = reqwest::Client::new();
     let key = Arc::new(kith.key.clone().context("fresh database")?);
     closed_loop(bodies.len(), concurrency, BATCH, move |i| {

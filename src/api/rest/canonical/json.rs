@@ -21,6 +21,14 @@ pub fn request(
     body: &[u8],
 ) -> Result<DynamicMessage, Error> {
     let input = binding.method.input();
+    // The common case, a whole-body rule and no path variable: straight
+    // from the bytes, with no JSON tree in between.
+    if matches!(binding.body, BodyRule::Whole)
+        && variables.is_empty()
+        && body.iter().any(|byte| !byte.is_ascii_whitespace())
+    {
+        return message_from_slice(&input, body);
+    }
     let mut json = match &binding.body {
         BodyRule::None => Map::new(),
         BodyRule::Whole => body_object(body)?,
@@ -44,6 +52,26 @@ pub fn request(
 /// One message of a client stream, from one line of an NDJSON body.
 pub fn stream_item(input: &MessageDescriptor, line: &[u8]) -> Result<DynamicMessage, Error> {
     message(input, body_value(line)?)
+}
+
+/// A message read from JSON text that must be an object.
+fn message_from_slice(input: &MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, Error> {
+    let object_expected = || Error::invalid("body", "must be a JSON object");
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(object_expected());
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let message = DynamicMessage::deserialize_with_options(
+        input.clone(),
+        &mut deserializer,
+        &DeserializeOptions::new(),
+    )
+    .map_err(|error| Error::invalid("body", error.to_string()))?;
+    deserializer
+        .end()
+        .map_err(|error| Error::invalid("body", error.to_string()))?;
+    Ok(message)
 }
 
 fn message(input: &MessageDescriptor, json: Value) -> Result<DynamicMessage, Error> {
@@ -200,10 +228,21 @@ fn is_scalar_like(message: &MessageDescriptor) -> bool {
 
 /// A response message as JSON: lowerCamel names, 64-bit integers as
 /// strings, enums by name, unset fields left out.
-pub fn response(message: &DynamicMessage) -> Value {
+/// A message as JSON text, written straight from the message.
+pub fn response(message: &DynamicMessage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prost::Message::encoded_len(message) * 2);
+    write_message(&mut out, message);
+    out
+}
+
+/// Appends a message's JSON text to `out`.
+pub fn write_message(out: &mut Vec<u8>, message: &DynamicMessage) {
     message
-        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
-        .expect("a decoded message serialises")
+        .serialize_with_options(
+            &mut serde_json::Serializer::new(out),
+            &SerializeOptions::new(),
+        )
+        .expect("a decoded message serialises");
 }
 
 /// A status as AIP-193 JSON and the HTTP status it maps to.

@@ -173,7 +173,12 @@ async fn transcode(gateway: &Gateway, request: Request) -> Result<Response, Stat
     let mut data = collected.to_bytes();
     let message = next_message(&mut data, &output)?
         .ok_or_else(|| Status::internal("the method answered no message"))?;
-    Ok(axum::Json(json::response(&message)).into_response())
+    let mut response = Response::new(Body::from(json::response(&message)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 /// Appends a message as one gRPC frame: uncompressed, length-prefixed.
@@ -221,7 +226,10 @@ fn ndjson(output: MessageDescriptor, body: tonic::body::Body) -> Response {
                     pending = joined.freeze();
                     loop {
                         match next_message(&mut pending, &output) {
-                            Ok(Some(message)) => push_line(&mut out, &json::response(&message)),
+                            Ok(Some(message)) => {
+                                json::write_message(&mut out, &message);
+                                out.push(b'\n');
+                            }
                             Ok(None) => break,
                             Err(status) => {
                                 push_line(&mut out, &json::status(&status).1);
