@@ -321,6 +321,17 @@ async fn errors_are_aip_193_with_their_details(backend: Backend) {
     let (status, body) = app.kith(Method::PUT, "/kith/v1/customers", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], 405);
+    let refused = reqwest::Client::new()
+        .put(format!("{}/kith/v1/customers", app.rest))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    let allow = refused.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "a 405 names the path's methods: {allow}"
+    );
     let (status, body) = app.kith(Method::GET, "/kith/v1/nothing", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["status"], "NOT_FOUND");

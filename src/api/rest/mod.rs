@@ -15,8 +15,6 @@ mod schemas;
 mod schematic;
 mod stigg;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri};
@@ -59,13 +57,13 @@ pub fn router(service: Service, authenticator: Authenticator) -> Router {
         .merge(schematic::routes())
         .merge(flameup::routes())
         .split_for_parts();
-    let document = Arc::new(openapi::document(api));
+    let document = openapi::with_contract_routes(openapi::document(api), state.gateway.document());
     let routes = routes
         .route("/healthz", get(healthz))
         .route("/kith/{*path}", axum::routing::any(canonical::serve))
         .route(
             "/openapi.json",
-            get(move || std::future::ready(axum::Json(document.as_ref().clone()))),
+            get(move || std::future::ready(axum::Json(document.clone()))),
         )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

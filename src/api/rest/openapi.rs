@@ -156,3 +156,25 @@ fn error_response<F: Family>(description: &str) -> RefOr<Response> {
         .build()
         .into()
 }
+
+/// The served document: the seed families' routes, then the contract's own
+/// under `/kith/v1/` (tag `kith`), as JSON.
+pub(super) fn with_contract_routes(
+    families: utoipa::openapi::OpenApi,
+    contract: super::canonical::openapi::Document,
+) -> std::sync::Arc<serde_json::Value> {
+    let mut document = serde_json::to_value(families).expect("the document serialises");
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.extend(contract.paths);
+    }
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(contract.schemas);
+    }
+    if let Some(tags) = document["tags"].as_array_mut() {
+        tags.push(serde_json::json!({
+            "name": "kith",
+            "description": "Every kith.v1 RPC at its google.api.http binding, in the proto3 JSON mapping, with AIP-193 errors; `Authorization: Bearer`",
+        }));
+    }
+    std::sync::Arc::new(document)
+}

@@ -119,6 +119,39 @@ impl PathTemplate {
         Some(bound)
     }
 
+    /// The variables' field paths, in path order.
+    pub fn variables(&self) -> Vec<String> {
+        self.segments
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Variable(field) => Some(field.clone()),
+                Segment::Literal(_) => None,
+            })
+            .collect()
+    }
+
+    /// The template as an OpenAPI path: `/kith/v1/customers/{id}`,
+    /// `/kith/v1/people:import`.
+    pub fn openapi_path(&self) -> String {
+        let mut path = String::new();
+        for segment in &self.segments {
+            path.push('/');
+            match segment {
+                Segment::Literal(literal) => path.push_str(literal),
+                Segment::Variable(field) => {
+                    path.push('{');
+                    path.push_str(field);
+                    path.push('}');
+                }
+            }
+        }
+        if let Some(verb) = &self.verb {
+            path.push(':');
+            path.push_str(verb);
+        }
+        path
+    }
+
     /// How specific the template is, to try literal routes before ones
     /// with variables where both could match.
     pub fn literals(&self) -> usize {

@@ -10,6 +10,7 @@
 
 mod binding;
 mod json;
+pub mod openapi;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -48,6 +49,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The served routes in OpenAPI terms, for `/openapi.json`.
+    pub fn document(&self) -> openapi::Document {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+            .expect("the built-in descriptor set decodes");
+        openapi::document(&pool, &self.bindings)
+    }
+
     /// The contract's services on `service`, behind `authenticator`, at the
     /// bindings of the descriptor set built into the binary (which the
     /// tests read too: a bad one is a build's bug, not a runtime error).
@@ -66,22 +74,29 @@ impl Gateway {
     /// The binding `verb` and `path` name, and its variables' values;
     /// `Err` with the status to answer when none does.
     fn route(&self, verb: &Method, path: &str) -> Result<(&Binding, Bound), Status> {
-        let mut path_known = false;
+        let mut allowed: Vec<&str> = Vec::new();
         for binding in self.bindings.iter() {
             if let Some(variables) = binding.template.matches(path) {
                 if binding.verb == *verb {
                     return Ok((binding, variables));
                 }
-                path_known = true;
+                allowed.push(binding.verb.as_str());
             }
         }
-        Err(if path_known {
-            Status::unimplemented(format!("{verb} is not a method of {path}"))
-        } else {
-            Status::not_found(format!("no route {path}"))
-        })
+        if allowed.is_empty() {
+            return Err(Status::not_found(format!("no route {path}")));
+        }
+        // The path's own verbs travel with the status, for `Allow`.
+        let mut status = Status::unimplemented(format!("{verb} is not a method of {path}"));
+        if let Ok(allow) = allowed.join(", ").parse() {
+            status.metadata_mut().insert(ALLOW_METADATA, allow);
+        }
+        Err(status)
     }
 }
+
+/// Where a routing refusal keeps the verbs its path does take.
+const ALLOW_METADATA: &str = "allow";
 
 /// Serves one canonical request.
 pub async fn serve(State(state): State<RestState>, request: Request) -> Response {
@@ -274,6 +289,13 @@ fn error_response(status: &Status) -> Response {
         body["error"]["code"] = code.as_u16().into();
     }
     let mut response = (code, axum::Json(body)).into_response();
+    if let Some(allow) = status
+        .metadata()
+        .get(ALLOW_METADATA)
+        .and_then(|allow| HeaderValue::from_bytes(allow.as_bytes()).ok())
+    {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
     if status.code() == tonic::Code::ResourceExhausted
         && let Some(retry) = tonic_types::StatusExt::get_error_details(status).retry_info()
         && let Some(delay) = retry.retry_delay
