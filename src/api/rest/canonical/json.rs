@@ -226,11 +226,11 @@ fn is_scalar_like(message: &MessageDescriptor) -> bool {
     )
 }
 
-/// A response message as JSON: lowerCamel names, 64-bit integers as
-/// strings, enums by name, unset fields left out.
-/// A message as JSON text, written straight from the message.
-pub fn response(message: &DynamicMessage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(prost::Message::encoded_len(message) * 2);
+/// A response message as JSON text (lowerCamel names, 64-bit integers as
+/// strings, enums by name, unset fields left out), written straight from
+/// the message; `size_hint` is its encoded size, to allocate once.
+pub fn response(message: &DynamicMessage, size_hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size_hint * 2);
     write_message(&mut out, message);
     out
 }

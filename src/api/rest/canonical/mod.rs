@@ -186,9 +186,10 @@ async fn transcode(gateway: &Gateway, request: Request) -> Result<Response, Stat
         return Err(status);
     }
     let mut data = collected.to_bytes();
+    let size_hint = data.len();
     let message = next_message(&mut data, &output)?
         .ok_or_else(|| Status::internal("the method answered no message"))?;
-    let mut response = Response::new(Body::from(json::response(&message)));
+    let mut response = Response::new(Body::from(json::response(&message, size_hint)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -198,13 +199,14 @@ async fn transcode(gateway: &Gateway, request: Request) -> Result<Response, Stat
 
 /// Appends a message as one gRPC frame: uncompressed, length-prefixed.
 fn frame(frames: &mut BytesMut, message: &DynamicMessage) {
-    let length = message.encoded_len();
-    frames.reserve(5 + length);
+    // The length is written after the message rather than measured first:
+    // measuring a dynamic message walks all of it once more.
+    let start = frames.len();
     frames.put_u8(0);
-    frames.put_u32(u32::try_from(length).expect("a message under 4 GiB"));
-    message
-        .encode(frames)
-        .expect("the buffer was reserved for the message");
+    frames.put_u32(0);
+    message.encode_raw(frames);
+    let length = u32::try_from(frames.len() - start - 5).expect("a message under 4 GiB");
+    frames[start + 1..start + 5].copy_from_slice(&length.to_be_bytes());
 }
 
 /// The next whole message at the front of `data`, if one is there.
