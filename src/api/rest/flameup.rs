@@ -425,10 +425,7 @@ pub(super) struct ListQuery {
 }
 
 fn person_status() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["", "active", "unsubscribed", "bounced"]))
-        .build()
+    schemas::one_of_words(&["", "active", "unsubscribed", "bounced"])
 }
 
 fn search_text() -> utoipa::openapi::schema::Object {

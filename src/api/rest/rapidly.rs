@@ -193,10 +193,7 @@ pub(super) struct ListParams {
 
 /// The list's orders.
 fn sorting_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["created_at", "-created_at"]))
-        .build()
+    schemas::one_of_words(&["created_at", "-created_at"])
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -303,7 +300,7 @@ impl ToSchema for NewCustomerBody {
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "a schema only: the route reads a CustomerBody")]
 pub(super) struct CustomerPatchBody {
-    #[schema(schema_with = nullable_email)]
+    #[schema(schema_with = schemas::nullable_email)]
     email: Option<String>,
     #[schema(schema_with = schemas::name)]
     name: Option<String>,
@@ -316,21 +313,12 @@ pub(super) struct CustomerPatchBody {
     metadata: Option<Map<String, Value>>,
 }
 
-fn nullable_email() -> utoipa::openapi::schema::Object {
-    let mut email = schemas::email();
-    email.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
-        utoipa::openapi::schema::Type::String,
-        utoipa::openapi::schema::Type::Null,
-    ]);
-    email
-}
-
 /// The update-by-external-id body: a PATCH body without the two fields
 /// that route may not change (`external_id`, `type`).
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "a schema only: the route reads a CustomerBody")]
 pub(super) struct CustomerByExternalIdPatchBody {
-    #[schema(schema_with = nullable_email)]
+    #[schema(schema_with = schemas::nullable_email)]
     email: Option<String>,
     #[schema(schema_with = schemas::name)]
     name: Option<String>,

@@ -73,6 +73,13 @@ pub fn email() -> Object {
         .build()
 }
 
+/// An email address, or `null`.
+pub fn nullable_email() -> Object {
+    let mut schema = email();
+    schema.schema_type = nullable(Type::String);
+    schema
+}
+
 /// Free attributes: at most 50 pairs, keys of 1 to 40 characters, values
 /// strings of 1 to 500 characters, numbers or booleans.
 pub fn metadata() -> Object {
@@ -216,9 +223,14 @@ pub fn uuid_cursor() -> Schema {
         .into()
 }
 
+/// One of these words.
+pub fn one_of_words(words: &[&str]) -> Object {
+    string().enum_values(Some(words.iter().copied())).build()
+}
+
 /// `true` or `false`, as query text.
 pub fn boolean_text() -> Object {
-    string().enum_values(Some(["true", "false"])).build()
+    one_of_words(&["true", "false"])
 }
 
 /// A page size from 1 to `max`, refused outside.
