@@ -287,11 +287,7 @@ impl ToSchema for NewCustomerBody {
             utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
         )>,
     ) {
-        schemas.push((
-            "CustomerBody".to_owned(),
-            <CustomerBody as utoipa::PartialSchema>::schema(),
-        ));
-        <CustomerBody as ToSchema>::schemas(schemas);
+        schemas::register_base::<CustomerBody>("CustomerBody", schemas);
     }
 }
 

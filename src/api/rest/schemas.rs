@@ -437,3 +437,10 @@ pub fn offset() -> Object {
         .maximum(Some(u64::MAX))
         .build()
 }
+
+/// Registers `T` under `name`, with the schemas it refers to: for a
+/// marker schema built `with_one_of` on `T`, whose components must hold it.
+pub fn register_base<T: utoipa::ToSchema>(name: &str, schemas: &mut Vec<(String, RefOr<Schema>)>) {
+    schemas.push((name.to_owned(), T::schema()));
+    T::schemas(schemas);
+}

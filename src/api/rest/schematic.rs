@@ -702,10 +702,7 @@ impl ToSchema for TraitChangeBody {
             utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
         )>,
     ) {
-        schemas.push((
-            "TraitBody".to_owned(),
-            <TraitBody as utoipa::PartialSchema>::schema(),
-        ));
+        schemas::register_base::<TraitBody>("TraitBody", schemas);
     }
 }
 
