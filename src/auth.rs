@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::domain::Caller;
 use crate::domain::workspace::{ApiKey, ApiKeyId, PresentedKey};
@@ -36,6 +37,8 @@ pub struct Authenticator {
     /// A token bucket per key, when calls are limited. Per process: with
     /// several replicas a key may make this many calls on each.
     limiter: Option<Arc<DefaultKeyedRateLimiter<ApiKeyId>>>,
+    /// Calls refused for their rate.
+    refused: Counter,
 }
 
 impl Authenticator {
@@ -47,7 +50,13 @@ impl Authenticator {
                 let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
                 Arc::new(RateLimiter::keyed(quota))
             }),
+            refused: Counter::default(),
         }
+    }
+
+    /// The authenticator, counting its rate refusals into `refused`.
+    pub fn counting_refusals(self, refused: Counter) -> Self {
+        Self { refused, ..self }
     }
 
     /// The caller a presented key makes. Unknown, malformed and revoked
@@ -76,11 +85,12 @@ impl Authenticator {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter
-            .check_key(&key)
-            .map_err(|not_until| Error::RateLimited {
+        limiter.check_key(&key).map_err(|not_until| {
+            self.refused.inc();
+            Error::RateLimited {
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
-            })
+            }
+        })
     }
 
     fn cached(&self, id: ApiKeyId) -> Option<ApiKey> {

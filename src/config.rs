@@ -146,6 +146,16 @@ pub struct ServeArgs {
     /// are refused.
     #[arg(long = "cors-origin", env = "KITH_CORS_ORIGINS", value_delimiter = ',', value_parser = crate::api::grpc::parse_origin)]
     pub cors_origins: Vec<HeaderValue>,
+
+    /// Keep no metrics: no `/metrics`, and nothing counted per call.
+    #[arg(long, env = "KITH_NO_METRICS")]
+    pub no_metrics: bool,
+
+    /// Also serve `/metrics`, `/livez` and `/readyz` here, in plaintext:
+    /// for `--no-rest`, or to keep scrapes off the API's port. This
+    /// listener stays up while the server drains.
+    #[arg(long, env = "KITH_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -160,6 +170,10 @@ pub struct ServeConfig {
     pub change_log: ChangeLogConfig,
     /// Origins allowed to call over gRPC-Web from a page.
     pub cors_origins: Vec<HeaderValue>,
+    /// Whether to keep Prometheus metrics.
+    pub metrics: bool,
+    /// The operator's own listener (metrics and probes), if any.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl From<&ServeArgs> for ServeConfig {
@@ -181,6 +195,8 @@ impl From<&ServeArgs> for ServeConfig {
                 ..ChangeLogConfig::default()
             },
             cors_origins: args.cors_origins.clone(),
+            metrics: !args.no_metrics,
+            metrics_addr: args.metrics_addr,
         }
     }
 }

@@ -17,9 +17,11 @@ use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
 
 use crate::api::grpc::{RequireApiKey, browser_cors};
-use crate::api::observe::{RequestSpans, Transport};
+use crate::api::observe::{GrpcMetricsLayer, RequestSpans, Transport};
+use crate::api::operations::{self, Operations, Readiness};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::Store;
 
@@ -36,6 +38,9 @@ pub struct Application {
     service: Service,
     grpc: TcpListener,
     rest: Option<TcpListener>,
+    /// The operator's listener: metrics and probes.
+    operations: Option<TcpListener>,
+    ops: Operations,
     bootstrap_key: Option<String>,
     health_interval: Duration,
     drain_timeout: Duration,
@@ -50,7 +55,16 @@ impl Application {
         let store = Store::connect(&config.database_url)
             .await
             .context("opening the database")?;
-        let service = Service::with_change_log(store, config.change_log);
+        let metrics = config.metrics.then(|| Metrics::new(&store));
+        let (store, service_metrics) = match &metrics {
+            Some(metrics) => (
+                store.timing_statements(metrics.statements()),
+                metrics.service(),
+            ),
+            None => (store, crate::metrics::ServiceMetrics::default()),
+        };
+        let service =
+            Service::with_change_log(store, config.change_log).counting_into(service_metrics);
         let bootstrap_key = service.bootstrap().await?.map(|(workspace, key)| {
             tracing::info!(workspace = %workspace.id, key_id = %key.id, "created the default workspace and its first key");
             key.reveal().to_owned()
@@ -58,19 +72,21 @@ impl Application {
         let grpc = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
-        let rest = match config.rest_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding the REST address {addr}"))?,
-            ),
-            None => None,
-        };
-        let authenticator = Authenticator::new(service.clone(), config.rate_limit);
+        let rest = bind_optional(config.rest_addr, "REST").await?;
+        let operations = bind_optional(config.metrics_addr, "metrics").await?;
+        let mut authenticator = Authenticator::new(service.clone(), config.rate_limit);
+        if let Some(metrics) = &metrics {
+            authenticator = authenticator.counting_refusals(metrics.rate_limited());
+        }
         Ok(Self {
             service,
             grpc,
             rest,
+            operations,
+            ops: Operations {
+                metrics,
+                readiness: Readiness::default(),
+            },
             bootstrap_key,
             health_interval: config.health_interval,
             drain_timeout: config.drain_timeout,
@@ -91,6 +107,13 @@ impl Application {
             .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
+    /// The metrics and probes listener's address, with `--metrics-addr`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.operations
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// The key created by the first start on an empty database, to be shown
     /// once.
     pub fn bootstrap_key(&self) -> Option<&str> {
@@ -107,7 +130,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health {
+            reporter,
+            readiness: self.ops.readiness.clone(),
+            metrics: self.ops.metrics.clone(),
+        };
         // Both versions: `buf curl` and new grpcurl speak v1, older grpcurl v1alpha.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
@@ -119,7 +147,7 @@ impl Application {
 
         // Health answers for every service from the first call on.
         let healthy = database_answers(&self.service, self.health_interval).await;
-        set_all(&health, serving_status(healthy)).await;
+        health.set(healthy).await;
         let (stopping_tx, stopping) = watch::channel(false);
         let watchdog = tokio::spawn(watch_database(
             self.service.clone(),
@@ -139,15 +167,17 @@ impl Application {
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
-            set_all(&signal_health, ServingStatus::NotServing).await;
+            signal_health.set(false).await;
             let _ = stopping_tx.send(true);
             watches.end_watches();
         });
 
         let rest_addr = self.rest_addr();
+        let metrics_addr = self.metrics_addr();
         let authenticator = self.authenticator;
         let rest = self.rest.map(|listener| {
-            let router = crate::api::rest::router(self.service.clone(), authenticator.clone());
+            let router =
+                crate::api::rest::router(self.service.clone(), authenticator.clone(), &self.ops);
             let stop = stopped(stopping.clone());
             tokio::spawn(async move {
                 let listener = listener.tap_io(|tcp| {
@@ -161,9 +191,23 @@ impl Application {
             })
         });
 
+        // Up until every call has drained, so that probes see the drain.
+        let (operations_stop, operations_stopped) = tokio::sync::oneshot::channel::<()>();
+        let operations = self.operations.map(|listener| {
+            let router = operations::routes::<()>(&self.ops);
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async {
+                        let _ = operations_stopped.await;
+                    })
+                    .await
+            })
+        });
+
         tracing::info!(
             grpc = %self.grpc.local_addr()?,
             rest = rest_addr.map(tracing::field::display),
+            metrics = metrics_addr.map(tracing::field::display),
             backend = self.service.store().backend(),
             "serving"
         );
@@ -172,6 +216,7 @@ impl Application {
             .accept_http1(true)
             .layer(browser_cors(&self.cors_origins))
             .layer(GrpcWebLayer::new())
+            .layer(GrpcMetricsLayer(self.ops.metrics.clone()))
             .layer(RequestSpans(Transport::Grpc))
             .layer(RequireApiKey::new(authenticator))
             .add_routes(
@@ -216,6 +261,10 @@ impl Application {
         watchdog.abort();
         pruner.abort();
         relay.abort();
+        let _ = operations_stop.send(());
+        if let Some(operations) = operations {
+            operations.await?.context("serving metrics")?;
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -225,18 +274,44 @@ async fn stopped(mut stopping: watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
 
-async fn set_all(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    for service in SERVICES {
-        health.set_service_status(service, status).await;
+/// Binds `addr`, if given; `what` names it in the error.
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .with_context(|| format!("binding the {what} address {addr}")),
+        None => Ok(None),
     }
 }
 
-fn serving_status(healthy: bool) -> ServingStatus {
-    if healthy {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
+/// Where the server says whether it takes calls: gRPC health (for every
+/// service), `/readyz`, and the `kith_serving` gauge, always together.
+#[derive(Clone)]
+struct Health {
+    reporter: HealthReporter,
+    readiness: Readiness,
+    metrics: Option<Metrics>,
+}
+
+impl Health {
+    async fn set(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter.set_service_status("", status).await;
+        for service in SERVICES {
+            self.reporter.set_service_status(service, status).await;
+        }
+        self.readiness.set(serving);
+        if let Some(metrics) = &self.metrics {
+            metrics.set_serving(serving);
+        }
     }
 }
 
@@ -251,7 +326,7 @@ async fn database_answers(service: &Service, timeout: Duration) -> bool {
 /// NOT_SERVING while it is unreachable, SERVING again once it answers.
 async fn watch_database(
     service: Service,
-    health: HealthReporter,
+    health: Health,
     mut serving: bool,
     interval: Duration,
     stopping: watch::Receiver<bool>,
@@ -268,7 +343,7 @@ async fn watch_database(
             } else {
                 tracing::warn!("database unreachable: not serving");
             }
-            set_all(&health, serving_status(healthy)).await;
+            health.set(healthy).await;
             serving = healthy;
         }
     }

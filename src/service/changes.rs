@@ -363,14 +363,16 @@ impl Service {
                 .await?;
         }
         tx.commit().await?;
-        if !changes.is_empty() {
-            self.changes_committed();
-        }
+        self.changes_committed(&changes);
         Ok(())
     }
 
-    /// Wakes this process's watchers: changes have committed.
-    pub(super) fn changes_committed(&self) {
+    /// Counts what committed and wakes this process's watchers.
+    pub(super) fn changes_committed(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.metrics.written(changes);
         self.changed.raise();
     }
 
@@ -443,7 +445,9 @@ impl Service {
             signal: self.changed.subscribe(),
         };
         let outcome = Arc::clone(&ended);
+        let watching = self.metrics.watching();
         let task = tokio::spawn(async move {
+            let _watching = watching;
             let mut watcher = watcher;
             if let Err(error) = watcher.run(from).await {
                 *outcome.lock().expect("watch outcome lock") = Some(error);
@@ -481,6 +485,7 @@ impl Service {
                 }
             }
             if pruned > 0 {
+                self.metrics.pruned(pruned);
                 tracing::info!(pruned, "pruned old changes");
             }
         }
@@ -581,12 +586,16 @@ impl Watcher {
     /// leaves the queue full past the stall timeout is too slow.
     async fn send(&self, changes: Vec<LoggedChange>, next: ChangeCursor) -> Result<bool> {
         let timeout = self.service.log.stall_timeout;
+        let count = changes.len();
         match self
             .sender
             .send_timeout(ChangePage { changes, next }, timeout)
             .await
         {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.service.metrics.sent_to_watcher(count);
+                Ok(true)
+            }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Ok(false),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(Error::TooSlow),
         }

@@ -2,6 +2,7 @@
 //! batches with the rules of a batch upsert. A person who is invalid, or who
 //! conflicts with another, is rejected on their own and the import goes on.
 
+use crate::metrics::ImportOutcome;
 use std::collections::{HashSet, VecDeque};
 
 use super::Service;
@@ -146,6 +147,7 @@ impl Importer {
     /// refusals come back after later people were already checked.
     fn reject(&mut self, position: u64, violations: Vec<FieldViolation>) {
         self.tally.rejected += 1;
+        self.service.metrics.imported(ImportOutcome::Rejected, 1);
         let rejections = &mut self.tally.rejections;
         rejections.extend(violations.into_iter().map(|violation| Rejection {
             position,
@@ -173,6 +175,9 @@ impl Importer {
         };
         self.tally.created += written.created;
         self.tally.updated += written.updated;
+        let metrics = &self.service.metrics;
+        metrics.imported(ImportOutcome::Created, written.created);
+        metrics.imported(ImportOutcome::Updated, written.updated);
         for (position, violation) in written.refused {
             self.reject(position, vec![violation]);
         }

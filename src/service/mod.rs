@@ -23,6 +23,7 @@ use crate::domain::Caller;
 use crate::domain::change::ChangeCursor;
 use crate::domain::customer::{Customer, CustomerLookup};
 use crate::error::{Error, Result, UniqueIndex};
+use crate::metrics::ServiceMetrics;
 use crate::store::{Session, Store, Transaction};
 
 /// Times a write transaction is run again after losing to a concurrent one.
@@ -34,6 +35,8 @@ pub struct Service {
     store: Store,
     log: ChangeLogConfig,
     changed: changes::ChangeSignal,
+    /// Counted always; shown when a server registers them.
+    metrics: ServiceMetrics,
 }
 
 impl Service {
@@ -48,7 +51,13 @@ impl Service {
             store,
             log,
             changed: changes::ChangeSignal::new(),
+            metrics: ServiceMetrics::default(),
         }
+    }
+
+    /// The service, counting its writes and watches into `metrics`.
+    pub fn counting_into(self, metrics: ServiceMetrics) -> Self {
+        Self { metrics, ..self }
     }
 
     pub fn store(&self) -> &Store {

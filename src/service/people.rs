@@ -54,18 +54,13 @@ impl Service {
         for person in &fresh {
             changes.person(ChangeOperation::Created, person);
         }
+        let changes = changes.into_records();
         let written = self
             .store
-            .insert_people_logged(
-                caller.workspace,
-                caller.key,
-                &fresh,
-                &changes.into_records(),
-                now(),
-            )
+            .insert_people_logged(caller.workspace, caller.key, &fresh, &changes, now())
             .await;
         match written {
-            Ok(()) => self.changes_committed(),
+            Ok(()) => self.changes_committed(&changes),
             Err(error) if error.is_clash_on(&RACES) => return Ok(None),
             Err(error) => return Err(error),
         }

@@ -40,12 +40,15 @@ pub use users::KeyOwners;
 
 use crate::domain::page::PageRequest;
 use crate::error::{Error, Result};
+use crate::metrics::{StatementMetrics, statement_verb};
 
 /// The database: a SQLite file (one writer connection, readers beside it)
 /// or a PostgreSQL pool.
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    /// Times every statement, when the server keeps metrics.
+    statements: Option<StatementMetrics>,
 }
 
 #[derive(Clone)]
@@ -74,7 +77,37 @@ impl Store {
             let (reader, writer) = sqlite::connect(database_url).await?;
             Pools::Sqlite { reader, writer }
         };
-        Ok(Self { pools })
+        Ok(Self {
+            pools,
+            statements: None,
+        })
+    }
+
+    /// The store, timing each statement into `statements`.
+    pub fn timing_statements(self, statements: StatementMetrics) -> Self {
+        Self {
+            statements: Some(statements),
+            ..self
+        }
+    }
+
+    /// Each pool's name, its connections and how many of them are idle.
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        match &self.pools {
+            Pools::Sqlite { reader, writer } => vec![
+                ("reader", reader.size(), reader.num_idle()),
+                ("writer", writer.size(), writer.num_idle()),
+            ],
+            Pools::Postgres(pool) => vec![("primary", pool.size(), pool.num_idle())],
+        }
+    }
+
+    fn session(&self, connection: Connection) -> Session {
+        Session {
+            connection,
+            failed: false,
+            statements: self.statements.clone(),
+        }
     }
 
     /// `sqlite` or `postgres`, for logs.
@@ -91,10 +124,7 @@ impl Store {
             Pools::Sqlite { reader, .. } => Connection::Sqlite(reader.acquire().await?),
             Pools::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
         };
-        Ok(Session {
-            connection,
-            failed: false,
-        })
+        Ok(self.session(connection))
     }
 
     /// A connection whose reads all see one snapshot of the database: a
@@ -109,10 +139,7 @@ impl Store {
                     .await?,
             ),
         };
-        Ok(Session {
-            connection,
-            failed: false,
-        })
+        Ok(self.session(connection))
     }
 
     /// A transaction for writes (and the reads they depend on). Dropped
@@ -122,10 +149,7 @@ impl Store {
             Pools::Sqlite { writer, .. } => Connection::SqliteTx(writer.begin().await?),
             Pools::Postgres(pool) => Connection::PostgresTx(pool.begin().await?),
         };
-        Ok(Transaction(Session {
-            connection,
-            failed: false,
-        }))
+        Ok(Transaction(self.session(connection)))
     }
 
     /// Wake-ups from other replicas' commits, where there can be other
@@ -154,7 +178,11 @@ pub struct Session {
     connection: Connection,
     /// A statement failed: a transaction can then only roll back.
     failed: bool,
+    statements: Option<StatementMetrics>,
 }
+
+/// A statement being timed: its verb and when it started.
+struct Timing(Option<(&'static str, std::time::Instant)>);
 
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
@@ -181,29 +209,44 @@ impl Session {
     }
 
     async fn fetch_all<R: Record>(&mut self, sql: Sql) -> Result<Vec<R>> {
+        let timing = self.start(&sql);
         let result = self.conn().fetch_all(sql).await;
-        self.note(result)
+        self.note(timing, result)
     }
 
     async fn fetch_optional<R: Record>(&mut self, sql: Sql) -> Result<Option<R>> {
+        let timing = self.start(&sql);
         let result = self.conn().fetch_optional(sql).await;
-        self.note(result)
+        self.note(timing, result)
     }
 
     async fn fetch_one<R: Record>(&mut self, sql: Sql) -> Result<R> {
+        let timing = self.start(&sql);
         let result = self.conn().fetch_one(sql).await;
-        self.note(result)
+        self.note(timing, result)
     }
 
     async fn execute(&mut self, sql: Sql) -> Result<u64> {
+        let timing = self.start(&sql);
         let result = self.conn().execute(sql).await;
-        self.note(result)
+        self.note(timing, result)
     }
 
-    /// Remembers a failed statement. PostgreSQL refuses to go on with a
-    /// transaction after one; SQLite would go on and commit what came
-    /// before it. Noted here, both behave as PostgreSQL does.
-    fn note<T>(&mut self, result: Result<T>) -> Result<T> {
+    fn start(&self, sql: &Sql) -> Timing {
+        Timing(
+            self.statements
+                .as_ref()
+                .map(|_| (statement_verb(sql.text()), std::time::Instant::now())),
+        )
+    }
+
+    /// Times the statement, and remembers a failed one. PostgreSQL refuses
+    /// to go on with a transaction after one; SQLite would go on and commit
+    /// what came before it. Noted here, both behave as PostgreSQL does.
+    fn note<T>(&mut self, timing: Timing, result: Result<T>) -> Result<T> {
+        if let (Some(statements), Timing(Some((verb, started)))) = (&self.statements, timing) {
+            statements.observe(verb, started.elapsed().as_secs_f64());
+        }
         if result.is_err() {
             self.failed = true;
         }

@@ -109,6 +109,8 @@ pub struct TestApp {
     pub rest: String,
     /// The gRPC address, `127.0.0.1:<port>`.
     pub grpc: std::net::SocketAddr,
+    /// Base URL of the metrics and probes listener (`--metrics-addr`).
+    pub metrics: String,
     /// The server's own service, for setup and checks behind the API.
     pub service: Service,
     /// Held so the database outlives the server.
@@ -193,6 +195,8 @@ impl TestApp {
             rate_limit,
             change_log: change_log.unwrap_or_default(),
             cors_origins: vec![http::HeaderValue::from_static(BROWSER_ORIGIN)],
+            metrics: true,
+            metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app
@@ -201,6 +205,7 @@ impl TestApp {
             .to_owned();
         let grpc_addr = app.grpc_addr();
         let rest = format!("http://{}", app.rest_addr().expect("REST is on"));
+        let metrics = format!("http://{}", app.metrics_addr().expect("metrics listen"));
         let service = app.service();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -213,6 +218,7 @@ impl TestApp {
             key,
             rest,
             grpc: grpc_addr,
+            metrics,
             service,
             _db: db,
             channel,
@@ -341,11 +347,16 @@ impl TestApp {
 
     /// Stops the server and waits until it has drained.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.begin_stopping();
         if let Some(server) = self.server.take() {
             server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Tells the server to stop, as SIGTERM does, without waiting.
+    pub fn begin_stopping(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }

@@ -16,6 +16,7 @@ mod isolation;
 mod kith_process;
 mod limits;
 mod one_write_path;
+mod operations;
 mod people;
 mod processes;
 mod rest_canonical;

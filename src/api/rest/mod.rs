@@ -25,7 +25,8 @@ use utoipa_axum::router::OpenApiRouter;
 use canonical::Gateway;
 pub use family::{ApiError, Family};
 
-use crate::api::observe::{RequestSpans, Transport};
+use crate::api::observe::{HttpMetricsLayer, RequestSpans, Transport};
+use crate::api::operations::{self, Operations};
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::Service;
@@ -44,7 +45,7 @@ pub struct RestState {
 /// The gateway's routes: the seed families' and, under `/kith`, the
 /// contract's own. `authenticator` is the one the gRPC server uses, so a
 /// key's rate limit counts its calls on both.
-pub fn router(service: Service, authenticator: Authenticator) -> Router {
+pub fn router(service: Service, authenticator: Authenticator, ops: &Operations) -> Router {
     let gateway = Gateway::new(&service, &authenticator);
     let state = RestState {
         service,
@@ -60,6 +61,7 @@ pub fn router(service: Service, authenticator: Authenticator) -> Router {
     let document = openapi::with_contract_routes(openapi::document(api), state.gateway.document());
     let routes = routes
         .route("/healthz", get(healthz))
+        .merge(operations::routes(ops))
         .route("/kith/{*path}", axum::routing::any(canonical::serve))
         .route(
             "/openapi.json",
@@ -67,7 +69,8 @@ pub fn router(service: Service, authenticator: Authenticator) -> Router {
         )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // Inside the router, so the span knows the route template.
+        // Inside the router, so that both know the route template.
+        .layer(HttpMetricsLayer(ops.metrics.clone()))
         .layer(RequestSpans(Transport::Rest))
         .with_state(state);
     // Paths are matched without a trailing slash (Polar's SDKs send

@@ -2,6 +2,8 @@
 //! additional bindings) of every `kith.v1` method, read from the descriptor
 //! set, each with its path template parsed.
 
+use std::sync::Arc;
+
 use http::Method;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MethodDescriptor, Value};
 
@@ -18,6 +20,8 @@ pub struct Binding {
     pub verb: Method,
     pub template: PathTemplate,
     pub body: BodyRule,
+    /// The template as metrics label a request to it: never the raw path.
+    pub route: Arc<str>,
 }
 
 /// Where the request message comes from besides the path.
@@ -225,10 +229,12 @@ fn binding(method: &MethodDescriptor, rule: &DynamicMessage) -> Result<Binding, 
             )
         })?),
     };
+    let template = PathTemplate::parse(&template)?;
     Ok(Binding {
         method: method.clone(),
         verb,
-        template: PathTemplate::parse(&template)?,
+        route: Arc::from(template.openapi_path()),
+        template,
         body,
     })
 }

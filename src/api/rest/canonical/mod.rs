@@ -30,6 +30,7 @@ use tower::{Layer as _, ServiceExt as _};
 use self::binding::{Binding, Bound};
 use super::RestState;
 use crate::api::grpc::RequireApiKey;
+use crate::api::observe::RouteTemplate;
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::Service;
@@ -99,16 +100,30 @@ impl Gateway {
 const ALLOW_METADATA: &str = "allow";
 
 /// Serves one canonical request.
+/// A response names the binding it answered for, for the metrics.
 pub async fn serve(State(state): State<RestState>, request: Request) -> Response {
-    match transcode(&state.gateway, request).await {
-        Ok(response) => response,
-        Err(status) => error_response(&status),
-    }
+    let (parts, body) = request.into_parts();
+    let (binding, variables) = match state.gateway.route(&parts.method, parts.uri.path()) {
+        Ok(found) => found,
+        Err(status) => return error_response(&status),
+    };
+    let mut response = dispatch(&state.gateway, binding, variables, parts, body)
+        .await
+        .unwrap_or_else(|status| error_response(&status));
+    response
+        .extensions_mut()
+        .insert(RouteTemplate(Arc::clone(&binding.route)));
+    response
 }
 
-async fn transcode(gateway: &Gateway, request: Request) -> Result<Response, Status> {
-    let (parts, body) = request.into_parts();
-    let (binding, variables) = gateway.route(&parts.method, parts.uri.path())?;
+/// Calls the binding's method with the request it describes.
+async fn dispatch(
+    gateway: &Gateway,
+    binding: &Binding,
+    variables: Bound,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<Response, Status> {
     let method = &binding.method;
     let limit = if method.is_client_streaming() {
         STREAM_BODY_LIMIT

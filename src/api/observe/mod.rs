@@ -10,16 +10,21 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http_body::Body;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span};
 
 use crate::domain::Caller;
+
+mod body;
+mod metrics;
+
+pub use body::{BodyEnd, BodyObserver, Watched};
+pub use metrics::{GrpcMetricsLayer, HttpMetricsLayer, RouteTemplate};
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -78,7 +83,7 @@ where
     S::Future: Send + 'static,
     R: Body,
 {
-    type Response = Response<Observed<R>>;
+    type Response = Response<Watched<R, Finish>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -129,10 +134,7 @@ where
                 started,
                 status,
             };
-            Ok(response.map(|inner| Observed {
-                inner,
-                closer: Closer(Some(finish)),
-            }))
+            Ok(response.map(|inner| Watched::new(inner, finish)))
         })
     }
 }
@@ -154,83 +156,32 @@ fn request_id<B>(request: &Request<B>) -> String {
 
 /// What closes a request's span: its status and latency, recorded when the
 /// response body ends (or is dropped).
-struct Finish {
+pub struct Finish {
     span: Span,
     started: Instant,
     status: Option<String>,
 }
 
-impl Finish {
-    fn close(self, status: Option<String>) {
-        let status = status
-            .or(self.status)
-            .unwrap_or_else(|| "cancelled".to_owned());
+impl BodyObserver for Finish {
+    fn trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(status) = trailers
+            .get("grpc-status")
+            .and_then(|status| status.to_str().ok())
+        {
+            self.status = Some(status.to_owned());
+        }
+    }
+
+    fn end(self, how: BodyEnd) {
+        let status = match (self.status, how) {
+            (_, BodyEnd::Failed) => "transport error".to_owned(),
+            (Some(status), _) => status,
+            (None, _) => "cancelled".to_owned(),
+        };
         let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         self.span.record("status", status.as_str());
         self.span.record("latency_ms", latency_ms);
         self.span
             .in_scope(|| tracing::debug!(%status, latency_ms, "request finished"));
-    }
-}
-
-/// A span to close, and closed at the latest when dropped: a body its
-/// client stopped reading still ends its request's span.
-struct Closer(Option<Finish>);
-
-impl Closer {
-    fn close(&mut self, status: Option<String>) {
-        if let Some(finish) = self.0.take() {
-            finish.close(status);
-        }
-    }
-}
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.close(None);
-    }
-}
-
-pin_project! {
-    /// A response body that closes its request's span when it ends.
-    pub struct Observed<B> {
-        #[pin]
-        inner: B,
-        closer: Closer,
-    }
-}
-
-impl<B: Body> Body for Observed<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    let status = trailers
-                        .get("grpc-status")
-                        .and_then(|status| status.to_str().ok())
-                        .map(str::to_owned);
-                    this.closer.close(status);
-                }
-            }
-            Some(Err(_)) => this.closer.close(Some("transport error".to_owned())),
-            None => this.closer.close(None),
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
