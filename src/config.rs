@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,6 +10,7 @@ use http::HeaderValue;
 
 pub use crate::auth::RateLimit;
 pub use crate::service::ChangeLogConfig;
+pub use crate::tls::TlsFiles;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC services (and the REST gateway).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage workspaces.
     Workspaces {
         #[command(subcommand)]
@@ -156,6 +158,20 @@ pub struct ServeArgs {
     /// listener stays up while the server drains.
     #[arg(long, env = "KITH_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Serve gRPC and REST over TLS with this certificate chain (PEM).
+    /// Reloaded on SIGHUP and when the files change.
+    #[arg(long, env = "KITH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "KITH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates that chain to this CA (PEM): mTLS. A
+    /// client without one is refused at the handshake.
+    #[arg(long, env = "KITH_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// What `Application::build` needs; tests build it directly.
@@ -174,7 +190,14 @@ pub struct ServeConfig {
     pub metrics: bool,
     /// The operator's own listener (metrics and probes), if any.
     pub metrics_addr: Option<SocketAddr>,
+    /// TLS on the gRPC and REST listeners; plaintext when `None`.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for a replacement.
+    pub tls_watch_interval: Duration,
 }
+
+/// How often `kith serve` looks at its TLS files for a change.
+pub const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
 impl From<&ServeArgs> for ServeConfig {
     fn from(args: &ServeArgs) -> Self {
@@ -197,6 +220,16 @@ impl From<&ServeArgs> for ServeConfig {
             cors_origins: args.cors_origins.clone(),
             metrics: !args.no_metrics,
             metrics_addr: args.metrics_addr,
+            tls: args
+                .tls_cert
+                .clone()
+                .zip(args.tls_key.clone())
+                .map(|(cert, key)| TlsFiles {
+                    cert,
+                    key,
+                    client_ca: args.tls_client_ca.clone(),
+                }),
+            tls_watch_interval: TLS_WATCH_INTERVAL,
         }
     }
 }

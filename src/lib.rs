@@ -16,3 +16,4 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod throwaway_postgres;
+pub mod tls;

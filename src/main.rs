@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             kith::telemetry::init(args.log_format);
-            let app = Application::build(&ServeConfig::from(&args)).await?;
+            let app = Application::build(&ServeConfig::from(args.as_ref())).await?;
             if let Some(key) = app.bootstrap_key() {
                 // stdout, on a line of its own, for scripts to pick up.
                 println!("API key: {key}");

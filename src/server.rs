@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,8 @@ use axum::serve::ListenerExt as _;
 use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -24,6 +27,7 @@ use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::Store;
+use crate::tls::{self, Certificates, TlsListener};
 
 /// The gRPC services health reports on, by their full names.
 const SERVICES: [&str; 5] = [
@@ -41,6 +45,13 @@ pub struct Application {
     /// The operator's listener: metrics and probes.
     operations: Option<TcpListener>,
     ops: Operations,
+    /// TLS on both listeners, when configured.
+    certificates: Option<Certificates>,
+    /// SIGHUP, listened for from the start so that one sent early
+    /// reloads rather than ends the process.
+    #[cfg(unix)]
+    hangups: Option<tokio::signal::unix::Signal>,
+    tls_watch_interval: Duration,
     bootstrap_key: Option<String>,
     health_interval: Duration,
     drain_timeout: Duration,
@@ -52,6 +63,21 @@ impl Application {
     /// Opens and migrates the database, creates the first workspace and key
     /// on an empty one, and binds both listeners (port 0 picks a free port).
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        // Bad TLS files stop the start before anything else is opened.
+        let certificates = config
+            .tls
+            .clone()
+            .map(Certificates::load)
+            .transpose()
+            .context("loading the TLS files")?;
+        #[cfg(unix)]
+        let hangups = match certificates {
+            Some(_) => Some(
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .context("installing the SIGHUP handler")?,
+            ),
+            None => None,
+        };
         let store = Store::connect(&config.database_url)
             .await
             .context("opening the database")?;
@@ -87,6 +113,10 @@ impl Application {
                 metrics,
                 readiness: Readiness::default(),
             },
+            certificates,
+            #[cfg(unix)]
+            hangups,
+            tls_watch_interval: config.tls_watch_interval,
             bootstrap_key,
             health_interval: config.health_interval,
             drain_timeout: config.drain_timeout,
@@ -175,20 +205,26 @@ impl Application {
         let rest_addr = self.rest_addr();
         let metrics_addr = self.metrics_addr();
         let authenticator = self.authenticator;
+        if let Some(certificates) = &self.certificates {
+            #[cfg(unix)]
+            if let Some(hangups) = self.hangups {
+                tokio::spawn(certificates.clone().reload_on_hangup(hangups));
+            }
+            tokio::spawn(
+                certificates
+                    .clone()
+                    .reload_on_change(self.tls_watch_interval),
+            );
+        }
         let rest = self.rest.map(|listener| {
             let router =
                 crate::api::rest::router(self.service.clone(), authenticator.clone(), &self.ops);
-            let stop = stopped(stopping.clone());
-            tokio::spawn(async move {
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(error) = tcp.set_nodelay(true) {
-                        tracing::warn!(%error, "could not set TCP_NODELAY");
-                    }
-                });
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-            })
+            tokio::spawn(serve_rest(
+                listener,
+                router,
+                self.certificates.clone(),
+                stopping.clone(),
+            ))
         });
 
         // Up until every call has drained, so that probes see the drain.
@@ -208,6 +244,7 @@ impl Application {
             grpc = %self.grpc.local_addr()?,
             rest = rest_addr.map(tracing::field::display),
             metrics = metrics_addr.map(tracing::field::display),
+            tls = self.certificates.is_some(),
             backend = self.service.store().backend(),
             "serving"
         );
@@ -224,13 +261,24 @@ impl Application {
                     .add_service(health_service)
                     .add_service(reflection_v1)
                     .add_service(reflection_v1alpha),
-            )
-            .serve_with_incoming_shutdown(
+            );
+        let stop = stopped(stopping.clone());
+        let grpc: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &self.certificates {
+                Some(certificates) => {
+                    let connections =
+                        tls::accept(self.grpc, certificates.clone(), stopping.clone());
+                    let incoming = ReceiverStream::new(connections)
+                        .map(|(connection, _peer)| Ok::<_, std::io::Error>(connection));
+                    Box::pin(grpc.serve_with_incoming_shutdown(incoming, stop))
+                }
                 // Without TCP_NODELAY a small reply can wait for the peer's
                 // delayed ACK: about 40 ms on Linux.
-                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                stopped(stopping.clone()),
-            );
+                None => Box::pin(grpc.serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                    stop,
+                )),
+            };
         let rest_abort = rest.as_ref().map(tokio::task::JoinHandle::abort_handle);
         let serving = async {
             grpc.await.context("serving gRPC")?;
@@ -272,6 +320,36 @@ impl Application {
 
 async fn stopped(mut stopping: watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Serves the REST gateway on `listener`, over TLS with `certificates`,
+/// until `stopping`.
+async fn serve_rest(
+    listener: TcpListener,
+    router: axum::Router,
+    certificates: Option<Certificates>,
+    stopping: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let stop = stopped(stopping.clone());
+    match certificates {
+        Some(certificates) => {
+            let local_addr = listener.local_addr()?;
+            let connections = tls::accept(listener, certificates, stopping);
+            axum::serve(TlsListener::new(connections, local_addr), router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!(%error, "could not set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    }
 }
 
 /// Binds `addr`, if given; `what` names it in the error.

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Walks through the Kith gRPC API with the generated Python client.
 
-    python3 example.py TARGET KEY        (TARGET like 127.0.0.1:50071)
+    python3 example.py TARGET KEY [CA]   (TARGET like 127.0.0.1:50071)
+
+With CA (a PEM file), the channel is TLS and trusts that CA only; TARGET's
+host must then be a name the server's certificate holds (localhost, say).
 
 Creates customers, reads them back, pages through them, upserts and imports
 people, and reads the details of a field error. Every step checks what the
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import grpc
 from google.protobuf import struct_pb2
@@ -44,10 +47,18 @@ def traits(**values) -> struct_pb2.Struct:
     return s
 
 
-def run(target: str, key: str) -> None:
+def open_channel(target: str, ca: Optional[str]) -> grpc.Channel:
+    if ca is None:
+        return grpc.insecure_channel(target)
+    with open(ca, "rb") as pem:
+        credentials = grpc.ssl_channel_credentials(root_certificates=pem.read())
+    return grpc.secure_channel(target, credentials)
+
+
+def run(target: str, key: str, ca: Optional[str]) -> None:
     run_id = secrets.token_hex(4)
     auth = (("authorization", f"Bearer {key}"),)
-    channel = grpc.insecure_channel(target)
+    channel = open_channel(target, ca)
     try:
         grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
     except grpc.FutureTimeoutError:
@@ -232,11 +243,11 @@ def run(target: str, key: str) -> None:
 
 
 def main(argv: List[str]) -> int:
-    if len(argv) != 3:
-        print("usage: example.py TARGET KEY   (TARGET like 127.0.0.1:50071)", file=sys.stderr)
+    if len(argv) not in (3, 4):
+        print("usage: example.py TARGET KEY [CA]   (TARGET like 127.0.0.1:50071)", file=sys.stderr)
         return 2
     try:
-        run(argv[1], argv[2])
+        run(argv[1], argv[2], argv[3] if len(argv) == 4 else None)
     except Failed as failure:
         print(f"FAIL: {failure}", file=sys.stderr)
         return 1

@@ -154,3 +154,31 @@ fn a_cors_origin_with_a_path_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+/// TLS flags come as a pair, and files that cannot be read stop the start
+/// with the file's name, before any port is taken.
+#[test]
+fn tls_flags_are_checked_at_start() {
+    let serve = |flags: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kith"))
+            .args(["serve", "--database-url", "sqlite::memory:"])
+            .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
+            .args(flags)
+            .output()
+            .expect("run kith");
+        assert!(!output.status.success(), "{flags:?} must not start");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let alone = serve(&["--tls-cert", "server.pem"]);
+    assert!(alone.contains("--tls-key"), "{alone}");
+    let missing = serve(&[
+        "--tls-cert",
+        "/nonexistent/server.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
+    assert!(
+        missing.contains("/nonexistent/server.pem") && missing.contains("TLS"),
+        "{missing}"
+    );
+}

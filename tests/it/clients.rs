@@ -12,8 +12,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::{Backend, TestApp, backend_tests, require};
+use crate::tls::{Authority, ServerFiles, ca_file};
 
 backend_tests!(
     the_python_client_example_runs,
@@ -84,6 +86,29 @@ async fn the_python_client_example_runs(backend: Backend) {
     command
         .arg(clients().join("python/example.py"))
         .args([app.grpc.to_string(), app.key.clone()])
+        .env("PYTHONPATH", python_path);
+    run(command).await;
+}
+
+/// The same walk through the API over TLS, the channel trusting only the
+/// test's CA (TLS is the transport's: SQLite only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_example_runs_over_tls() {
+    let packages = require!(python_packages());
+    let ca = Authority::new("Kith test CA");
+    let files = ServerFiles::new(&ca.server(), None);
+    let app = TestApp::builder(Backend::Sqlite)
+        .tls(files.tls(), Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("SQLite is always here");
+    let dir = tempfile::TempDir::new().unwrap();
+    let python_path = format!("{}:{packages}", clients().join("python").display());
+    let mut command = Command::new("python3");
+    command
+        .arg(clients().join("python/example.py"))
+        .args([app.grpc.to_string(), app.key.clone()])
+        .arg(ca_file(dir.path(), &ca))
         .env("PYTHONPATH", python_path);
     run(command).await;
 }

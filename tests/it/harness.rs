@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kith::config::{ChangeLogConfig, RateLimit, ServeConfig};
+use kith::config::{ChangeLogConfig, RateLimit, ServeConfig, TlsFiles};
 use kith::domain::workspace::WorkspaceName;
 use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
@@ -102,6 +102,25 @@ fn postgres_server() -> Option<String> {
         .clone()
 }
 
+/// How test servers run: free ports on 127.0.0.1 (metrics and probes on
+/// their own), quick health checks, metrics on, plaintext.
+pub fn serve_config(database_url: String) -> ServeConfig {
+    ServeConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        rest_addr: Some("127.0.0.1:0".parse().unwrap()),
+        database_url,
+        health_interval: Duration::from_millis(200),
+        drain_timeout: Duration::from_secs(10),
+        rate_limit: None,
+        change_log: ChangeLogConfig::default(),
+        cors_origins: vec![http::HeaderValue::from_static(BROWSER_ORIGIN)],
+        metrics: true,
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        tls: None,
+        tls_watch_interval: Duration::from_secs(10),
+    }
+}
+
 /// A running Kith server with a key for its default workspace.
 pub struct TestApp {
     pub key: String,
@@ -130,9 +149,17 @@ pub struct TestAppBuilder {
     db: Option<(TestDb, String)>,
     rate_limit: Option<RateLimit>,
     change_log: Option<ChangeLogConfig>,
+    tls: Option<(TlsFiles, Duration)>,
 }
 
 impl TestAppBuilder {
+    /// Serves gRPC and REST over TLS with these files, checked for a
+    /// change every `watch_interval`.
+    pub fn tls(mut self, files: TlsFiles, watch_interval: Duration) -> Self {
+        self.tls = Some((files, watch_interval));
+        self
+    }
+
     /// Serves `db`, reaching it through `url` (a proxy, say).
     pub fn database(mut self, db: TestDb, url: String) -> Self {
         self.db = Some((db, url));
@@ -161,7 +188,7 @@ impl TestAppBuilder {
                 (db, url)
             }
         };
-        Some(TestApp::launch(db, url, self.rate_limit, self.change_log).await)
+        Some(TestApp::launch(db, url, self.rate_limit, self.change_log, self.tls).await)
     }
 }
 
@@ -172,6 +199,7 @@ impl TestApp {
             db: None,
             rate_limit: None,
             change_log: None,
+            tls: None,
         }
     }
 
@@ -185,18 +213,15 @@ impl TestApp {
         url: String,
         rate_limit: Option<RateLimit>,
         change_log: Option<ChangeLogConfig>,
+        tls: Option<(TlsFiles, Duration)>,
     ) -> Self {
+        let (tls, tls_watch_interval) = tls.unzip();
         let config = ServeConfig {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            rest_addr: Some("127.0.0.1:0".parse().unwrap()),
-            database_url: url,
-            health_interval: Duration::from_millis(200),
-            drain_timeout: Duration::from_secs(10),
             rate_limit,
             change_log: change_log.unwrap_or_default(),
-            cors_origins: vec![http::HeaderValue::from_static(BROWSER_ORIGIN)],
-            metrics: true,
-            metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+            tls,
+            tls_watch_interval: tls_watch_interval.unwrap_or(Duration::from_secs(10)),
+            ..serve_config(url)
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app

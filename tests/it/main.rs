@@ -29,4 +29,5 @@ mod sdk;
 mod service;
 mod service_conformance;
 mod store_conformance;
+mod tls;
 mod users;

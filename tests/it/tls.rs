@@ -1,0 +1,352 @@
+//! TLS and mTLS on both listeners, and certificates replaced while the
+//! server runs (SIGHUP, or the files changing), with certificates made in
+//! the test. TLS is the transport's, not the store's: these run on SQLite.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kith::config::TlsFiles;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use tempfile::TempDir;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::harness::{Backend, TestApp};
+
+/// A certificate authority made for one test.
+pub struct Authority {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate and its key, PEM.
+pub struct Issued {
+    pub cert: String,
+    pub key: String,
+}
+
+impl Authority {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for this machine, by name and by address.
+    pub fn server(&self) -> Issued {
+        self.issue(
+            &["localhost", "127.0.0.1"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    pub fn client(&self, name: &str) -> Issued {
+        self.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Issued {
+        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Issued {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+/// The server's TLS files in a folder of the test's.
+pub struct ServerFiles {
+    dir: TempDir,
+}
+
+impl ServerFiles {
+    pub fn new(issued: &Issued, client_ca: Option<&Authority>) -> Self {
+        let files = Self {
+            dir: TempDir::new().unwrap(),
+        };
+        files.replace(issued);
+        if let Some(ca) = client_ca {
+            std::fs::write(files.path("client-ca.pem"), ca.pem()).unwrap();
+        }
+        files
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn tls(&self) -> TlsFiles {
+        let client_ca = self.path("client-ca.pem");
+        TlsFiles {
+            cert: self.path("cert.pem"),
+            key: self.path("key.pem"),
+            client_ca: client_ca.exists().then_some(client_ca),
+        }
+    }
+
+    /// Replaces the certificate and key as cert-manager does: each file
+    /// written aside, then renamed over the old one.
+    pub fn replace(&self, issued: &Issued) {
+        for (name, text) in [("key.pem", &issued.key), ("cert.pem", &issued.cert)] {
+            let aside = self.path(&format!(".{name}.new"));
+            std::fs::write(&aside, text).unwrap();
+            std::fs::rename(&aside, self.path(name)).unwrap();
+        }
+    }
+
+    fn corrupt_certificate(&self) {
+        std::fs::write(
+            self.path("cert.pem"),
+            "-----BEGIN CERTIFICATE-----\nnot base64\n",
+        )
+        .unwrap();
+    }
+}
+
+async fn start(files: &ServerFiles, watch_interval: Duration) -> TestApp {
+    TestApp::builder(Backend::Sqlite)
+        .tls(files.tls(), watch_interval)
+        .start()
+        .await
+        .expect("SQLite is always here")
+}
+
+/// A new TLS connection to `app`'s gRPC listener that trusts `ca` only,
+/// presenting `identity` if given.
+async fn connect(
+    app: &TestApp,
+    ca: &Authority,
+    identity: Option<&Issued>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    if let Some(issued) = identity {
+        tls = tls.identity(Identity::from_pem(&issued.cert, &issued.key));
+    }
+    Endpoint::from_shared(format!("https://127.0.0.1:{}", app.grpc.port()))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+/// Whether a health check over `channel` answers SERVING.
+async fn serving(channel: &Channel) -> Result<(), tonic::Status> {
+    let reply = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await?;
+    assert_eq!(reply.into_inner().status(), ServingStatus::Serving);
+    Ok(())
+}
+
+/// A health check on a new connection trusting `ca` only.
+async fn answers_trusting(app: &TestApp, ca: &Authority) -> bool {
+    match connect(app, ca, None).await {
+        Ok(channel) => serving(&channel).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn rest_client(ca: &Authority) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+}
+
+fn https(app: &TestApp, path: &str) -> String {
+    format!("{}{path}", app.rest.replacen("http://", "https://", 1))
+}
+
+fn send_sighup() {
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Polls `check` for up to five seconds.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+const NEVER: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_rest_answer_over_tls_only() {
+    let ca = Authority::new("Kith test CA");
+    let files = ServerFiles::new(&ca.server(), None);
+    let app = start(&files, NEVER).await;
+
+    let channel = connect(&app, &ca, None).await.expect("a TLS connection");
+    serving(&channel).await.unwrap();
+    let mut customers =
+        kith::pb::kith::v1::customer_service_client::CustomerServiceClient::with_interceptor(
+            channel,
+            crate::harness::Bearer::new(Some(&app.key)),
+        );
+    customers
+        .list_customers(kith::pb::kith::v1::ListCustomersRequest::default())
+        .await
+        .expect("an authenticated call over TLS");
+
+    let h2 = rest_client(&ca).build().unwrap();
+    let response = h2.get(https(&app, "/livez")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN chose h2"
+    );
+    let h1 = rest_client(&ca).http1_only().build().unwrap();
+    let response = h1.get(https(&app, "/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_11,
+        "and HTTP/1.1"
+    );
+
+    let plaintext = Endpoint::from_shared(format!("http://{}", app.grpc))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    let refused = match plaintext {
+        Err(_) => true,
+        Ok(channel) => serving(&channel).await.is_err(),
+    };
+    assert!(refused, "a plaintext client gets nothing");
+    let other_ca = Authority::new("Someone else");
+    assert!(
+        !answers_trusting(&app, &other_ca).await,
+        "the client checks the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_admits_only_clients_with_a_certificate_from_its_ca() {
+    let server_ca = Authority::new("Kith server CA");
+    let client_ca = Authority::new("Kith client CA");
+    let files = ServerFiles::new(&server_ca.server(), Some(&client_ca));
+    let app = start(&files, NEVER).await;
+
+    let admitted = connect(&app, &server_ca, Some(&client_ca.client("billing")))
+        .await
+        .expect("a client with a certificate connects");
+    serving(&admitted).await.unwrap();
+
+    for (who, identity) in [
+        ("no certificate", None),
+        (
+            "a certificate from another CA",
+            Some(Authority::new("Rogue").client("billing")),
+        ),
+    ] {
+        let refused = match connect(&app, &server_ca, identity.as_ref()).await {
+            Err(_) => true,
+            Ok(channel) => serving(&channel).await.is_err(),
+        };
+        assert!(refused, "a client with {who} is refused");
+    }
+    let response = rest_client(&server_ca)
+        .build()
+        .unwrap()
+        .get(https(&app, "/livez"))
+        .send()
+        .await;
+    assert!(response.is_err(), "REST requires the certificate too");
+}
+
+/// SIGHUP with a new certificate: new connections get it, a connection
+/// opened before keeps working; a corrupt file on the next SIGHUP keeps
+/// the certificate in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_replaces_the_certificate_without_dropping_connections() {
+    let first = Authority::new("First CA");
+    let second = Authority::new("Second CA");
+    let files = ServerFiles::new(&first.server(), None);
+    let app = start(&files, NEVER).await;
+    let before = connect(&app, &first, None).await.unwrap();
+    serving(&before).await.unwrap();
+
+    files.replace(&second.server());
+    send_sighup();
+    assert!(
+        eventually(async || answers_trusting(&app, &second).await).await,
+        "new connections get the new certificate"
+    );
+    assert!(!answers_trusting(&app, &first).await, "and not the old one");
+    serving(&before)
+        .await
+        .expect("the connection opened before the reload still works");
+
+    files.corrupt_certificate();
+    send_sighup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        answers_trusting(&app, &second).await,
+        "a reload that fails keeps the certificate in use"
+    );
+}
+
+/// Without a signal, a replaced file is noticed by its modification time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_files_are_picked_up_without_a_signal() {
+    let first = Authority::new("First CA");
+    let second = Authority::new("Second CA");
+    let files = ServerFiles::new(&first.server(), None);
+    let app = start(&files, Duration::from_millis(100)).await;
+    assert!(answers_trusting(&app, &first).await);
+    // Modification times can be as coarse as the file system's tick.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    files.replace(&second.server());
+    assert!(
+        eventually(async || answers_trusting(&app, &second).await).await,
+        "the new files were loaded"
+    );
+}
+
+/// Bad files stop the start, naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_unreadable_tls_files_does_not_start() {
+    let ca = Authority::new("Kith test CA");
+    let files = ServerFiles::new(&ca.server(), None);
+    files.corrupt_certificate();
+    let mut config = crate::harness::serve_config("sqlite::memory:".to_owned());
+    config.tls = Some(files.tls());
+    let error = kith::server::Application::build(&config)
+        .await
+        .err()
+        .expect("the start fails");
+    let message = format!("{error:#}");
+    assert!(message.contains("cert.pem"), "{message}");
+}
+
+/// Writes `ca` into `dir`, for a client that reads its CA from a file.
+pub fn ca_file(dir: &Path, ca: &Authority) -> PathBuf {
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, ca.pem()).unwrap();
+    path
+}
