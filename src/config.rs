@@ -109,6 +109,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KITH_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
 
+    /// Export request spans to this OpenTelemetry collector over OTLP/gRPC
+    /// (`http://collector:4317`). Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Seconds between database health checks.
     #[arg(long, env = "KITH_HEALTH_INTERVAL", default_value_t = 2)]
     pub health_interval_secs: u64,

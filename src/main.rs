@@ -21,14 +21,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
-            kith::telemetry::init(args.log_format);
+            let telemetry = kith::telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
             let app = Application::build(&ServeConfig::from(args.as_ref())).await?;
             if let Some(key) = app.bootstrap_key() {
                 // stdout, on a line of its own, for scripts to pick up.
                 println!("API key: {key}");
                 std::io::stdout().flush()?;
             }
-            app.run_until(shutdown_signal()).await
+            let served = app.run_until(shutdown_signal()).await;
+            telemetry.shutdown();
+            served
         }
         Command::Workspaces {
             command: WorkspaceCommand::Create { name, database },

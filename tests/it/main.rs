@@ -30,4 +30,5 @@ mod service;
 mod service_conformance;
 mod store_conformance;
 mod tls;
+mod tracing;
 mod users;

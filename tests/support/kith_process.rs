@@ -61,13 +61,30 @@ impl Kith {
         fresh: Database,
         flags: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_logging(database_url, fresh, flags, None).await
+    }
+
+    /// Starts with more flags, logging what `RUST_LOG=filter` lets through
+    /// (the default level when `None`).
+    pub async fn start_logging(
+        database_url: &str,
+        fresh: Database,
+        flags: &[&str],
+        filter: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kith"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kith"));
+        command
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--rest-addr"])
             .args(["127.0.0.1:0", "--log-format", "json", "--database-url"])
             .arg(database_url)
             .args(flags)
             .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(filter) = filter {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,8 +1,10 @@
 //! A tracing span around every request, on both transports: its request id
-//! (the caller's `x-request-id`, or a new one, returned either way), the RPC
+//! (the caller's `x-request-id`, or a new one, returned either way), its
+//! trace (the caller's W3C `traceparent`, or a new one: `trace`), the RPC
 //! or route, the caller's workspace once it is known, the status, and the
 //! latency. Every log line of the request is written inside the span, so it
-//! carries the request id; an internal error's message names the same id.
+//! carries the request id and trace id; an internal error's message names
+//! the same request id. With `--otlp-endpoint` the span is exported too.
 //!
 //! The status of a gRPC call may come in the response headers (an error
 //! answered at once) or in the trailers after the body (every success), so
@@ -22,6 +24,7 @@ use crate::domain::Caller;
 
 mod body;
 mod metrics;
+mod trace;
 
 pub use body::{BodyEnd, BodyObserver, Watched};
 pub use metrics::{GrpcMetricsLayer, HttpMetricsLayer, RouteTemplate};
@@ -104,13 +107,19 @@ where
         let span = tracing::info_span!(
             "request",
             request_id = %request_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
             transport = ?self.transport,
             method = %request.method(),
             call = %name,
             workspace = tracing::field::Empty,
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
+            // What an exported span is called, and that Kith served it.
+            "otel.name" = %name,
+            "otel.kind" = "server",
         );
+        trace::join_caller_trace(&span, request.headers());
         let transport = self.transport;
         let response = CURRENT_REQUEST.scope(
             request_id.clone(),
