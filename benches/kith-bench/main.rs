@@ -18,6 +18,7 @@ mod people;
 mod raw;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -62,7 +63,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "people,entities,changes,lookup,growth,startup"
+        default_value = "people,entities,changes,lookup,metrics,growth,startup"
     )]
     only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
@@ -87,6 +88,7 @@ enum Group {
     Entities,
     Changes,
     Lookup,
+    Metrics,
     Growth,
     Startup,
 }
@@ -204,6 +206,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if runs(Group::Lookup) {
             lookup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
+        if runs(Group::Metrics) {
+            metrics_scenarios(&args, &mut databases, backend, &mut table).await?;
         }
         if runs(Group::Growth) {
             growth_scenarios(&args, &mut databases, backend, empty_rate, &mut table).await?;
@@ -598,6 +603,92 @@ async fn lookup_scenarios(
             .against(times(p99(&get) / p99(&ceiling)), "≤ 2×"),
     );
     Ok(())
+}
+
+/// What keeping metrics costs: GetCustomer and the people batch with
+/// metrics on against `--no-metrics`, in alternating rounds so that drift
+/// in the machine falls on both; the best round of each counts.
+async fn metrics_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    const ROUNDS: usize = 3;
+    const CUSTOMERS: usize = 1_000;
+    let name = backend.name();
+    let people = people::population("metrics", args.rows);
+    // Per variant (off, on): the best lookup and batch rounds, with the
+    // server's CPU time in each.
+    let mut best: [[Option<(load::Measured, Duration)>; 2]; 2] = Default::default();
+    for round in 1..=ROUNDS {
+        let variants: [(&str, &[&str]); 2] = [("off", &["--no-metrics"]), ("on", &[])];
+        for (variant, (label, flags)) in variants.into_iter().enumerate() {
+            eprintln!("{name}: metrics {label}, round {round}/{ROUNDS}");
+            let kith =
+                Kith::start_with(&databases.fresh(backend).await?, Database::Fresh, flags).await?;
+            let ids = Arc::new(customers::create(&kith, CUSTOMERS).await?);
+            let cpu = kith.cpu_time();
+            let lookup = customers::get_by_id(
+                kith.channel.clone(),
+                kith.bearer(),
+                ids,
+                args.calls,
+                args.in_flight,
+            )
+            .await?;
+            let lookup_cpu = kith.cpu_time() - cpu;
+            let cpu = kith.cpu_time();
+            let batch = people::grpc_batches(&kith, &people, args.concurrency).await?;
+            let batch_cpu = kith.cpu_time() - cpu;
+            kith.stop().await?;
+            keep_faster(&mut best[variant][0], (lookup, lookup_cpu));
+            keep_faster(&mut best[variant][1], (batch, batch_cpu));
+        }
+    }
+    let [
+        [Some(lookup_off), Some(batch_off)],
+        [Some(lookup_on), Some(batch_on)],
+    ] = best
+    else {
+        anyhow::bail!("every round ran");
+    };
+    for (call, (on, on_cpu), (off, off_cpu), units, unit) in [
+        ("GetCustomer", lookup_on, lookup_off, args.calls, "calls/s"),
+        (
+            "BatchUpsertPeople",
+            batch_on,
+            batch_off,
+            people.len(),
+            "rows/s",
+        ),
+    ] {
+        table.push(
+            Row::rate(&format!("metrics: {call}, --no-metrics"), name, &off, unit)
+                .server_cpu(off_cpu, units),
+        );
+        table.push(
+            Row::rate(
+                &format!("metrics: {call}, metrics on (vs off)"),
+                name,
+                &on,
+                unit,
+            )
+            .server_cpu(on_cpu, units)
+            .against(percent(on.share_of(&off)), "≥ 97 %"),
+        );
+    }
+    Ok(())
+}
+
+/// Keeps the faster of two rounds.
+fn keep_faster(best: &mut Option<(load::Measured, Duration)>, round: (load::Measured, Duration)) {
+    if best
+        .as_ref()
+        .is_none_or(|(kept, _)| round.0.per_second > kept.per_second)
+    {
+        *best = Some(round);
+    }
 }
 
 /// Writes and pages with a million people already stored.

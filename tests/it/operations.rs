@@ -13,6 +13,8 @@ use openmetrics_parser::{MetricFamily, OpenMetricsType, OpenMetricsValue};
 use reqwest::{Method, StatusCode};
 use tonic::Code;
 
+use kith::config::RateLimit;
+
 use crate::harness::{Backend, TestApp, backend_tests, require, spawn_behind_proxy};
 
 backend_tests!(
@@ -22,6 +24,7 @@ backend_tests!(
     the_service_counts_what_it_wrote_and_imported,
     scrapes_during_load_always_parse_and_only_grow,
     readyz_turns_not_ready_during_the_drain,
+    calls_refused_for_their_rate_are_counted_on_both_transports,
 );
 
 /// One scrape, parsed by an OpenMetrics parser (not by this project).
@@ -473,6 +476,43 @@ async fn scrapes_during_load_always_parse_and_only_grow(backend: Backend) {
         scrape.handled(CUSTOMERS, "GetCustomer", "OK"),
         calls as f64,
         "every call counted once"
+    );
+}
+
+/// A key allowed one call (a burst of one, refilled once a second): the
+/// next gRPC call and the next REST call are refused, and counted.
+async fn calls_refused_for_their_rate_are_counted_on_both_transports(backend: Backend) {
+    let one = std::num::NonZeroU32::new(1).unwrap();
+    let limit = RateLimit {
+        per_second: one,
+        burst: one,
+    };
+    let app = require!(TestApp::builder(backend).rate_limit(limit).start().await);
+    let list = || {
+        let mut customers = app.customers();
+        async move {
+            customers
+                .list_customers(pb::ListCustomersRequest::default())
+                .await
+        }
+    };
+    list().await.unwrap();
+    assert_eq!(list().await.unwrap_err().code(), Code::ResourceExhausted);
+    let bearer = format!("Bearer {}", app.key);
+    let (status, _) = app
+        .rest_json(
+            Method::GET,
+            "/kith/v1/customers",
+            Some(("authorization", &bearer)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let scrape = Scrape::of(&app.metrics).await;
+    assert_eq!(scrape.counter("kith_rate_limited", &[]), 2.0);
+    assert_eq!(
+        scrape.handled(CUSTOMERS, "ListCustomers", "ResourceExhausted"),
+        1.0
     );
 }
 
