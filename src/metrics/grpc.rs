@@ -165,27 +165,27 @@ impl GrpcMetrics {
         let unknown = Arc::new(families.method("unary", "unknown", "unknown"));
         registry.register(
             "grpc_server_started",
-            "Total number of RPCs started on the server.",
+            "Total number of RPCs started on the server",
             families.started,
         );
         registry.register(
             "grpc_server_handled",
-            "Total number of RPCs completed on the server, regardless of success or failure.",
+            "Total number of RPCs completed on the server, regardless of success or failure",
             families.handled,
         );
         registry.register(
             "grpc_server_msg_received",
-            "Total number of RPC stream messages received on the server.",
+            "Total number of RPC stream messages received on the server",
             families.received,
         );
         registry.register(
             "grpc_server_msg_sent",
-            "Total number of gRPC stream messages sent by the server.",
+            "Total number of gRPC stream messages sent by the server",
             families.sent,
         );
         registry.register(
             "grpc_server_handling_seconds",
-            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
             families.seconds,
         );
         Self { methods, unknown }

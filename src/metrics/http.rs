@@ -32,7 +32,7 @@ impl HttpMetrics {
             Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
         registry.register(
             "http_server_request_duration_seconds",
-            "Duration of HTTP server requests.",
+            "Duration of HTTP server requests",
             durations.clone(),
         );
         Self { durations }
