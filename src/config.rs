@@ -154,7 +154,8 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "KITH_CORS_ORIGINS", value_delimiter = ',', value_parser = crate::api::grpc::parse_origin)]
     pub cors_origins: Vec<HeaderValue>,
 
-    /// Keep no metrics: no `/metrics`, and nothing counted per call.
+    /// Keep no metrics: no `/metrics`, no per-call layers and no statement
+    /// timing (the few counters the service keeps are not shown).
     #[arg(long, env = "KITH_NO_METRICS")]
     pub no_metrics: bool,
 

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -43,14 +44,14 @@ pub struct Application {
     grpc: TcpListener,
     rest: Option<TcpListener>,
     /// The operator's listener: metrics and probes.
-    operations: Option<TcpListener>,
+    operations_listener: Option<TcpListener>,
     ops: Operations,
     /// TLS on both listeners, when configured.
     certificates: Option<Certificates>,
     /// SIGHUP, listened for from the start so that one sent early
     /// reloads rather than ends the process.
     #[cfg(unix)]
-    hangups: Option<tokio::signal::unix::Signal>,
+    hangups: tokio::signal::unix::Signal,
     tls_watch_interval: Duration,
     bootstrap_key: Option<String>,
     health_interval: Duration,
@@ -70,14 +71,11 @@ impl Application {
             .map(Certificates::load)
             .transpose()
             .context("loading the TLS files")?;
+        // Listened for from here on, whether or not there is TLS: SIGHUP's
+        // default is to end the process, and logrotate sends it.
         #[cfg(unix)]
-        let hangups = match certificates {
-            Some(_) => Some(
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    .context("installing the SIGHUP handler")?,
-            ),
-            None => None,
-        };
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         let store = Store::connect(&config.database_url)
             .await
             .context("opening the database")?;
@@ -91,6 +89,12 @@ impl Application {
         };
         let service =
             Service::with_change_log(store, config.change_log).counting_into(service_metrics);
+        let certificates = match (certificates, &metrics) {
+            (Some(certificates), Some(metrics)) => {
+                Some(certificates.counting_reloads(metrics.tls_reloads()))
+            }
+            (certificates, _) => certificates,
+        };
         let bootstrap_key = service.bootstrap().await?.map(|(workspace, key)| {
             tracing::info!(workspace = %workspace.id, key_id = %key.id, "created the default workspace and its first key");
             key.reveal().to_owned()
@@ -99,7 +103,7 @@ impl Application {
             .await
             .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
         let rest = bind_optional(config.rest_addr, "REST").await?;
-        let operations = bind_optional(config.metrics_addr, "metrics").await?;
+        let operations_listener = bind_optional(config.metrics_addr, "metrics").await?;
         let mut authenticator = Authenticator::new(service.clone(), config.rate_limit);
         if let Some(metrics) = &metrics {
             authenticator = authenticator.counting_refusals(metrics.rate_limited());
@@ -108,7 +112,7 @@ impl Application {
             service,
             grpc,
             rest,
-            operations,
+            operations_listener,
             ops: Operations {
                 metrics,
                 readiness: Readiness::default(),
@@ -139,7 +143,7 @@ impl Application {
 
     /// The metrics and probes listener's address, with `--metrics-addr`.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.operations
+        self.operations_listener
             .as_ref()
             .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
@@ -165,6 +169,7 @@ impl Application {
             reporter,
             readiness: self.ops.readiness.clone(),
             metrics: self.ops.metrics.clone(),
+            draining: Arc::default(),
         };
         // Both versions: `buf curl` and new grpcurl speak v1, older grpcurl v1alpha.
         let reflection = || {
@@ -197,7 +202,7 @@ impl Application {
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight calls");
-            signal_health.set(false).await;
+            signal_health.drain().await;
             let _ = stopping_tx.send(true);
             watches.end_watches();
         });
@@ -205,17 +210,12 @@ impl Application {
         let rest_addr = self.rest_addr();
         let metrics_addr = self.metrics_addr();
         let authenticator = self.authenticator;
-        if let Some(certificates) = &self.certificates {
+        let reloaders = keep_certificates_fresh(
+            self.certificates.clone(),
             #[cfg(unix)]
-            if let Some(hangups) = self.hangups {
-                tokio::spawn(certificates.clone().reload_on_hangup(hangups));
-            }
-            tokio::spawn(
-                certificates
-                    .clone()
-                    .reload_on_change(self.tls_watch_interval),
-            );
-        }
+            self.hangups,
+            self.tls_watch_interval,
+        );
         let rest = self.rest.map(|listener| {
             let router =
                 crate::api::rest::router(self.service.clone(), authenticator.clone(), &self.ops);
@@ -229,7 +229,7 @@ impl Application {
 
         // Up until every call has drained, so that probes see the drain.
         let (operations_stop, operations_stopped) = tokio::sync::oneshot::channel::<()>();
-        let operations = self.operations.map(|listener| {
+        let operations = self.operations_listener.map(|listener| {
             let router = operations::routes::<()>(&self.ops);
             tokio::spawn(async move {
                 axum::serve(listener, router)
@@ -309,6 +309,9 @@ impl Application {
         watchdog.abort();
         pruner.abort();
         relay.abort();
+        for reloader in reloaders {
+            reloader.abort();
+        }
         let _ = operations_stop.send(());
         if let Some(operations) = operations {
             operations.await?.context("serving metrics")?;
@@ -366,6 +369,30 @@ async fn bind_optional(
     }
 }
 
+/// Reloads the certificates on SIGHUP and when their files change. Without
+/// TLS, a SIGHUP is only logged.
+fn keep_certificates_fresh(
+    certificates: Option<Certificates>,
+    #[cfg(unix)] mut hangups: tokio::signal::unix::Signal,
+    watch_interval: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(certificates) = certificates else {
+        #[cfg(unix)]
+        return vec![tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: no TLS files to reload");
+            }
+        })];
+        #[cfg(not(unix))]
+        return Vec::new();
+    };
+    vec![
+        #[cfg(unix)]
+        tokio::spawn(certificates.clone().reload_on_hangup(hangups)),
+        tokio::spawn(certificates.reload_on_change(watch_interval)),
+    ]
+}
+
 /// Where the server says whether it takes calls: gRPC health (for every
 /// service), `/readyz`, and the `kith_serving` gauge, always together.
 #[derive(Clone)]
@@ -373,10 +400,26 @@ struct Health {
     reporter: HealthReporter,
     readiness: Readiness,
     metrics: Option<Metrics>,
+    /// Set once the server drains; held while the state is written, so a
+    /// database check finishing after the drain began cannot undo it.
+    draining: Arc<tokio::sync::Mutex<bool>>,
 }
 
 impl Health {
-    async fn set(&self, serving: bool) {
+    /// The database's state, unless the server is draining.
+    async fn set(&self, database_answers: bool) {
+        let draining = self.draining.lock().await;
+        self.publish(database_answers && !*draining).await;
+    }
+
+    /// Not serving, from now on.
+    async fn drain(&self) {
+        let mut draining = self.draining.lock().await;
+        *draining = true;
+        self.publish(false).await;
+    }
+
+    async fn publish(&self, serving: bool) {
         let status = if serving {
             ServingStatus::Serving
         } else {

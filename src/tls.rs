@@ -26,6 +26,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+pub use crate::metrics::ReloadCounts;
+
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,25 +112,47 @@ fn client_verifier(
 #[derive(Clone)]
 pub struct Certificates {
     files: Arc<TlsFiles>,
-    current: Arc<RwLock<Arc<ServerConfig>>>,
+    current: Arc<RwLock<Loaded>>,
+    reloads: ReloadCounts,
+}
+
+/// A configuration and the files' modification times it was read at.
+struct Loaded {
+    config: Arc<ServerConfig>,
+    modified: Vec<Option<SystemTime>>,
 }
 
 impl Certificates {
     /// Loads the files; an error here stops the server from starting.
     pub fn load(files: TlsFiles) -> anyhow::Result<Self> {
-        let config = files.server_config()?;
+        // Read before the files, so that a change while reading them is
+        // seen as one.
+        let modified = files.modified();
+        let config = Arc::new(files.server_config()?);
         Ok(Self {
             files: Arc::new(files),
-            current: Arc::new(RwLock::new(Arc::new(config))),
+            current: Arc::new(RwLock::new(Loaded { config, modified })),
+            reloads: ReloadCounts::default(),
         })
+    }
+
+    /// The certificates, counting reloads into `reloads`.
+    pub fn counting_reloads(self, reloads: ReloadCounts) -> Self {
+        Self { reloads, ..self }
     }
 
     /// Reads the files again and offers them to new connections; on an
     /// error the certificate in use stays.
     pub fn reload(&self) -> anyhow::Result<()> {
-        match self.files.server_config() {
+        let modified = self.files.modified();
+        let loaded = self.files.server_config();
+        self.reloads.count(loaded.is_ok());
+        match loaded {
             Ok(config) => {
-                *self.current.write().expect("certificate lock") = Arc::new(config);
+                *self.current.write().expect("certificate lock") = Loaded {
+                    config: Arc::new(config),
+                    modified,
+                };
                 tracing::info!(cert = %self.files.cert.display(), "reloaded the TLS certificate");
                 Ok(())
             }
@@ -143,7 +167,16 @@ impl Certificates {
     }
 
     fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(Arc::clone(&self.current.read().expect("certificate lock")))
+        let loaded = self.current.read().expect("certificate lock");
+        TlsAcceptor::from(Arc::clone(&loaded.config))
+    }
+
+    fn loaded_modified(&self) -> Vec<Option<SystemTime>> {
+        self.current
+            .read()
+            .expect("certificate lock")
+            .modified
+            .clone()
     }
 
     /// Reloads on every SIGHUP, forever.
@@ -157,15 +190,17 @@ impl Certificates {
     /// Reloads when a file's modification time changes, checked every
     /// `interval`, forever: cert-manager and Kubernetes replace the files
     /// without a signal.
+    /// A reload that fails is tried again once the files change again
+    /// (a half-written file, finished).
     pub async fn reload_on_change(self, interval: Duration) {
-        let mut seen = self.files.modified();
+        let mut failed_at = None;
         loop {
             tokio::time::sleep(interval).await;
             let now = self.files.modified();
-            if now != seen {
-                let _ = self.reload();
-                seen = now;
+            if now == self.loaded_modified() || failed_at.as_ref() == Some(&now) {
+                continue;
             }
+            failed_at = self.reload().is_err().then_some(now);
         }
     }
 }
@@ -190,36 +225,52 @@ pub fn accept(
         tokio::pin!(stopped);
         loop {
             let (tcp, peer) = tokio::select! {
-                connection = listener.accept() => match connection {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        // Out of file descriptors, say: wait rather than spin.
-                        tracing::warn!(%error, "accepting a TCP connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                connection = next_connection(&listener) => connection,
                 () = &mut stopped => return,
+                // The server stopped taking connections: serving ended.
+                () = accepted.closed() => return,
             };
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::warn!(%error, "could not set TCP_NODELAY");
-            }
             let acceptor = certificates.acceptor();
-            let accepted = accepted.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = accepted.send((tls, peer)).await;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::info!(%peer, %error, "TLS handshake refused");
-                    }
-                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                }
-            });
+            tokio::spawn(handshake(acceptor, tcp, peer, accepted.clone()));
         }
     });
     connections
+}
+
+/// The next TCP connection, with `TCP_NODELAY` (a small reply must not
+/// wait for the peer's delayed ACK).
+async fn next_connection(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!(%error, "could not set TCP_NODELAY");
+                }
+                return (tcp, peer);
+            }
+            Err(error) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::warn!(%error, "accepting a TCP connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Handshakes one connection and hands it to the server.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted: mpsc::Sender<Accepted>,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let _ = accepted.send((tls, peer)).await;
+        }
+        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake refused"),
+        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+    }
 }
 
 /// The REST listener's TLS connections, as axum takes them.

@@ -51,6 +51,7 @@ struct Registered {
     http: HttpMetrics,
     statements: StatementMetrics,
     service: ServiceMetrics,
+    tls_reloads: ReloadCounts,
     rate_limited: Counter,
     serving: Gauge,
     pools: PoolGauges,
@@ -91,6 +92,8 @@ impl Metrics {
         );
         let service = ServiceMetrics::default();
         service.register(&mut registry);
+        let tls_reloads = ReloadCounts::default();
+        tls_reloads.register(&mut registry);
         let rate_limited = Counter::default();
         registry.register(
             "kith_rate_limited",
@@ -129,6 +132,7 @@ impl Metrics {
             http,
             statements,
             service,
+            tls_reloads,
             rate_limited,
             serving,
             pools,
@@ -152,6 +156,11 @@ impl Metrics {
     /// The service's write and Watch counters.
     pub fn service(&self) -> ServiceMetrics {
         self.0.service.clone()
+    }
+
+    /// The count of TLS certificate reloads.
+    pub fn tls_reloads(&self) -> ReloadCounts {
+        self.0.tls_reloads.clone()
     }
 
     /// The count of calls refused for their key's rate.
@@ -192,7 +201,8 @@ struct StatementLabels {
 }
 
 /// Durations of the store's statements, by SQL verb (`select`, `insert`,
-/// `update`, `delete`, `other`): which kind of work the database is slow at.
+/// `update`, `delete`, `with`, `other`) and of commits (`commit`): which
+/// kind of work the database is slow at.
 #[derive(Clone)]
 pub struct StatementMetrics(Family<StatementLabels, Histogram, fn() -> Histogram>);
 
@@ -348,6 +358,34 @@ fn written_labels(kind: ChangeKind, operation: ChangeOperation) -> WrittenLabels
     WrittenLabels {
         resource: kind.as_str(),
         operation: operation.as_str(),
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// TLS certificate reloads by outcome (`ok`, `failed`): a failed one left
+/// the previous certificate in use.
+#[derive(Clone, Default)]
+pub struct ReloadCounts(Family<OutcomeLabels, Counter>);
+
+impl ReloadCounts {
+    fn register(&self, registry: &mut Registry) {
+        for outcome in ["ok", "failed"] {
+            self.0.get_or_create_owned(&OutcomeLabels { outcome });
+        }
+        registry.register(
+            "kith_tls_reloads",
+            "TLS certificate reloads; a failed one kept the certificate in use",
+            self.0.clone(),
+        );
+    }
+
+    pub fn count(&self, succeeded: bool) {
+        let outcome = if succeeded { "ok" } else { "failed" };
+        self.0.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 }
 

@@ -272,12 +272,18 @@ impl Transaction {
                 "commit after a failed statement; the transaction must be dropped",
             ));
         }
+        let started = std::time::Instant::now();
+        let statements = self.0.statements;
         match self.0.connection {
             Connection::SqliteTx(tx) => tx.commit().await?,
             Connection::PostgresTx(tx) => tx.commit().await?,
             Connection::Sqlite(_) | Connection::Postgres(_) => {
                 unreachable!("a Transaction always holds a transaction")
             }
+        }
+        // Where SQLite syncs its log: timed like a statement.
+        if let Some(statements) = statements {
+            statements.observe("commit", started.elapsed().as_secs_f64());
         }
         Ok(())
     }

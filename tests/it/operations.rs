@@ -25,16 +25,17 @@ backend_tests!(
     scrapes_during_load_always_parse_and_only_grow,
     readyz_turns_not_ready_during_the_drain,
     calls_refused_for_their_rate_are_counted_on_both_transports,
+    calls_past_their_deadline_and_calls_left_unanswered_are_counted,
 );
 
 /// One scrape, parsed by an OpenMetrics parser (not by this project).
-struct Scrape {
+pub struct Scrape {
     text: String,
     families: HashMap<String, MetricFamily<OpenMetricsType, OpenMetricsValue>>,
 }
 
 impl Scrape {
-    async fn of(base: &str) -> Self {
+    pub async fn of(base: &str) -> Self {
         let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let content_type = response.headers()["content-type"].to_str().unwrap();
@@ -49,6 +50,21 @@ impl Scrape {
             text,
             families: exposition.families,
         }
+    }
+
+    /// A scrape in which `settled` holds, waiting up to two seconds: a
+    /// call is counted when the server lets go of its response, a moment
+    /// after the client has read it.
+    async fn once(base: &str, settled: impl Fn(&Self) -> bool) -> Self {
+        let mut scrape = Self::of(base).await;
+        for _ in 0..100 {
+            if settled(&scrape) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            scrape = Self::of(base).await;
+        }
+        scrape
     }
 
     /// The one sample of `family` whose labels include `labels`.
@@ -69,7 +85,7 @@ impl Scrape {
     }
 
     /// A counter's value; a missing series is a failure, not a zero.
-    fn counter(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
+    pub fn counter(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
         match self.sample(family, labels) {
             Some(OpenMetricsValue::Counter(counter)) => counter.value.as_f64(),
             other => panic!("{family} {labels:?}: not a counter: {other:?}"),
@@ -189,14 +205,10 @@ async fn metrics_count_each_call_by_method_and_code(backend: Backend) {
     drop(watch);
 
     // The server sees the stream's end a moment after the client leaves.
-    let mut scrape = Scrape::of(&app.metrics).await;
-    for _ in 0..50 {
-        if scrape.handled(CHANGES, "Watch", "Canceled") == 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        scrape = Scrape::of(&app.metrics).await;
-    }
+    let scrape = Scrape::once(&app.metrics, |scrape| {
+        scrape.handled(CHANGES, "Watch", "Canceled") == 1.0
+    })
+    .await;
     assert_eq!(scrape.handled(CHANGES, "Watch", "Canceled"), 1.0);
     assert_eq!(scrape.handled(CHANGES, "Watch", "OK"), 0.0);
     let watch_sent = scrape.method_counter("grpc_server_msg_sent", CHANGES, "Watch");
@@ -353,7 +365,17 @@ async fn rest_requests_are_timed_by_route_template_never_by_path(backend: Backen
     app.rest_json(Method::GET, "/no/such/route", auth, None)
         .await;
 
-    let scrape = Scrape::of(&app.rest).await;
+    // The last request's series, once it is there, says all four are.
+    let scrape = Scrape::once(&app.rest, |scrape| {
+        scrape.families["http_server_request_duration_seconds"]
+            .iter_samples()
+            .any(|sample| {
+                sample
+                    .get_labelset()
+                    .is_ok_and(|labels| labels.get_label_value("http_route") == Some("unmatched"))
+            })
+    })
+    .await;
     let requests = |route: &str, status: &str| {
         scrape
             .histogram(
@@ -471,10 +493,14 @@ async fn scrapes_during_load_always_parse_and_only_grow(backend: Backend) {
     for caller in callers {
         calls += caller.await.unwrap();
     }
-    let scrape = Scrape::of(&app.metrics).await;
+    let all = calls as f64;
+    let scrape = Scrape::once(&app.metrics, |scrape| {
+        scrape.handled(CUSTOMERS, "GetCustomer", "OK") >= all
+    })
+    .await;
     assert_eq!(
         scrape.handled(CUSTOMERS, "GetCustomer", "OK"),
-        calls as f64,
+        all,
         "every call counted once"
     );
 }
@@ -508,12 +534,96 @@ async fn calls_refused_for_their_rate_are_counted_on_both_transports(backend: Ba
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    let scrape = Scrape::of(&app.metrics).await;
+    let scrape = Scrape::once(&app.metrics, |scrape| {
+        scrape.handled(CUSTOMERS, "ListCustomers", "ResourceExhausted") >= 1.0
+    })
+    .await;
     assert_eq!(scrape.counter("kith_rate_limited", &[]), 2.0);
     assert_eq!(
         scrape.handled(CUSTOMERS, "ListCustomers", "ResourceExhausted"),
         1.0
     );
+}
+
+/// A client stream whose deadline passes before it ends is counted as
+/// DeadlineExceeded (whatever tonic answers); one its client drops, as
+/// Canceled. Neither is ever
+/// answered, so only their ends say how they went.
+async fn calls_past_their_deadline_and_calls_left_unanswered_are_counted(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let (held, status) = import_with_server_deadline(&app, "200m").await;
+    // tonic answers an expired deadline with CANCELLED; the metric says
+    // why, as grpc-go's does.
+    assert_eq!(status, "1", "the server ended the call at its deadline");
+    drop(held);
+
+    let (left, stream) = tokio::sync::mpsc::channel::<ImportPeopleRequest>(1);
+    let mut people = app.people();
+    let import = tokio::spawn(async move {
+        people
+            .import_people(tokio_stream::wrappers::ReceiverStream::new(stream))
+            .await
+    });
+    let started = Scrape::once(&app.metrics, |scrape| {
+        scrape.method_counter("grpc_server_started", PEOPLE, "ImportPeople") == 2.0
+    })
+    .await;
+    assert_eq!(
+        started.method_counter("grpc_server_started", PEOPLE, "ImportPeople"),
+        2.0
+    );
+    import.abort();
+    drop(left);
+
+    let scrape = Scrape::once(&app.metrics, |scrape| {
+        scrape.handled(PEOPLE, "ImportPeople", "Canceled") == 1.0
+    })
+    .await;
+    assert_eq!(
+        scrape.handled(PEOPLE, "ImportPeople", "DeadlineExceeded"),
+        1.0
+    );
+    assert_eq!(scrape.handled(PEOPLE, "ImportPeople", "Canceled"), 1.0);
+    assert_eq!(scrape.handled(PEOPLE, "ImportPeople", "OK"), 0.0);
+}
+
+/// Opens an ImportPeople stream that sends nothing, with a `grpc-timeout`
+/// only the server keeps (tonic's client would cancel at the deadline
+/// itself, racing the server), and returns its body's sender (to hold the
+/// stream open) and the `grpc-status` the server answered.
+async fn import_with_server_deadline(
+    app: &TestApp,
+    timeout: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>,
+    String,
+) {
+    let tcp = tokio::net::TcpStream::connect(app.grpc).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let (frames, body) = tokio::sync::mpsc::channel(1);
+    let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(body));
+    let request = http::Request::post(format!(
+        "http://{}/kith.v1.PeopleService/ImportPeople",
+        app.grpc
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("grpc-timeout", timeout)
+    .header("authorization", format!("Bearer {}", app.key))
+    .body(body)
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.headers()["grpc-status"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (frames, status)
 }
 
 /// While the server drains a call in flight, `/readyz` on the metrics
@@ -549,13 +659,15 @@ async fn readyz_turns_not_ready_during_the_drain(backend: Backend) {
         .await
         .unwrap();
     // Stopping refuses new connections: the call must be in by then.
-    for _ in 0..100 {
-        let scrape = Scrape::of(&metrics).await;
-        if scrape.method_counter("grpc_server_msg_received", PEOPLE, "ImportPeople") == 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let scrape = Scrape::once(&metrics, |scrape| {
+        scrape.method_counter("grpc_server_msg_received", PEOPLE, "ImportPeople") == 1.0
+    })
+    .await;
+    assert_eq!(
+        scrape.method_counter("grpc_server_msg_received", PEOPLE, "ImportPeople"),
+        1.0,
+        "the import's first message arrived"
+    );
     app.begin_stopping();
     let mut status = StatusCode::OK;
     for _ in 0..100 {

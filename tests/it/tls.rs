@@ -15,7 +15,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::{Backend, TestApp, TestDb};
+use crate::kith_process::Kith;
+use crate::operations::Scrape;
 
 /// A certificate authority made for one test.
 pub struct Authority {
@@ -124,10 +126,10 @@ async fn start(files: &ServerFiles, watch_interval: Duration) -> TestApp {
         .expect("SQLite is always here")
 }
 
-/// A new TLS connection to `app`'s gRPC listener that trusts `ca` only,
+/// A new TLS connection to the gRPC listener at `grpc` that trusts `ca` only,
 /// presenting `identity` if given.
 async fn connect(
-    app: &TestApp,
+    grpc: &str,
     ca: &Authority,
     identity: Option<&Issued>,
 ) -> Result<Channel, tonic::transport::Error> {
@@ -137,7 +139,7 @@ async fn connect(
     if let Some(issued) = identity {
         tls = tls.identity(Identity::from_pem(&issued.cert, &issued.key));
     }
-    Endpoint::from_shared(format!("https://127.0.0.1:{}", app.grpc.port()))?
+    Endpoint::from_shared(format!("https://{grpc}"))?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))
         .connect()
@@ -153,9 +155,9 @@ async fn serving(channel: &Channel) -> Result<(), tonic::Status> {
     Ok(())
 }
 
-/// A health check on a new connection trusting `ca` only.
-async fn answers_trusting(app: &TestApp, ca: &Authority) -> bool {
-    match connect(app, ca, None).await {
+/// A health check on a new connection to `grpc` trusting `ca` only.
+async fn answers_trusting(grpc: &str, ca: &Authority) -> bool {
+    match connect(grpc, ca, None).await {
         Ok(channel) => serving(&channel).await.is_ok(),
         Err(_) => false,
     }
@@ -170,14 +172,6 @@ fn rest_client(ca: &Authority) -> reqwest::ClientBuilder {
 
 fn https(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.rest.replacen("http://", "https://", 1))
-}
-
-fn send_sighup() {
-    let sent = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
 }
 
 /// Polls `check` for up to five seconds.
@@ -199,7 +193,9 @@ async fn grpc_and_rest_answer_over_tls_only() {
     let files = ServerFiles::new(&ca.server(), None);
     let app = start(&files, NEVER).await;
 
-    let channel = connect(&app, &ca, None).await.expect("a TLS connection");
+    let channel = connect(&app.grpc.to_string(), &ca, None)
+        .await
+        .expect("a TLS connection");
     serving(&channel).await.unwrap();
     let mut customers =
         kith::pb::kith::v1::customer_service_client::CustomerServiceClient::with_interceptor(
@@ -240,7 +236,7 @@ async fn grpc_and_rest_answer_over_tls_only() {
     assert!(refused, "a plaintext client gets nothing");
     let other_ca = Authority::new("Someone else");
     assert!(
-        !answers_trusting(&app, &other_ca).await,
+        !answers_trusting(&app.grpc.to_string(), &other_ca).await,
         "the client checks the server"
     );
 }
@@ -252,9 +248,13 @@ async fn mtls_admits_only_clients_with_a_certificate_from_its_ca() {
     let files = ServerFiles::new(&server_ca.server(), Some(&client_ca));
     let app = start(&files, NEVER).await;
 
-    let admitted = connect(&app, &server_ca, Some(&client_ca.client("billing")))
-        .await
-        .expect("a client with a certificate connects");
+    let admitted = connect(
+        &app.grpc.to_string(),
+        &server_ca,
+        Some(&client_ca.client("billing")),
+    )
+    .await
+    .expect("a client with a certificate connects");
     serving(&admitted).await.unwrap();
 
     for (who, identity) in [
@@ -264,7 +264,7 @@ async fn mtls_admits_only_clients_with_a_certificate_from_its_ca() {
             Some(Authority::new("Rogue").client("billing")),
         ),
     ] {
-        let refused = match connect(&app, &server_ca, identity.as_ref()).await {
+        let refused = match connect(&app.grpc.to_string(), &server_ca, identity.as_ref()).await {
             Err(_) => true,
             Ok(channel) => serving(&channel).await.is_err(),
         };
@@ -281,33 +281,69 @@ async fn mtls_admits_only_clients_with_a_certificate_from_its_ca() {
 
 /// SIGHUP with a new certificate: new connections get it, a connection
 /// opened before keeps working; a corrupt file on the next SIGHUP keeps
-/// the certificate in use.
+/// the certificate in use, and is counted. Kith runs as its own process:
+/// a signal goes to a whole process, and this one holds every other test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_replaces_the_certificate_without_dropping_connections() {
     let first = Authority::new("First CA");
     let second = Authority::new("Second CA");
     let files = ServerFiles::new(&first.server(), None);
-    let app = start(&files, NEVER).await;
-    let before = connect(&app, &first, None).await.unwrap();
+    let tls = files.tls();
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let kith = Kith::start_tls(
+        &db.url,
+        &[
+            "--tls-cert",
+            tls.cert.to_str().unwrap(),
+            "--tls-key",
+            tls.key.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &first.pem(),
+    )
+    .await
+    .unwrap();
+    let before = kith.channel.clone();
     serving(&before).await.unwrap();
 
     files.replace(&second.server());
-    send_sighup();
+    kith.hang_up();
     assert!(
-        eventually(async || answers_trusting(&app, &second).await).await,
+        eventually(async || answers_trusting(&kith.grpc, &second).await).await,
         "new connections get the new certificate"
     );
-    assert!(!answers_trusting(&app, &first).await, "and not the old one");
+    assert!(
+        !answers_trusting(&kith.grpc, &first).await,
+        "and not the old one"
+    );
     serving(&before)
         .await
         .expect("the connection opened before the reload still works");
 
+    let metrics = kith.metrics.clone().expect("--metrics-addr");
+    let reloads = async |outcome: &str| {
+        Scrape::of(&metrics)
+            .await
+            .counter("kith_tls_reloads", &[("outcome", outcome)])
+    };
+    assert_eq!(reloads("ok").await, 1.0);
     files.corrupt_certificate();
-    send_sighup();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    kith.hang_up();
     assert!(
-        answers_trusting(&app, &second).await,
+        eventually(async || reloads("failed").await == 1.0).await,
+        "the failed reload happened"
+    );
+    assert!(
+        answers_trusting(&kith.grpc, &second).await,
         "a reload that fails keeps the certificate in use"
+    );
+    let logs = kith.stop().await.unwrap();
+    assert!(
+        logs.iter().any(
+            |line| line.contains("keeping the certificate in use") && line.contains("cert.pem")
+        ),
+        "the failure is logged with its file"
     );
 }
 
@@ -318,12 +354,12 @@ async fn replaced_files_are_picked_up_without_a_signal() {
     let second = Authority::new("Second CA");
     let files = ServerFiles::new(&first.server(), None);
     let app = start(&files, Duration::from_millis(100)).await;
-    assert!(answers_trusting(&app, &first).await);
+    assert!(answers_trusting(&app.grpc.to_string(), &first).await);
     // Modification times can be as coarse as the file system's tick.
     tokio::time::sleep(Duration::from_millis(20)).await;
     files.replace(&second.server());
     assert!(
-        eventually(async || answers_trusting(&app, &second).await).await,
+        eventually(async || answers_trusting(&app.grpc.to_string(), &second).await).await,
         "the new files were loaded"
     );
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -31,6 +31,8 @@ pub struct Kith {
     /// The key a first start printed.
     pub key: Option<String>,
     pub rest: String,
+    /// The metrics listener's base URL, with `--metrics-addr`.
+    pub metrics: Option<String>,
     /// From spawning the process to health answering SERVING.
     pub started_in: Duration,
     /// Every line it logged so far (JSON, at the default level).
@@ -48,6 +50,7 @@ pub enum Database {
 struct Serving {
     grpc: String,
     rest: String,
+    metrics: Option<String>,
 }
 
 impl Kith {
@@ -61,7 +64,7 @@ impl Kith {
         fresh: Database,
         flags: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::start_logging(database_url, fresh, flags, None).await
+        Self::launch(database_url, fresh, flags, None, None).await
     }
 
     /// Starts with more flags, logging what `RUST_LOG=filter` lets through
@@ -71,6 +74,22 @@ impl Kith {
         fresh: Database,
         flags: &[&str],
         filter: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        Self::launch(database_url, fresh, flags, filter, None).await
+    }
+
+    /// Starts with TLS flags among `flags`; the channel trusts `ca` (PEM)
+    /// and names the server `localhost`.
+    pub async fn start_tls(database_url: &str, flags: &[&str], ca: &str) -> anyhow::Result<Self> {
+        Self::launch(database_url, Database::Fresh, flags, None, Some(ca)).await
+    }
+
+    async fn launch(
+        database_url: &str,
+        fresh: Database,
+        flags: &[&str],
+        filter: Option<&str>,
+        ca: Option<&str>,
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut command = Command::new(env!("CARGO_BIN_EXE_kith"));
@@ -119,9 +138,16 @@ impl Kith {
             .await
             .context("kith did not start within 30 s")?
             .context("kith exited before serving")?;
-        let channel = Endpoint::from_shared(format!("http://{}", serving.grpc))?
-            .connect()
-            .await?;
+        let channel = match ca {
+            None => Endpoint::from_shared(format!("http://{}", serving.grpc))?,
+            Some(ca) => Endpoint::from_shared(format!("https://{}", serving.grpc))?.tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )?,
+        }
+        .connect()
+        .await?;
         let health = HealthClient::new(channel.clone())
             .check(HealthCheckRequest::default())
             .await?
@@ -146,6 +172,7 @@ impl Kith {
             grpc: serving.grpc,
             key,
             rest: format!("http://{}", serving.rest),
+            metrics: serving.metrics.map(|addr| format!("http://{addr}")),
             started_in,
             logs,
         })
@@ -217,6 +244,11 @@ impl Kith {
         Ok(tokio::task::spawn_blocking(move || kith.child.wait()).await??)
     }
 
+    /// SIGHUP: reload the TLS files.
+    pub fn hang_up(&self) {
+        self.signal("HUP");
+    }
+
     fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
@@ -244,6 +276,7 @@ fn parse_serving(line: &str) -> Option<Serving> {
     Some(Serving {
         grpc: event["grpc"].as_str()?.to_owned(),
         rest: event["rest"].as_str()?.to_owned(),
+        metrics: event["metrics"].as_str().map(str::to_owned),
     })
 }
 

@@ -73,10 +73,21 @@ impl<A: BodyObserver, B: BodyObserver> BodyObserver for (A, B) {
     }
 }
 
-/// The observer until the body ends; told `Dropped` if it never does.
-struct Ending<O: BodyObserver>(Option<O>);
+/// An observer until its request ends; told `Dropped` if it never does:
+/// held across the handler too, since a call whose client left (or whose
+/// deadline passed) is dropped before it has a response.
+pub struct Ending<O: BodyObserver>(Option<O>);
 
 impl<O: BodyObserver> Ending<O> {
+    pub fn new(observer: O) -> Self {
+        Self(Some(observer))
+    }
+
+    /// The observer, to go on with the response's body.
+    pub fn take(mut self) -> O {
+        self.0.take().expect("an Ending is taken once")
+    }
+
     fn end(&mut self, how: BodyEnd) {
         if let Some(observer) = self.0.take() {
             observer.end(how);

@@ -7,13 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::MatchedPath;
 use http::{HeaderMap, Method, Request, Response};
 use tower::{Layer, Service};
 
-use super::body::{BodyEnd, BodyObserver, Watched};
+use super::body::{BodyEnd, BodyObserver, Ending, Watched};
 use crate::metrics::{HttpMetrics, MethodMetrics, Metrics};
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -66,6 +66,7 @@ where
             );
         };
         let started = Instant::now();
+        let caller_timeout = grpc_timeout(request.headers());
         let method = metrics.grpc().method(request.uri().path());
         method.started();
         let received = Received {
@@ -74,17 +75,42 @@ where
         };
         let request = request.map(|body| tonic::body::Body::new(Watched::new(body, received)));
         let response = self.inner.call(request);
+        // Counted as cancelled if dropped unanswered: a client that left, or
+        // a deadline that passed, before the handler replied.
+        let pending = Ending::new(GrpcCall {
+            code: None,
+            method,
+            deadline: deadline(caller_timeout),
+            started,
+            messages: MessageCounter::default(),
+        });
         Box::pin(async move {
             let response = response.await?;
-            let call = GrpcCall {
-                code: status_code(response.headers()),
-                method,
-                started,
-                messages: MessageCounter::default(),
-            };
+            let mut call = pending.take();
+            call.code = status_code(response.headers());
             Ok(response.map(|body| Watched::new(body, Some(call))))
         })
     }
+}
+
+/// The caller's `grpc-timeout` (`100m`, `5S`, …), if it sent one.
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|timeout| Instant::now().checked_add(timeout))
 }
 
 /// The code in a `grpc-status` header or trailer.
@@ -111,6 +137,9 @@ impl BodyObserver for Received {
 /// Counts the messages a call sends and, at its end, its code and time.
 pub struct GrpcCall {
     method: Arc<MethodMetrics>,
+    /// When the caller's deadline passes: tonic then drops the call, and
+    /// answers DEADLINE_EXCEEDED outside this layer.
+    deadline: Option<Instant>,
     started: Instant,
     code: Option<tonic::Code>,
     messages: MessageCounter,
@@ -126,10 +155,18 @@ impl BodyObserver for GrpcCall {
     }
 
     fn end(self, how: BodyEnd) {
-        // A call whose client went away before its status was sent was
-        // cancelled, as grpc-go counts it.
-        let code = self.code.unwrap_or(match how {
+        // A call that ends without a status timed out if its deadline has
+        // passed, and was otherwise cancelled by its client, as grpc-go
+        // counts them.
+        let code = self.code.unwrap_or_else(|| match how {
             BodyEnd::Finished => tonic::Code::Unknown,
+            BodyEnd::Failed | BodyEnd::Dropped
+                if self
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline) =>
+            {
+                tonic::Code::DeadlineExceeded
+            }
             BodyEnd::Failed | BodyEnd::Dropped => tonic::Code::Cancelled,
         });
         self.method
@@ -271,6 +308,23 @@ mod tests {
         let mut bytes = vec![0, 0, 0, 0, length];
         bytes.extend(std::iter::repeat_n(7, usize::from(length)));
         bytes
+    }
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        use std::time::Duration;
+        let timeout = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            super::grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(timeout("5x"), None);
+        assert_eq!(timeout("m"), None);
+        assert_eq!(timeout(""), None);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod body;
 mod metrics;
 mod trace;
 
+use body::Ending;
 pub use body::{BodyEnd, BodyObserver, Watched};
 pub use metrics::{GrpcMetricsLayer, HttpMetricsLayer, RouteTemplate};
 
@@ -125,23 +126,25 @@ where
             request_id.clone(),
             self.inner.call(request).instrument(span.clone()),
         );
+        // Closes the span as cancelled if the call is dropped unanswered.
+        let pending = Ending::new(Finish {
+            span,
+            started,
+            status: None,
+        });
         Box::pin(async move {
             let mut response = response.await?;
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, value);
             }
-            let status = match transport {
+            let mut finish = pending.take();
+            finish.status = match transport {
                 Transport::Grpc => response
                     .headers()
                     .get("grpc-status")
                     .and_then(|status| status.to_str().ok())
                     .map(str::to_owned),
                 Transport::Rest => Some(response.status().as_u16().to_string()),
-            };
-            let finish = Finish {
-                span,
-                started,
-                status,
             };
             Ok(response.map(|inner| Watched::new(inner, finish)))
         })

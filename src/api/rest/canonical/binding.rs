@@ -20,7 +20,8 @@ pub struct Binding {
     pub verb: Method,
     pub template: PathTemplate,
     pub body: BodyRule,
-    /// The template as metrics label a request to it: never the raw path.
+    /// The template, as the label of a request's metrics: never the raw
+    /// path.
     pub route: Arc<str>,
 }
 
