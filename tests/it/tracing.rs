@@ -173,8 +173,12 @@ async fn a_callers_trace_reaches_every_log_line_and_the_collector() {
         hex(&exported.span_id),
         "the logs name the exported span"
     );
-    assert!(
-        spans.iter().any(|span| hex(&span.trace_id) == rest_trace),
-        "REST requests are exported too"
+    let rest = spans
+        .iter()
+        .find(|span| hex(&span.trace_id) == rest_trace)
+        .expect("REST requests are exported too");
+    assert_eq!(
+        rest.name, "/kith/v1/customers/{id}",
+        "named by the binding, not the path"
     );
 }

@@ -128,7 +128,7 @@ where
         );
         // Closes the span as cancelled if the call is dropped unanswered.
         let pending = Ending::new(Finish {
-            span,
+            span: span.clone(),
             started,
             status: None,
         });
@@ -136,6 +136,10 @@ where
             let mut response = response.await?;
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, value);
+            }
+            // The canonical gateway names the binding `/kith/{*path}` matched.
+            if let Some(RouteTemplate(route)) = response.extensions().get::<RouteTemplate>() {
+                trace::rename(&span, route);
             }
             let mut finish = pending.take();
             finish.status = match transport {

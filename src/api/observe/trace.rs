@@ -36,6 +36,14 @@ pub fn join_caller_trace(span: &Span, headers: &HeaderMap) {
     span.record("span_id", tracing::field::display(span_id));
 }
 
+/// Names the span (and the exported one) `name`, once the route it served
+/// is known.
+pub fn rename(span: &Span, name: &str) {
+    span.record("call", name);
+    // The exported span has started: the name field would not reach it.
+    span.context().span().update_name(name.to_owned());
+}
+
 /// The caller's trace id (or a new one) and a new span id.
 fn own_ids(remote: &SpanContext) -> (TraceId, SpanId) {
     let ids = RandomIdGenerator::default();
