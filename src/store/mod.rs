@@ -40,7 +40,7 @@ pub use users::KeyOwners;
 
 use crate::domain::page::PageRequest;
 use crate::error::{Error, Result};
-use crate::metrics::{StatementMetrics, statement_verb};
+use crate::metrics::{StatementMetrics, StatementOperation};
 
 /// The database: a SQLite file (one writer connection, readers beside it)
 /// or a PostgreSQL pool.
@@ -182,7 +182,7 @@ pub struct Session {
 }
 
 /// A statement being timed: its verb and when it started.
-struct Timing(Option<(&'static str, std::time::Instant)>);
+struct Timing(Option<(StatementOperation, std::time::Instant)>);
 
 enum Connection {
     Sqlite(PoolConnection<Sqlite>),
@@ -233,19 +233,20 @@ impl Session {
     }
 
     fn start(&self, sql: &Sql) -> Timing {
-        Timing(
-            self.statements
-                .as_ref()
-                .map(|_| (statement_verb(sql.text()), std::time::Instant::now())),
-        )
+        Timing(self.statements.as_ref().map(|_| {
+            (
+                StatementOperation::of(sql.text()),
+                std::time::Instant::now(),
+            )
+        }))
     }
 
     /// Times the statement, and remembers a failed one. PostgreSQL refuses
     /// to go on with a transaction after one; SQLite would go on and commit
     /// what came before it. Noted here, both behave as PostgreSQL does.
     fn note<T>(&mut self, timing: Timing, result: Result<T>) -> Result<T> {
-        if let (Some(statements), Timing(Some((verb, started)))) = (&self.statements, timing) {
-            statements.observe(verb, started.elapsed().as_secs_f64());
+        if let (Some(statements), Timing(Some((operation, started)))) = (&self.statements, timing) {
+            statements.observe(operation, started.elapsed().as_secs_f64());
         }
         if result.is_err() {
             self.failed = true;
@@ -283,7 +284,7 @@ impl Transaction {
         }
         // Where SQLite syncs its log: timed like a statement.
         if let Some(statements) = statements {
-            statements.observe("commit", started.elapsed().as_secs_f64());
+            statements.observe(StatementOperation::Commit, started.elapsed().as_secs_f64());
         }
         Ok(())
     }
