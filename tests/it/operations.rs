@@ -163,6 +163,25 @@ fn upsert(user_id: &str) -> PersonUpsert {
     }
 }
 
+async fn import(app: &TestApp, chunks: Vec<ImportPeopleRequest>) {
+    app.people()
+        .import_people(tokio_stream::iter(chunks))
+        .await
+        .unwrap();
+}
+
+/// A Watch stream from now, past its first checkpoint.
+async fn watching(app: &TestApp) -> tonic::Streaming<pb::WatchResponse> {
+    let mut watch = app
+        .changes()
+        .watch(WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap().expect("a first checkpoint");
+    watch
+}
+
 /// OK, NOT_FOUND and INVALID_ARGUMENT calls, a client stream and a server
 /// stream the client leaves: each counted once, under its own code, with
 /// its messages.
@@ -191,18 +210,8 @@ async fn metrics_count_each_call_by_method_and_code(backend: Backend) {
             people: vec![upsert("p3")],
         },
     ];
-    app.people()
-        .import_people(tokio_stream::iter(chunks))
-        .await
-        .unwrap();
-    let mut watch = app
-        .changes()
-        .watch(WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    watch.message().await.unwrap().expect("a first checkpoint");
-    drop(watch);
+    import(&app, chunks).await;
+    drop(watching(&app).await);
 
     // The server sees the stream's end a moment after the client leaves.
     let scrape = Scrape::once(&app.metrics, |scrape| {
@@ -411,21 +420,9 @@ async fn the_service_counts_what_it_wrote_and_imported(backend: Backend) {
     let chunks = vec![ImportPeopleRequest {
         people: vec![upsert("p1"), upsert("p2"), upsert("")],
     }];
-    app.people()
-        .import_people(tokio_stream::iter(chunks.clone()))
-        .await
-        .unwrap();
-    app.people()
-        .import_people(tokio_stream::iter(chunks))
-        .await
-        .unwrap();
-    let mut watch = app
-        .changes()
-        .watch(WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    watch.message().await.unwrap().expect("a first checkpoint");
+    import(&app, chunks.clone()).await;
+    import(&app, chunks).await;
+    let watch = watching(&app).await;
 
     let scrape = Scrape::of(&app.metrics).await;
     let written = |resource: &str, operation: &str| {
