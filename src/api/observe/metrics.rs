@@ -16,6 +16,10 @@ use tower::{Layer, Service};
 use super::body::{BodyEnd, BodyObserver, Ending, Watched};
 use crate::metrics::{HttpMetrics, MethodMetrics, Metrics};
 
+/// tonic starts the deadline's timer a moment before this layer sees the
+/// call; a call dropped this close to its deadline timed out.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// The route a response answered, when the router only knows a wildcard:
@@ -163,7 +167,7 @@ impl BodyObserver for GrpcCall {
             BodyEnd::Failed | BodyEnd::Dropped
                 if self
                     .deadline
-                    .is_some_and(|deadline| Instant::now() >= deadline) =>
+                    .is_some_and(|deadline| Instant::now() + DEADLINE_SLACK >= deadline) =>
             {
                 tonic::Code::DeadlineExceeded
             }
