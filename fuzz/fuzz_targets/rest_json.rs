@@ -33,7 +33,7 @@ fn gateway() -> &'static Gateway {
             let (workspace, key) = service.bootstrap().await.expect("bootstrap").expect("fresh");
             let authenticator = kith::auth::Authenticator::new(service.clone(), None);
             (
-                kith::api::rest::router(service, authenticator),
+                kith::api::rest::router(service, authenticator, &Default::default()),
                 key.reveal().to_owned(),
                 workspace.id.to_string(),
             )

@@ -28,8 +28,8 @@ impl Readiness {
     }
 }
 
-/// What the routes read.
-#[derive(Clone)]
+/// What the routes read. The default keeps no metrics and is not ready.
+#[derive(Clone, Default)]
 pub struct Operations {
     pub metrics: Option<Metrics>,
     pub readiness: Readiness,
