@@ -37,6 +37,200 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Import records from a CSV or JSONL file into a running server.
+    #[command(after_long_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Export every record of one kind, in the format `kith import` reads.
+    #[command(after_long_help = EXPORT_HELP)]
+    Export(ExportArgs),
+    /// Print the workspace's changes as they commit.
+    #[command(after_long_help = WATCH_HELP)]
+    Watch(WatchArgs),
+    /// Print every kept change of one record, oldest first.
+    #[command(after_long_help = HISTORY_HELP)]
+    History(HistoryArgs),
+    /// Copy a SQLite database while the server runs.
+    #[command(after_long_help = BACKUP_HELP)]
+    Backup(BackupArgs),
+}
+
+const IMPORT_HELP: &str = "Examples:
+  kith import people --file contacts.csv --rejects rejected.csv
+  kith export people | kith import people --file - --server http://other:50051
+
+Rows are upserted by the kind's keys, so a file can be imported again: rows that \
+already exist are updated and counted as such. A bad row is reported with its line \
+number, field and reason, written to --rejects, and the import goes on. Columns are \
+listed in docs/import-export.md.
+
+Exit codes: 0 done; 1 some rows were rejected; 2 bad arguments or input; 3 the \
+server could not be reached, refused the key or failed; 130 interrupted.";
+
+const EXPORT_HELP: &str = "Examples:
+  kith export customers --format csv > customers.csv
+  kith export people --query smith
+
+Records are read page by page and written as they arrive, oldest first.
+
+Exit codes: 0 done; 2 bad arguments; 3 the server could not be reached, refused \
+the key or failed.";
+
+const WATCH_HELP: &str = "Examples:
+  kith watch --kinds person,customer
+  kith watch --from CURSOR --json
+
+On Ctrl-C, prints the cursor to resume from (on standard error).
+
+Exit codes: 0 stopped by Ctrl-C; 2 bad arguments; 3 the server could not be \
+reached, refused the key or the cursor, or failed.";
+
+const HISTORY_HELP: &str = "Example:
+  kith history customer 01939a4e-8c1f-7cc3-b1c4-5f2e6a7b8c9d
+
+Exit codes: 0 done; 2 bad arguments; 3 the server could not be reached, refused \
+the key or failed.";
+
+const BACKUP_HELP: &str = "Example:
+  kith backup --database-url sqlite:kith.db --to kith-backup.db
+
+SQLite only: a consistent copy made with VACUUM INTO, safe while the server \
+writes. For PostgreSQL use pg_dump.
+
+Exit codes: 0 done; 2 bad arguments; 3 the database could not be read or the copy \
+written.";
+
+/// How `kith import`, `export`, `watch` and `history` reach a server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The gRPC server: `http://host:port`, or `https://host:port` for TLS.
+    #[arg(long, env = "KITH_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+
+    /// The API key, as `kith keys create` or the first `kith serve` printed it.
+    #[arg(long, env = "KITH_API_KEY", hide_env_values = true)]
+    pub key: String,
+
+    /// The CA certificate (PEM) of an `https://` server.
+    #[arg(long, env = "KITH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// What the file holds.
+    pub kind: RecordKind,
+
+    /// The file to read; `-` reads standard input.
+    #[arg(long)]
+    pub file: PathBuf,
+
+    /// The file's format; by default from its extension (`.csv` is CSV,
+    /// anything else JSONL).
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+
+    /// Write the rejected rows here, as they were (CSV with its header
+    /// line), to fix and import again.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+
+    /// Requests in flight at once (batches, or rows where a kind has no
+    /// batch method).
+    #[arg(long, default_value_t = NonZeroU32::new(8).expect("8 is not zero"))]
+    pub in_flight: NonZeroU32,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    pub kind: RecordKind,
+
+    /// The format written to standard output.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: FileFormat,
+
+    /// Only people whose name or email contains this text (people only).
+    #[arg(long)]
+    pub query: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Only these kinds of record (comma-separated); every kind by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub kinds: Vec<ChangeKindArg>,
+
+    /// Resume after this cursor (printed by an earlier `kith watch`, or a
+    /// list's `change_cursor`); from now when unset.
+    #[arg(long)]
+    pub from: Option<String>,
+
+    /// One JSON change per line (the change's canonical JSON).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The record's kind.
+    pub kind: ChangeKindArg,
+
+    /// The record's id (for an entity, its id within its customer).
+    pub id: String,
+
+    /// One JSON change per line.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy; the file must not exist.
+    #[arg(long)]
+    pub to: PathBuf,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// The kinds of record `kith import` and `kith export` move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordKind {
+    People,
+    Customers,
+    Users,
+    Entities,
+    EntityTypes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+/// A kind of change, as `kith watch --kinds` and `kith history` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChangeKindArg {
+    Customer,
+    Entity,
+    EntityType,
+    Person,
+    User,
+    Company,
+    Membership,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! The `kith` command: parse the command line and dispatch. Nothing else.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
@@ -18,8 +19,12 @@ use kith::store::Store;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> anyhow::Result<ExitCode> {
+    let command = Cli::parse().command;
+    if let Some(code) = kith::cli::run(&command).await {
+        return Ok(code);
+    }
+    let ran = match command {
         Command::Serve(args) => {
             let telemetry = kith::telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
             let app = Application::build(&ServeConfig::from(args.as_ref())).await?;
@@ -42,7 +47,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command).await,
-    }
+        Command::Import(_)
+        | Command::Export(_)
+        | Command::Watch(_)
+        | Command::History(_)
+        | Command::Backup(_) => unreachable!("`kith::cli::run` runs the data commands"),
+    };
+    ran.map(|()| ExitCode::SUCCESS)
 }
 
 async fn keys(command: KeyCommand) -> anyhow::Result<()> {

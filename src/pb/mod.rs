@@ -19,3 +19,13 @@ pub mod google {
 
 /// The encoded descriptors of the whole contract, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kith_descriptor");
+
+/// The contract's descriptors, decoded once: for the canonical REST
+/// routes, the metrics' method list and the command line's file formats.
+pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
+    static POOL: std::sync::OnceLock<prost_reflect::DescriptorPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+            .expect("the built-in descriptor set decodes")
+    })
+}

@@ -69,9 +69,7 @@ impl Store {
     /// PostgreSQL and anything else for a SQLite file, and brings its schema
     /// up to date.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
-        let pools = if database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://")
-        {
+        let pools = if is_postgres(database_url) {
             Pools::Postgres(postgres::connect(database_url).await?)
         } else {
             let (reader, writer) = sqlite::connect(database_url).await?;
@@ -81,6 +79,19 @@ impl Store {
             pools,
             statements: None,
         })
+    }
+
+    /// Copies the database `database_url` names to a new file at `to`,
+    /// consistently, while a server uses it: SQLite only; PostgreSQL has
+    /// `pg_dump`.
+    pub async fn back_up(database_url: &str, to: &std::path::Path) -> anyhow::Result<()> {
+        if is_postgres(database_url) {
+            anyhow::bail!(
+                "kith backup copies SQLite databases; back up PostgreSQL with pg_dump \
+                 (pg_dump --format=custom --file=kith.dump \"$KITH_DATABASE_URL\")"
+            );
+        }
+        sqlite::back_up(database_url, to).await
     }
 
     /// The store, timing each statement into `statements`.
@@ -170,6 +181,10 @@ impl Store {
             .await
             .map(drop)
     }
+}
+
+fn is_postgres(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
 /// A connection and the reads it can make; inside a `Transaction`, they see

@@ -14,12 +14,7 @@ use crate::domain::customer::MetadataValue;
 /// Opens (creating if needed) the file `url` names, `sqlite:kith.db` or a
 /// plain path, migrates it, and returns its reader and writer pools.
 pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
-    let url = if url.starts_with("sqlite:") {
-        url.to_owned()
-    } else {
-        format!("sqlite://{url}")
-    };
-    let options = SqliteConnectOptions::from_str(&url)?
+    let options = SqliteConnectOptions::from_str(&sqlx_url(url))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // In WAL mode NORMAL keeps every committed transaction across a
@@ -41,6 +36,40 @@ pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool
         .connect_with(options.read_only(true))
         .await?;
     Ok((reader, writer))
+}
+
+/// `sqlite:kith.db`, `sqlite://…` or a plain path, as sqlx spells it.
+fn sqlx_url(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        url.to_owned()
+    } else {
+        format!("sqlite://{url}")
+    }
+}
+
+/// Writes a consistent copy of the database `url` names to `to`, while
+/// other processes read and write it: `VACUUM INTO` reads one snapshot
+/// (WAL), on a read-only connection that never blocks a writer. The copy
+/// is compacted and has no WAL of its own.
+pub(super) async fn back_up(url: &str, to: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use sqlx::Connection as _;
+    let options = SqliteConnectOptions::from_str(&sqlx_url(url))?
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(5));
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    let to = to
+        .to_str()
+        .context("the backup's path must be valid UTF-8")?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(to)
+        .execute(&mut connection)
+        .await
+        .with_context(|| format!("cannot write the backup to {to}"))?;
+    connection.close().await?;
+    Ok(())
 }
 
 /// `metadata` holds `key` with this value. Numbers compare by value whether

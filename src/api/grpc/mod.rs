@@ -19,6 +19,9 @@ pub use codec::KithCodec;
 pub use customers::CustomerApi;
 pub use entities::EntityApi;
 pub use people::PeopleApi;
+/// A person upsert as the domain's input: `kith import people` checks its
+/// rows with the server's own conversion and rules.
+pub(crate) use people::upsert_input as person_upsert_input;
 pub use users::UserApi;
 pub use web::{browser_cors, parse_origin};
 

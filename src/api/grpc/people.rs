@@ -214,7 +214,7 @@ fn status(value: i32, field: &'static str) -> Result<Option<PersonStatus>> {
 
 /// The domain's input, and what the wire format itself got wrong (relative
 /// to the person, as the domain's violations are).
-fn upsert_input(person: pb::PersonUpsert) -> (PersonUpsertInput, Vec<FieldViolation>) {
+pub(crate) fn upsert_input(person: pb::PersonUpsert) -> (PersonUpsertInput, Vec<FieldViolation>) {
     let (status, wire) = match status(person.status, "status") {
         Ok(status) => (status, Vec::new()),
         Err(error) => (None, error.violations().to_vec()),

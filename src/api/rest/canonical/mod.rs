@@ -22,7 +22,7 @@ use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt as _;
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tokio_stream::StreamExt as _;
 use tonic::Status;
 use tower::{Layer as _, ServiceExt as _};
@@ -52,18 +52,15 @@ pub struct Gateway {
 impl Gateway {
     /// The served routes in OpenAPI terms, for `/openapi.json`.
     pub fn document(&self) -> openapi::Document {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-            .expect("the built-in descriptor set decodes");
-        openapi::document(&pool, &self.bindings)
+        openapi::document(crate::pb::descriptor_pool(), &self.bindings)
     }
 
     /// The contract's services on `service`, behind `authenticator`, at the
     /// bindings of the descriptor set built into the binary (which the
     /// tests read too: a bad one is a build's bug, not a runtime error).
     pub fn new(service: &Service, authenticator: &Authenticator) -> Self {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-            .expect("the built-in descriptor set decodes");
-        let bindings = binding::bindings(&pool).expect("the built-in bindings parse");
+        let bindings =
+            binding::bindings(crate::pb::descriptor_pool()).expect("the built-in bindings parse");
         let contract =
             RequireApiKey::new(authenticator.clone()).layer(crate::api::grpc::contract(service));
         Self {

@@ -1,0 +1,591 @@
+//! `kith import`: a file's rows, read on a thread of their own, written
+//! through the contract while the next ones are read.
+//!
+//! - People stream through `ImportPeople`, in segments of `SEGMENT_ROWS`:
+//!   one call per segment keeps the rows it may have to report in memory
+//!   (and no more), and a segment's reply says which of them it rejected.
+//! - Entities and entity types go in batches of up to 100, several in
+//!   flight. A batch is all or nothing, so when the server names bad rows
+//!   (`entities[3].type_id`) they are rejected and the rest is sent again.
+//! - Customers and users have no batch method: one call per row, several in
+//!   flight.
+//!
+//! Ctrl-C stops the reading; what is in flight finishes, and the summary
+//! says how far the file was imported. Everything is an upsert by the
+//! kind's keys, so running the same command again finishes the job.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tonic::Status;
+
+use super::client::{self, Connection};
+use super::format::{Rejects, RowError, RowReader, Source};
+use super::progress::{Progress, Tally};
+use super::records::{self, BatchWriter, RowWriter, Written};
+use super::{Failure, exit};
+use crate::config::{FileFormat, ImportArgs, RecordKind};
+use crate::pb::kith::v1 as pb;
+
+/// People per `ImportPeople` call.
+const SEGMENT_ROWS: usize = 20_000;
+/// People per message of the stream ("100 to 1000 stream best").
+const CHUNK_ROWS: usize = 500;
+/// Records per batch call: the batch methods' limit.
+const BATCH_ROWS: usize = 100;
+
+pub async fn run(args: &ImportArgs) -> Result<u8, Failure> {
+    let format = args.format.unwrap_or_else(|| format_of(&args.file));
+    let reader = RowReader::open(&args.file, format, records::codec(args.kind))?;
+    let connection = Connection::open(&args.server).await?;
+    let what = format!("{} from {}", kind_name(args.kind), file_name(&args.file));
+    let mut import = Import {
+        progress: Progress::new(what.clone(), reader.size()),
+        rejects: Rejects::create(args.rejects.as_deref(), reader.csv_header())?,
+        tally: Tally::default(),
+        last_line: 0,
+        offset: 0,
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let interrupted = import.stop_on_ctrl_c();
+    let in_flight = usize::try_from(args.in_flight.get()).unwrap_or(usize::MAX);
+    let imported = match args.kind {
+        RecordKind::People => {
+            let rows = import.read(reader, records::person_upsert);
+            import.people(&connection, rows).await
+        }
+        RecordKind::Customers => {
+            let rows = import.read(reader, Ok);
+            import
+                .rows(records::Customers(connection.clone()), rows, in_flight)
+                .await
+        }
+        RecordKind::Users => {
+            let rows = import.read(reader, Ok);
+            import
+                .rows(records::Users(connection.clone()), rows, in_flight)
+                .await
+        }
+        RecordKind::Entities => {
+            let rows = import.read(reader, Ok);
+            import
+                .batches(records::Entities(connection.clone()), rows, in_flight)
+                .await
+        }
+        RecordKind::EntityTypes => {
+            let rows = import.read(reader, Ok);
+            import
+                .batches(records::EntityTypes(connection.clone()), rows, in_flight)
+                .await
+        }
+    };
+    import.rejects.finish()?;
+    import.progress.finish();
+    let stopped_by = match imported {
+        Ok(()) => None,
+        Err(Stop::Failed(failure)) => Some(failure),
+        Err(Stop::Status(status)) => Some(connection.failure(&status)),
+    };
+    // A call refused at once (a bad key) has nothing to sum up.
+    if stopped_by.is_none() || import.tally.done() > 0 {
+        import.summarise(
+            &what,
+            args.rejects.as_deref(),
+            interrupted.load(Ordering::Relaxed),
+        );
+    }
+    if let Some(failure) = stopped_by {
+        return Err(failure);
+    }
+    Ok(if interrupted.load(Ordering::Relaxed) {
+        exit::INTERRUPTED
+    } else if import.tally.rejected > 0 {
+        exit::REJECTED
+    } else {
+        0
+    })
+}
+
+/// Why an import stopped before the end of its file.
+enum Stop {
+    Failed(Failure),
+    /// A call failed for a reason that is not its rows'.
+    Status(Status),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
+    }
+}
+
+/// A row of the file: ready to write, or already known to be bad.
+struct Checked<W> {
+    line: u64,
+    offset: u64,
+    source: Source,
+    record: Result<W, Vec<RowError>>,
+}
+
+struct Import {
+    progress: Progress,
+    rejects: Rejects,
+    tally: Tally,
+    /// The last line read: every row up to it is written or rejected once
+    /// the calls in flight have finished.
+    last_line: u64,
+    /// Where in the file that line ends, in bytes.
+    offset: u64,
+    /// Set by Ctrl-C, or when a call fails: the reader stops.
+    stop: Arc<AtomicBool>,
+}
+
+impl Import {
+    /// Ctrl-C stops the reader; the flag it returns says whether it did.
+    fn stop_on_ctrl_c(&self) -> Arc<AtomicBool> {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&self.stop);
+        let flag = Arc::clone(&interrupted);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        interrupted
+    }
+
+    /// Reads the file on a thread, each record turned into what the writer
+    /// takes by `check`, into a channel deep enough for a whole segment.
+    fn read<R, W>(
+        &self,
+        mut reader: RowReader,
+        check: impl Fn(R) -> Result<W, Vec<RowError>> + Send + 'static,
+    ) -> mpsc::Receiver<Result<Checked<W>, Failure>>
+    where
+        R: prost::Message + Default + 'static,
+        W: Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel(SEGMENT_ROWS);
+        let stop = Arc::clone(&self.stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(row) = reader.next_row::<R>() else {
+                    break;
+                };
+                let checked = row.map(|row| Checked {
+                    line: row.line,
+                    offset: row.offset,
+                    source: row.source,
+                    record: row.record.map_err(|e| vec![e]).and_then(&check),
+                });
+                if sender.blocking_send(checked).is_err() {
+                    break;
+                }
+            }
+        });
+        receiver
+    }
+
+    /// The next row that can be written; bad rows on the way are rejected.
+    async fn next<W>(
+        &mut self,
+        rows: &mut mpsc::Receiver<Result<Checked<W>, Failure>>,
+    ) -> Result<Option<(u64, Source, W)>, Failure> {
+        // Rows read ahead but not yet taken are not in flight: an
+        // interrupted import leaves them for the next run.
+        while !self.stop.load(Ordering::Relaxed)
+            && let Some(row) = rows.recv().await
+        {
+            let row = row?;
+            self.tally.read += 1;
+            self.last_line = row.line;
+            self.offset = row.offset;
+            match row.record {
+                Ok(record) => return Ok(Some((row.line, row.source, record))),
+                Err(errors) => self.reject(row.line, &row.source, &errors)?,
+            }
+        }
+        Ok(None)
+    }
+
+    fn reject(&mut self, line: u64, source: &Source, errors: &[RowError]) -> Result<(), Failure> {
+        self.tally.rejected += 1;
+        let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        self.progress
+            .println(&format!("line {line}: {}", reasons.join("; ")));
+        self.rejects.write(source)
+    }
+
+    fn count(&mut self, written: Written) {
+        match written {
+            Written::Created => self.tally.created += 1,
+            Written::Updated => self.tally.updated += 1,
+        }
+    }
+
+    async fn people(
+        &mut self,
+        connection: &Connection,
+        mut rows: mpsc::Receiver<Result<Checked<pb::PersonUpsert>, Failure>>,
+    ) -> Result<(), Stop> {
+        let mut client = connection.people();
+        loop {
+            let mut sources = Vec::with_capacity(SEGMENT_ROWS);
+            let mut people = Vec::with_capacity(SEGMENT_ROWS);
+            while people.len() < SEGMENT_ROWS {
+                let Some((line, source, person)) = self.next(&mut rows).await? else {
+                    break;
+                };
+                sources.push((line, source));
+                people.push(person);
+            }
+            if people.is_empty() {
+                return Ok(());
+            }
+            let chunks: Vec<pb::ImportPeopleRequest> = people
+                .chunks(CHUNK_ROWS)
+                .map(|chunk| pb::ImportPeopleRequest {
+                    people: chunk.to_vec(),
+                })
+                .collect();
+            drop(people);
+            let reply = client
+                .import_people(tokio_stream::iter(chunks))
+                .await
+                .map_err(Stop::Status)?
+                .into_inner();
+            self.tally.created += u64::try_from(reply.created_count).unwrap_or(0);
+            self.tally.updated += u64::try_from(reply.updated_count).unwrap_or(0);
+            for rejection in &reply.rejections {
+                let Some((line, source)) = usize::try_from(rejection.position)
+                    .ok()
+                    .and_then(|at| sources.get(at))
+                else {
+                    continue;
+                };
+                let field = records::person_field(&rejection.field);
+                self.reject(
+                    *line,
+                    source,
+                    &[RowError::new(field, &rejection.description)],
+                )?;
+            }
+            let unlisted = u64::try_from(reply.rejected_count)
+                .unwrap_or(0)
+                .saturating_sub(reply.rejections.len() as u64);
+            if unlisted > 0 {
+                // Only conflicts between people get here (invalid rows are
+                // caught before they are sent), and more than the server
+                // itemises in one segment: count them, name the lines.
+                self.tally.rejected += unlisted;
+                let first = sources.first().map_or(0, |s| s.0);
+                let last = sources.last().map_or(0, |s| s.0);
+                self.progress.println(&format!(
+                    "lines {first}-{last}: {unlisted} more people were rejected than the server \
+                     itemises; they are not in the rejects file"
+                ));
+            }
+            self.progress.update(&self.tally, self.offset);
+        }
+    }
+
+    async fn rows<Writer: RowWriter>(
+        &mut self,
+        writer: Writer,
+        mut rows: mpsc::Receiver<Result<Checked<Writer::Record>, Failure>>,
+        in_flight: usize,
+    ) -> Result<(), Stop> {
+        let mut calls = JoinSet::new();
+        let mut reading = true;
+        let mut failed = None;
+        loop {
+            if reading && calls.len() < in_flight && failed.is_none() {
+                match self.next(&mut rows).await? {
+                    Some((line, source, record)) => {
+                        let writer = writer.clone();
+                        calls.spawn(async move { (line, source, writer.write(record).await) });
+                    }
+                    None => reading = false,
+                }
+                continue;
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let (line, source, written) = done.expect("a write task does not panic");
+            match written {
+                Ok(written) => self.count(written),
+                Err(status) if client::is_about_the_row(&status) => {
+                    let errors = row_errors(&status, Writer::WITHIN);
+                    self.reject(line, &source, &errors)?;
+                }
+                Err(status) => {
+                    self.stop.store(true, Ordering::Relaxed);
+                    failed.get_or_insert(status);
+                }
+            }
+            self.progress.update(&self.tally, self.offset);
+        }
+        failed.map_or(Ok(()), |status| Err(Stop::Status(status)))
+    }
+
+    async fn batches<Writer: BatchWriter>(
+        &mut self,
+        writer: Writer,
+        mut rows: mpsc::Receiver<Result<Checked<Writer::Record>, Failure>>,
+        in_flight: usize,
+    ) -> Result<(), Stop> {
+        let mut calls: JoinSet<Outcome> = JoinSet::new();
+        let mut batch = Batch::default();
+        let mut reading = true;
+        let mut failed = None;
+        loop {
+            if reading && calls.len() < in_flight && failed.is_none() {
+                match self.next(&mut rows).await? {
+                    Some(row) => {
+                        if let Some(full) = batch.add::<Writer>(row) {
+                            calls.spawn(write_batch(writer.clone(), full));
+                        }
+                        continue;
+                    }
+                    None => {
+                        reading = false;
+                        if !batch.rows.is_empty() {
+                            calls.spawn(write_batch(writer.clone(), std::mem::take(&mut batch)));
+                        }
+                    }
+                }
+            }
+            let Some(done) = calls.join_next().await else {
+                break;
+            };
+            let outcome = done.expect("a write task does not panic");
+            for written in outcome.written {
+                self.count(written);
+            }
+            for (line, source, errors) in &outcome.rejected {
+                self.reject(*line, source, errors)?;
+            }
+            if let Some(status) = outcome.failed {
+                self.stop.store(true, Ordering::Relaxed);
+                failed.get_or_insert(status);
+            }
+            self.progress.update(&self.tally, self.offset);
+        }
+        failed.map_or(Ok(()), |status| Err(Stop::Status(status)))
+    }
+
+    fn summarise(&self, what: &str, rejects: Option<&Path>, interrupted: bool) {
+        let tally = &self.tally;
+        let seconds = self.progress.elapsed().as_secs_f64();
+        let rejects = match rejects {
+            Some(path) if tally.rejected > 0 => format!(" (written to {})", path.display()),
+            _ => String::new(),
+        };
+        let verb = if interrupted {
+            "interrupted"
+        } else {
+            "imported"
+        };
+        eprintln!(
+            "{verb} {what}: {} rows in {seconds:.1} s ({:.0} rows/s): {} created, {} updated, {} rejected{rejects}",
+            tally.done(),
+            self.progress.rate(tally.done()),
+            tally.created,
+            tally.updated,
+            tally.rejected,
+        );
+        if interrupted {
+            eprintln!(
+                "stopped after line {}; run the same command again to finish: rows already \
+                 imported are updated, not duplicated",
+                self.last_line
+            );
+        }
+    }
+}
+
+/// Rows of one batch: one group, distinct ids, at most `BATCH_ROWS`.
+struct Batch<R> {
+    rows: Vec<(u64, Source, R)>,
+    ids: HashSet<String>,
+}
+
+impl<R> Default for Batch<R> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            ids: HashSet::new(),
+        }
+    }
+}
+
+impl<R> Batch<R> {
+    /// Adds a row; returns the batch before it when the row could not join
+    /// it (another group, a repeated id) or when it is full.
+    fn add<Writer: BatchWriter<Record = R>>(&mut self, row: (u64, Source, R)) -> Option<Self> {
+        let fits = self
+            .rows
+            .first()
+            .is_none_or(|(_, _, first)| Writer::group(first) == Writer::group(&row.2))
+            && !self.ids.contains(Writer::id(&row.2));
+        let closed = if fits {
+            None
+        } else {
+            Some(std::mem::take(self))
+        };
+        self.ids.insert(Writer::id(&row.2).to_owned());
+        self.rows.push(row);
+        if closed.is_none() && self.rows.len() == BATCH_ROWS {
+            return Some(std::mem::take(self));
+        }
+        closed
+    }
+}
+
+/// What one batch did: its written rows, the rows the server refused, and
+/// a failure that is not its rows' (the import stops).
+struct Outcome {
+    written: Vec<Written>,
+    rejected: Vec<(u64, Source, Vec<RowError>)>,
+    failed: Option<Status>,
+}
+
+/// Writes a batch; rows the server names as bad are taken out and the rest
+/// is sent again, until it is written or empty.
+async fn write_batch<Writer: BatchWriter>(writer: Writer, batch: Batch<Writer::Record>) -> Outcome {
+    let mut outcome = Outcome {
+        written: Vec::new(),
+        rejected: Vec::new(),
+        failed: None,
+    };
+    let group = batch
+        .rows
+        .first()
+        .map(|(_, _, r)| Writer::group(r).to_owned())
+        .unwrap_or_default();
+    let mut rows: Vec<_> = batch.rows.into_iter().map(Some).collect();
+    loop {
+        let pending: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_some()).collect();
+        if pending.is_empty() {
+            return outcome;
+        }
+        let records = pending
+            .iter()
+            .filter_map(|&i| rows[i].as_ref().map(|row| &row.2))
+            .collect();
+        let status = match writer.write(group.clone(), records).await {
+            Ok(written) => {
+                outcome.written = written;
+                return outcome;
+            }
+            Err(status) if client::is_about_the_row(&status) => status,
+            Err(status) => {
+                outcome.failed = Some(status);
+                return outcome;
+            }
+        };
+        let mut by_row: Vec<Vec<RowError>> = vec![Vec::new(); pending.len()];
+        let mut whole_batch = Vec::new();
+        for (field, reason) in client::violations(&status) {
+            match item_of(&field, Writer::LIST) {
+                Some((at, rest)) if at < pending.len() => {
+                    by_row[at].push(RowError::new(rest, reason));
+                }
+                _ => whole_batch.push(RowError::new(field, reason)),
+            }
+        }
+        let named: Vec<usize> = (0..pending.len())
+            .filter(|&at| !by_row[at].is_empty())
+            .collect();
+        // Nothing names a row (the owner does not exist): every row of the
+        // batch is refused for that.
+        let refused: Vec<(usize, Vec<RowError>)> = if named.is_empty() {
+            (0..pending.len())
+                .map(|at| (at, whole_batch.clone()))
+                .collect()
+        } else {
+            named
+                .into_iter()
+                .map(|at| (at, std::mem::take(&mut by_row[at])))
+                .collect()
+        };
+        for (at, errors) in refused {
+            if let Some((line, source, _)) = rows[pending[at]].take() {
+                outcome.rejected.push((line, source, errors));
+            }
+        }
+    }
+}
+
+/// `entities[3].type_id` as (3, `type_id`).
+fn item_of(field: &str, list: &str) -> Option<(usize, String)> {
+    let rest = field.strip_prefix(list)?.strip_prefix('[')?;
+    let (index, rest) = rest.split_once(']')?;
+    let rest = rest.strip_prefix('.').unwrap_or(rest);
+    Some((index.parse().ok()?, rest.to_owned()))
+}
+
+/// A refused row's violations, relative to the row.
+fn row_errors(status: &Status, within: &str) -> Vec<RowError> {
+    client::violations(status)
+        .into_iter()
+        .map(|(field, reason)| {
+            let field = if within.is_empty() {
+                field
+            } else {
+                field
+                    .strip_prefix(within)
+                    .map(|rest| rest.trim_start_matches('.').to_owned())
+                    .unwrap_or(field)
+            };
+            RowError::new(field, reason)
+        })
+        .collect()
+}
+
+fn format_of(path: &Path) -> FileFormat {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => FileFormat::Csv,
+        _ => FileFormat::Jsonl,
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+pub fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::People => "people",
+        RecordKind::Customers => "customers",
+        RecordKind::Users => "users",
+        RecordKind::Entities => "entities",
+        RecordKind::EntityTypes => "entity types",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_of;
+
+    #[test]
+    fn batch_paths_name_their_row() {
+        assert_eq!(
+            item_of("entities[3].type_id", "entities"),
+            Some((3, "type_id".into()))
+        );
+        assert_eq!(item_of("types[0]", "types"), Some((0, String::new())));
+        assert_eq!(item_of("customer_external_id", "entities"), None);
+        assert_eq!(item_of("entities[x].id", "entities"), None);
+    }
+}
