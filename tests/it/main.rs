@@ -5,6 +5,7 @@ mod changes;
 mod cli;
 mod clients;
 mod customers;
+mod data_cli;
 mod entities;
 mod grpc_support;
 mod grpc_web;
