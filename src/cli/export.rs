@@ -60,7 +60,7 @@ struct Output {
 
 enum Sink {
     Jsonl(BufWriter<std::io::Stdout>),
-    Csv(csv::Writer<std::io::Stdout>),
+    Csv(Box<csv::Writer<std::io::Stdout>>),
 }
 
 impl Output {
@@ -72,7 +72,7 @@ impl Output {
                 writer
                     .write_record(codec.csv_header())
                     .map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
-                Sink::Csv(writer)
+                Sink::Csv(Box::new(writer))
             }
         };
         Ok(Self {

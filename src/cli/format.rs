@@ -98,7 +98,7 @@ impl Codec {
     }
 
     /// The record of one JSONL line.
-    pub fn from_json_line<R: prost::Message + Default>(&self, line: &str) -> Result<R, RowError> {
+    pub fn parse_json_line<R: prost::Message + Default>(&self, line: &str) -> Result<R, RowError> {
         let mut json = serde_json::Deserializer::from_str(line);
         let message =
             DynamicMessage::deserialize_with_options(self.record.clone(), &mut json, &options())
@@ -163,7 +163,7 @@ impl Codec {
     }
 
     /// The record of one CSV row.
-    pub fn from_csv<R: prost::Message + Default>(
+    pub fn parse_csv_row<R: prost::Message + Default>(
         &self,
         columns: &[Column],
         row: &csv::StringRecord,
@@ -492,7 +492,7 @@ impl RowReader {
                 if trimmed.is_empty() {
                     continue;
                 }
-                let record = self.codec.from_json_line(trimmed);
+                let record = self.codec.parse_json_line(trimmed);
                 let source = Source::Line(trimmed.to_owned());
                 return Some(Ok(Row {
                     line: *line,
@@ -509,7 +509,7 @@ impl RowReader {
                     Ok(false) => None,
                     Ok(true) => {
                         let line = row.position().map_or(0, csv::Position::line);
-                        let record = self.codec.from_csv(columns, &row);
+                        let record = self.codec.parse_csv_row(columns, &row);
                         Some(Ok(Row {
                             line,
                             // Where the next row starts.
@@ -533,7 +533,7 @@ pub struct Rejects {
 
 enum RejectsOutput {
     Lines(std::io::BufWriter<std::fs::File>),
-    Csv(csv::Writer<std::fs::File>),
+    Csv(Box<csv::Writer<std::fs::File>>),
 }
 
 impl Rejects {
@@ -552,7 +552,7 @@ impl Rejects {
                 writer
                     .write_record(header)
                     .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
-                RejectsOutput::Csv(writer)
+                RejectsOutput::Csv(Box::new(writer))
             }
             None => RejectsOutput::Lines(std::io::BufWriter::new(file)),
         };

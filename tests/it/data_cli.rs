@@ -162,7 +162,7 @@ async fn a_100k_row_csv_of_people_imports_with_exact_rejects_and_reimports_as_up
     );
     let good = 100_000 - bad.len();
     assert!(
-        first.summary().contains(&format!("100000 rows in"))
+        first.summary().contains("100000 rows in")
             && first.summary().contains(&format!(
                 "{good} created, 0 updated, {} rejected (written to {})",
                 bad.len(),
