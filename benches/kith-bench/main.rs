@@ -8,6 +8,7 @@
 //! says what the service costs, whatever the machine.
 
 mod changes;
+mod cli;
 mod customers;
 mod entities;
 #[path = "../../tests/support/kith_process.rs"]
@@ -56,6 +57,9 @@ struct Args {
     /// Changes in the log the catch-up scenario replays.
     #[arg(long, default_value_t = 1_000_000)]
     logged: usize,
+    /// People in the file `kith import` reads in the cli scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    cli_rows: usize,
     /// Writes timed from call to a watcher's receipt.
     #[arg(long, default_value_t = 1_000)]
     latency_samples: usize,
@@ -63,7 +67,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "people,entities,changes,lookup,metrics,growth,startup"
+        default_value = "people,entities,changes,lookup,metrics,growth,startup,cli"
     )]
     only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
@@ -91,6 +95,7 @@ enum Group {
     Metrics,
     Growth,
     Startup,
+    Cli,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +220,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if runs(Group::Startup) {
             startup_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
+        if runs(Group::Cli) {
+            cli_scenarios(&args, &mut databases, backend, &mut table).await?;
         }
     }
     let header = format!(
@@ -682,6 +690,71 @@ async fn metrics_scenarios(
             .against(percent(on.share_of(&off)), "≥ 97 %"),
         );
     }
+    Ok(())
+}
+
+/// `kith import people` of a JSONL file against `ImportPeople` driven by
+/// this client with the same people, each on a fresh database.
+async fn cli_scenarios(
+    args: &Args,
+    databases: &mut Databases,
+    backend: Backend,
+    table: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let name = backend.name();
+    let people = people::population("cli", args.cli_rows);
+    let file = databases.dir.path().join("people.jsonl");
+    cli::write_jsonl(&people, &file)?;
+
+    eprintln!("{name}: cli, ImportPeople from the bench client (ceiling)");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    let cpu = kith.cpu_time();
+    let direct = people::grpc_import(&kith, &people).await?;
+    let direct_cpu = kith.cpu_time() - cpu;
+    kith.stop().await?;
+    drop(people);
+    table.push(
+        Row::rate(
+            "cli: ImportPeople, bench client (ceiling)",
+            name,
+            &direct,
+            "rows/s",
+        )
+        .server_cpu(direct_cpu, args.cli_rows),
+    );
+
+    eprintln!("{name}: cli, kith import people --file people.jsonl");
+    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
+    let run = cli::import(&kith, &file, args.cli_rows).await?;
+    let server_cpu = kith.cpu_time() - cpu;
+    let server_mb = kith.peak_rss_mb();
+    kith.stop().await?;
+    table.push(
+        Row::rate(
+            "cli: kith import people, JSONL (vs ceiling)",
+            name,
+            &run.measured,
+            "rows/s",
+        )
+        .server_cpu(server_cpu, args.cli_rows)
+        .server_mb(server_mb)
+        .against(percent(run.measured.share_of(&direct)), "≥ 80 %"),
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let cli_cpu_us = run.cpu.as_secs_f64() * 1e6 / args.cli_rows.max(1) as f64;
+    table.push(Row {
+        scenario: format!("cli: kith import's own peak RSS (CPU {cli_cpu_us:.1} µs/row)"),
+        backend: name,
+        rate: format!("{:.0} MB", run.peak_mb),
+        p50: None,
+        p99: None,
+        server_mb: None,
+        server_cpu_us: None,
+        ratio: format!("{:.0} MB", run.peak_mb),
+        target: "≤ 64 MB",
+    });
     Ok(())
 }
 

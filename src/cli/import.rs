@@ -35,6 +35,10 @@ use crate::pb::kith::v1 as pb;
 const SEGMENT_ROWS: usize = 20_000;
 /// People per message of the stream ("100 to 1000 stream best").
 const CHUNK_ROWS: usize = 500;
+/// Messages read ahead of the stream.
+const CHUNKS_AHEAD: usize = 4;
+/// Rows read ahead of the writes, checked and waiting.
+const ROWS_AHEAD: usize = 4_096;
 /// Records per batch call: the batch methods' limit.
 const BATCH_ROWS: usize = 100;
 
@@ -160,7 +164,7 @@ impl Import {
     }
 
     /// Reads the file on a thread, each record turned into what the writer
-    /// takes by `check`, into a channel deep enough for a whole segment.
+    /// takes by `check`, a few thousand rows ahead of the writes.
     fn read<R, W>(
         &self,
         mut reader: RowReader,
@@ -170,7 +174,7 @@ impl Import {
         R: prost::Message + Default + 'static,
         W: Send + 'static,
     {
-        let (sender, receiver) = mpsc::channel(SEGMENT_ROWS);
+        let (sender, receiver) = mpsc::channel(ROWS_AHEAD);
         let stop = Arc::clone(&self.stop);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -233,30 +237,49 @@ impl Import {
         connection: &Connection,
         mut rows: mpsc::Receiver<Result<Checked<pb::PersonUpsert>, Failure>>,
     ) -> Result<(), Stop> {
-        let mut client = connection.people();
+        let client = connection.people();
         loop {
-            let mut sources = Vec::with_capacity(SEGMENT_ROWS);
-            let mut people = Vec::with_capacity(SEGMENT_ROWS);
-            while people.len() < SEGMENT_ROWS {
-                let Some((line, source, person)) = self.next(&mut rows).await? else {
-                    break;
-                };
-                sources.push((line, source));
-                people.push(person);
-            }
-            if people.is_empty() {
+            let Some(first) = self.next(&mut rows).await? else {
                 return Ok(());
+            };
+            // The segment streams out as it is read: only a few chunks are
+            // held at once, and the sources to report rejections by.
+            let (chunks, stream) = mpsc::channel(CHUNKS_AHEAD);
+            let mut call = client.clone();
+            let call = tokio::spawn(async move {
+                call.import_people(tokio_stream::wrappers::ReceiverStream::new(stream))
+                    .await
+            });
+            let mut sources = Vec::with_capacity(SEGMENT_ROWS);
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            let mut next = Some(first);
+            while let Some((line, source, person)) = next {
+                sources.push((line, source));
+                chunk.push(person);
+                if chunk.len() == CHUNK_ROWS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    // A call that has failed takes no more: its status says why.
+                    if chunks
+                        .send(pb::ImportPeopleRequest { people: full })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                next = if sources.len() < SEGMENT_ROWS {
+                    self.next(&mut rows).await?
+                } else {
+                    None
+                };
             }
-            let chunks: Vec<pb::ImportPeopleRequest> = people
-                .chunks(CHUNK_ROWS)
-                .map(|chunk| pb::ImportPeopleRequest {
-                    people: chunk.to_vec(),
-                })
-                .collect();
-            drop(people);
-            let reply = client
-                .import_people(tokio_stream::iter(chunks))
+            if !chunk.is_empty() {
+                let _ = chunks.send(pb::ImportPeopleRequest { people: chunk }).await;
+            }
+            drop(chunks);
+            let reply = call
                 .await
+                .expect("the import call does not panic")
                 .map_err(Stop::Status)?
                 .into_inner();
             self.tally.created += u64::try_from(reply.created_count).unwrap_or(0);
