@@ -88,7 +88,10 @@ impl Output {
             Sink::Jsonl(out) => writeln!(out, "{}", self.codec.to_json_line(record)),
             Sink::Csv(out) => out
                 .write_record(self.codec.to_csv(record))
-                .map_err(std::io::Error::from),
+                .map_err(|error| match error.into_kind() {
+                    csv::ErrorKind::Io(error) => error,
+                    other => std::io::Error::other(format!("{other:?}")),
+                }),
         };
         written.map_err(io_ended)
     }

@@ -266,6 +266,7 @@ impl Import {
                     {
                         break;
                     }
+                    self.progress.update(&self.tally, self.offset);
                 }
                 next = if sources.len() < SEGMENT_ROWS {
                     self.next(&mut rows).await?

@@ -86,7 +86,10 @@ impl Progress {
                     None => last_line.elapsed() >= PLAIN_EVERY,
                 };
                 if due {
-                    let share = tenth.map(|t| format!(" ({}% of the file)", t * 10));
+                    let share = self
+                        .file_size
+                        .filter(|size| *size > 0)
+                        .map(|size| format!(" ({}% of the file)", bytes.min(size) * 100 / size));
                     eprintln!(
                         "importing {}: {} rows{}, {rate:.0} rows/s, {} created, {} updated, {} rejected",
                         self.what,
