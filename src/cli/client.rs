@@ -1,6 +1,9 @@
 //! A connection to a running server, with the API key on every call, and
 //! the server's refusals in words.
 
+use std::future::Future;
+use std::time::Duration;
+
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -22,6 +25,9 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub type Authed = InterceptedService<Channel, Bearer>;
 
+/// How long a server that does not answer may take to accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One HTTP/2 connection to the server, shared by every call.
 #[derive(Clone)]
 pub struct Connection {
@@ -35,7 +41,8 @@ impl Connection {
     pub async fn open(args: &ServerArgs) -> Result<Self, Failure> {
         let bearer = Bearer::new(&args.key)?;
         let mut endpoint = Endpoint::from_shared(args.server.clone())
-            .map_err(|_| Failure::usage(format!("`{}` is not a server URL", args.server)))?;
+            .map_err(|_| Failure::usage(format!("`{}` is not a server URL", args.server)))?
+            .connect_timeout(CONNECT_TIMEOUT);
         if args.server.starts_with("https://") {
             let ca = args.ca_cert.as_ref().ok_or_else(|| {
                 Failure::usage("an https:// server needs --ca-cert (its CA certificate, PEM)")
@@ -155,8 +162,44 @@ pub fn is_about_the_row(status: &Status) -> bool {
             | Code::NotFound
             | Code::FailedPrecondition
             | Code::OutOfRange
-            | Code::Aborted
     )
+}
+
+/// Attempts of one call while the server asks to wait.
+const ATTEMPTS: u32 = 8;
+
+/// Runs `call` again while the server asks the caller to wait: a rate limit
+/// (after the delay its RetryInfo gives), or a transaction aborted by a
+/// concurrent one that its own retries could not settle. Anything else,
+/// and the last attempt's answer, is returned as it is.
+pub async fn retrying<T, Call, Answer>(mut call: Call) -> Result<T, Status>
+where
+    Call: FnMut() -> Answer,
+    Answer: Future<Output = Result<T, Status>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    for _ in 1..ATTEMPTS {
+        let status = match call().await {
+            Err(status) if is_transient(&status) => status,
+            answer => return answer,
+        };
+        let wait = status
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay)
+            .unwrap_or(backoff);
+        tokio::time::sleep(wait.max(backoff)).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    call().await
+}
+
+fn is_transient(status: &Status) -> bool {
+    match status.code() {
+        Code::Aborted => true,
+        // A rate limit says when to come back; other exhaustion does not.
+        Code::ResourceExhausted => status.get_details_retry_info().is_some(),
+        _ => false,
+    }
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

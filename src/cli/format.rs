@@ -142,16 +142,27 @@ impl Codec {
             }
             if let Kind::Message(nested) = parent.kind()
                 && !parent.is_list()
-                && let Some(child) = self.field(&nested, child)
             {
-                return Ok(Column::Nested(parent, child));
+                // A typo in a nested field is an error, never a free-form key.
+                return match self.field(&nested, child) {
+                    Some(child) => Ok(Column::Nested(parent, child)),
+                    None => Err(Failure::usage(format!(
+                        "unknown column `{name}`; {} has: {}",
+                        parent.name(),
+                        nested
+                            .fields()
+                            .map(|f| f.name().to_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                };
             }
         }
         match &self.free_form {
             Some(free_form) => Ok(Column::Key(free_form.clone(), name.to_owned())),
             None => Err(Failure::usage(format!(
-                "unknown column `{name}`; the columns are: {}",
-                self.csv_header().join(", ")
+                "unknown column `{name}`; the columns an import reads are: {}",
+                self.importable_columns().join(", ")
             ))),
         }
     }
@@ -211,15 +222,21 @@ impl Codec {
         typed(&message)
     }
 
+    /// The export's columns an import does not ignore.
+    fn importable_columns(&self) -> Vec<String> {
+        self.export_columns()
+            .into_iter()
+            .filter(|(parent, _)| !self.is_output_only(parent))
+            .map(|(parent, child)| column_name(&parent, child.as_ref()))
+            .collect()
+    }
+
     /// The columns `kith export` writes: every field, a nested message's
     /// fields one by one.
     pub fn csv_header(&self) -> Vec<String> {
         self.export_columns()
             .into_iter()
-            .map(|(parent, child)| match child {
-                Some(child) => format!("{}.{}", parent.name(), child.name()),
-                None => parent.name().to_owned(),
-            })
+            .map(|(parent, child)| column_name(&parent, child.as_ref()))
             .collect()
     }
 
@@ -261,6 +278,32 @@ impl Codec {
             })
             .collect()
     }
+}
+
+fn column_name(parent: &FieldDescriptor, child: Option<&FieldDescriptor>) -> String {
+    match child {
+        Some(child) => format!("{}.{}", parent.name(), child.name()),
+        None => parent.name().to_owned(),
+    }
+}
+
+/// A JSONL line without its line break and surrounding blanks (and, on
+/// the first line, a byte-order mark).
+fn trim_line(mut bytes: Vec<u8>, first: bool) -> Vec<u8> {
+    if first && bytes.starts_with("\u{feff}".as_bytes()) {
+        bytes.drain(..3);
+    }
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |at| at + 1);
+    bytes.truncate(end);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes.drain(..start);
+    bytes
 }
 
 /// Where one CSV column goes.
@@ -345,11 +388,15 @@ fn cell_value(field: &FieldDescriptor, cell: &str) -> Result<Value, RowError> {
         },
         // A short form (`active`) of an enum value (`PERSON_STATUS_ACTIVE`)
         // is accepted too: files from elsewhere spell values that way.
+        // The values share their enum's prefix (`PERSON_STATUS_`), which
+        // the zero value (`PERSON_STATUS_UNSPECIFIED`) shows.
         Kind::Enum(values) => {
-            let suffix = format!("_{}", cell.to_ascii_uppercase().replace('-', "_"));
+            let zero = values.default_value();
+            let prefix = zero.name().strip_suffix("UNSPECIFIED").unwrap_or("");
+            let long = format!("{prefix}{}", cell.to_ascii_uppercase().replace('-', "_"));
             let name = values
-                .values()
-                .find(|value| value.name() == cell || value.name().ends_with(&suffix))
+                .get_value_by_name(cell)
+                .or_else(|| values.get_value_by_name(&long))
                 .map_or_else(|| cell.to_owned(), |value| value.name().to_owned());
             Ok(Value::String(name))
         }
@@ -384,11 +431,12 @@ fn merge(json: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-/// Where a row came from, to write it again to the rejects file.
+/// Where a row came from, as read, to write it again to the rejects file.
 #[derive(Debug, Clone)]
 pub enum Source {
-    Line(String),
-    Csv(csv::StringRecord),
+    /// A JSONL line, without its line break.
+    Line(Vec<u8>),
+    Csv(csv::ByteRecord),
 }
 
 /// One row of the file and its record, or what is wrong with it.
@@ -481,19 +529,23 @@ impl RowReader {
                 line,
                 offset,
             } => loop {
-                let mut text = String::new();
-                match lines.read_line(&mut text) {
+                let mut bytes = Vec::new();
+                match lines.read_until(b'\n', &mut bytes) {
                     Ok(0) => return None,
                     Ok(n) => *offset += n as u64,
                     Err(e) => return Some(Err(Failure::usage(format!("cannot read: {e}")))),
                 }
                 *line += 1;
-                let trimmed = text.trim_start_matches('\u{feff}').trim();
-                if trimmed.is_empty() {
+                let bytes = trim_line(bytes, *line == 1);
+                if bytes.is_empty() {
                     continue;
                 }
-                let record = self.codec.parse_json_line(trimmed);
-                let source = Source::Line(trimmed.to_owned());
+                // A line that is not UTF-8 is one bad row, not a bad file.
+                let record = match std::str::from_utf8(&bytes) {
+                    Ok(text) => self.codec.parse_json_line(text),
+                    Err(_) => Err(RowError::new("", "is not UTF-8 text")),
+                };
+                let source = Source::Line(bytes);
                 return Some(Ok(Row {
                     line: *line,
                     offset: *offset,
@@ -504,12 +556,15 @@ impl RowReader {
             Input::Csv {
                 reader, columns, ..
             } => {
-                let mut row = csv::StringRecord::new();
-                match reader.read_record(&mut row) {
+                let mut row = csv::ByteRecord::new();
+                match reader.read_byte_record(&mut row) {
                     Ok(false) => None,
                     Ok(true) => {
                         let line = row.position().map_or(0, csv::Position::line);
-                        let record = self.codec.parse_csv_row(columns, &row);
+                        let record = match csv::StringRecord::from_byte_record(row.clone()) {
+                            Ok(text) => self.codec.parse_csv_row(columns, &text),
+                            Err(_) => Err(RowError::new("", "is not UTF-8 text")),
+                        };
                         Some(Ok(Row {
                             line,
                             // Where the next row starts.
@@ -564,11 +619,12 @@ impl Rejects {
     pub fn write(&mut self, source: &Source) -> Result<(), Failure> {
         let written = match (&mut self.output, source) {
             (None, _) => return Ok(()),
-            (Some(RejectsOutput::Lines(out)), Source::Line(line)) => {
-                writeln!(out, "{line}").map_err(|e| e.to_string())
-            }
+            (Some(RejectsOutput::Lines(out)), Source::Line(line)) => out
+                .write_all(line)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| e.to_string()),
             (Some(RejectsOutput::Csv(out)), Source::Csv(row)) => {
-                out.write_record(row).map_err(|e| e.to_string())
+                out.write_byte_record(row).map_err(|e| e.to_string())
             }
             _ => unreachable!("a file's rows have the file's format"),
         };

@@ -1,20 +1,22 @@
 //! `kith import`: a file's rows, read on a thread of their own, written
 //! through the contract while the next ones are read.
 //!
-//! - People stream through `ImportPeople`, in segments of `SEGMENT_ROWS`:
-//!   one call per segment keeps the rows it may have to report in memory
-//!   (and no more), and a segment's reply says which of them it rejected.
+//! - People stream through `ImportPeople`, in segments: one call per
+//!   segment keeps the rows it may have to report in memory, and no more,
+//!   and a segment's reply says which of them it rejected.
 //! - Entities and entity types go in batches of up to 100, several in
 //!   flight. A batch is all or nothing, so when the server names bad rows
 //!   (`entities[3].type_id`) they are rejected and the rest is sent again.
 //! - Customers and users have no batch method: one call per row, several in
 //!   flight.
 //!
-//! Ctrl-C stops the reading; what is in flight finishes, and the summary
-//! says how far the file was imported. Everything is an upsert by the
-//! kind's keys, so running the same command again finishes the job.
+//! Whatever stops an import early (Ctrl-C, a server failure, a file that
+//! cannot be read further), the calls in flight finish and are counted, and
+//! the summary says up to which line the file was imported. Everything is
+//! an upsert by the kind's keys, so running the same command again
+//! finishes the job.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +33,11 @@ use super::{Failure, exit};
 use crate::config::{FileFormat, ImportArgs, RecordKind};
 use crate::pb::kith::v1 as pb;
 
-/// People per `ImportPeople` call.
-const SEGMENT_ROWS: usize = 20_000;
+/// People per `ImportPeople` call, as long as the server itemises every
+/// rejection; smaller ones after a call rejected more than it itemises.
+const SEGMENT_ROWS: [usize; 3] = [20_000, 1_000, 100];
+/// Rejections an `ImportPeople` reply itemises (the contract's "first 100").
+const ITEMISED_REJECTIONS: usize = 100;
 /// People per message of the stream ("100 to 1000 stream best").
 const CHUNK_ROWS: usize = 500;
 /// Messages read ahead of the stream.
@@ -53,61 +58,62 @@ pub async fn run(args: &ImportArgs) -> Result<u8, Failure> {
         progress: Progress::new(what.clone(), reader.size()),
         rejects: Rejects::create(args.rejects.as_deref(), reader.csv_header())?,
         tally: Tally::default(),
+        unlisted: 0,
         last_line: 0,
         offset: 0,
         stop: Arc::new(AtomicBool::new(false)),
+        stopped_by: None,
     };
     let interrupted = import.stop_on_ctrl_c();
     let in_flight = usize::try_from(args.in_flight.get()).unwrap_or(usize::MAX);
-    let imported = match args.kind {
+    match args.kind {
         RecordKind::People => {
             let rows = import.read(reader, records::person_upsert);
-            import.people(&connection, rows).await
+            import.people(&connection, rows).await;
         }
         RecordKind::Customers => {
             let rows = import.read(reader, Ok);
-            import
-                .rows(records::Customers(connection.clone()), rows, in_flight)
-                .await
+            let writer = records::Customers(connection.clone());
+            import.rows(writer, rows, in_flight).await;
         }
         RecordKind::Users => {
             let rows = import.read(reader, Ok);
-            import
-                .rows(records::Users(connection.clone()), rows, in_flight)
-                .await
+            let writer = records::Users(connection.clone());
+            import.rows(writer, rows, in_flight).await;
         }
         RecordKind::Entities => {
             let rows = import.read(reader, Ok);
-            import
-                .batches(records::Entities(connection.clone()), rows, in_flight)
-                .await
+            let writer = records::Entities(connection.clone());
+            import.batches(writer, rows, in_flight).await;
         }
         RecordKind::EntityTypes => {
             let rows = import.read(reader, Ok);
-            import
-                .batches(records::EntityTypes(connection.clone()), rows, in_flight)
-                .await
+            let writer = records::EntityTypes(connection.clone());
+            import.batches(writer, rows, in_flight).await;
         }
-    };
-    import.rejects.finish()?;
+    }
+    if let Err(failure) = import.rejects.finish() {
+        import.halt(Stop::Failed(failure));
+    }
     import.progress.finish();
-    let stopped_by = match imported {
-        Ok(()) => None,
-        Err(Stop::Failed(failure)) => Some(failure),
-        Err(Stop::Status(status)) => Some(connection.failure(&status)),
-    };
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    let stopped_by = import.stopped_by.take().map(|stop| match stop {
+        Stop::Failed(failure) => failure,
+        Stop::Status(status) => connection.failure(&status),
+    });
     // A call refused at once (a bad key) has nothing to sum up.
     if stopped_by.is_none() || import.tally.done() > 0 {
         import.summarise(
             &what,
             args.rejects.as_deref(),
-            interrupted.load(Ordering::Relaxed),
+            interrupted,
+            stopped_by.is_some(),
         );
     }
     if let Some(failure) = stopped_by {
         return Err(failure);
     }
-    Ok(if interrupted.load(Ordering::Relaxed) {
+    Ok(if interrupted {
         exit::INTERRUPTED
     } else if import.tally.rejected > 0 {
         exit::REJECTED
@@ -116,17 +122,20 @@ pub async fn run(args: &ImportArgs) -> Result<u8, Failure> {
     })
 }
 
-/// Why an import stopped before the end of its file.
+/// What stopped an import before the end of its file.
 enum Stop {
+    /// The file could not be read further, or the rejects file written.
     Failed(Failure),
     /// A call failed for a reason that is not its rows'.
     Status(Status),
 }
 
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Self {
-        Self::Failed(failure)
-    }
+/// A row of the file: ready to write, or already known to be bad.
+struct Checked<W> {
+    line: u64,
+    offset: u64,
+    source: Source,
+    record: Result<W, Vec<RowError>>,
 }
 
 /// The rows the reader thread sends, a few hundred at a time: one wake-up
@@ -147,40 +156,49 @@ impl<W> Rows<W> {
     }
 }
 
-/// A row of the file: ready to write, or already known to be bad.
-struct Checked<W> {
-    line: u64,
-    offset: u64,
-    source: Source,
-    record: Result<W, Vec<RowError>>,
-}
-
 struct Import {
     progress: Progress,
     rejects: Rejects,
     tally: Tally,
-    /// The last line read: every row up to it is written or rejected once
+    /// Rejections the server counted and did not itemise: in the tally,
+    /// not in the rejects file.
+    unlisted: u64,
+    /// The last line taken: every row up to it is written or rejected once
     /// the calls in flight have finished.
     last_line: u64,
     /// Where in the file that line ends, in bytes.
     offset: u64,
-    /// Set by Ctrl-C, or when a call fails: the reader stops.
+    /// Set by Ctrl-C, or when the import must stop: no row is taken after.
     stop: Arc<AtomicBool>,
+    stopped_by: Option<Stop>,
 }
 
 impl Import {
-    /// Ctrl-C stops the reader; the flag it returns says whether it did.
+    /// Ctrl-C stops taking rows; a second one exits at once. The flag it
+    /// returns says whether the first came.
     fn stop_on_ctrl_c(&self) -> Arc<AtomicBool> {
         let interrupted = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&self.stop);
         let flag = Arc::clone(&interrupted);
         tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            flag.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+            eprintln!("stopping after the calls in flight; Ctrl-C again stops at once");
             if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::Relaxed);
-                stop.store(true, Ordering::Relaxed);
+                eprintln!("stopped at once: the calls in flight may or may not have been written");
+                std::process::exit(exit::INTERRUPTED.into());
             }
         });
         interrupted
+    }
+
+    /// Stops taking rows; the first reason is the one reported.
+    fn halt(&mut self, why: Stop) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stopped_by.get_or_insert(why);
     }
 
     /// Reads the file on a thread, each record turned into what the writer
@@ -202,15 +220,16 @@ impl Import {
                 let Some(row) = reader.next_row::<R>() else {
                     break;
                 };
+                let unreadable = row.is_err();
                 rows.push(row.map(|row| Checked {
                     line: row.line,
                     offset: row.offset,
                     source: row.source,
                     record: row.record.map_err(|e| vec![e]).and_then(&check),
                 }));
-                if rows.len() == ROWS_PER_SEND {
+                if rows.len() == ROWS_PER_SEND || unreadable {
                     let full = std::mem::replace(&mut rows, Vec::with_capacity(ROWS_PER_SEND));
-                    if sender.blocking_send(full).is_err() {
+                    if sender.blocking_send(full).is_err() || unreadable {
                         return;
                     }
                 }
@@ -226,30 +245,39 @@ impl Import {
     }
 
     /// The next row that can be written; bad rows on the way are rejected.
-    async fn next<W>(&mut self, rows: &mut Rows<W>) -> Result<Option<(u64, Source, W)>, Failure> {
+    /// `None` at the end of the file, or once the import is stopping.
+    async fn next<W>(&mut self, rows: &mut Rows<W>) -> Option<(u64, Source, W)> {
         // Rows read ahead but not yet taken are not in flight: an
         // interrupted import leaves them for the next run.
         while !self.stop.load(Ordering::Relaxed)
             && let Some(row) = rows.next().await
         {
-            let row = row?;
+            let row = match row {
+                Ok(row) => row,
+                Err(failure) => {
+                    self.halt(Stop::Failed(failure));
+                    return None;
+                }
+            };
             self.tally.read += 1;
             self.last_line = row.line;
             self.offset = row.offset;
             match row.record {
-                Ok(record) => return Ok(Some((row.line, row.source, record))),
-                Err(errors) => self.reject(row.line, &row.source, &errors)?,
+                Ok(record) => return Some((row.line, row.source, record)),
+                Err(errors) => self.reject(row.line, &row.source, &errors),
             }
         }
-        Ok(None)
+        None
     }
 
-    fn reject(&mut self, line: u64, source: &Source, errors: &[RowError]) -> Result<(), Failure> {
+    fn reject(&mut self, line: u64, source: &Source, errors: &[RowError]) {
         self.tally.rejected += 1;
         let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
         self.progress
             .println(&format!("line {line}: {}", reasons.join("; ")));
-        self.rejects.write(source)
+        if let Err(failure) = self.rejects.write(source) {
+            self.halt(Stop::Failed(failure));
+        }
     }
 
     fn count(&mut self, written: Written) {
@@ -259,16 +287,11 @@ impl Import {
         }
     }
 
-    async fn people(
-        &mut self,
-        connection: &Connection,
-        mut rows: Rows<pb::PersonUpsert>,
-    ) -> Result<(), Stop> {
+    async fn people(&mut self, connection: &Connection, mut rows: Rows<pb::PersonUpsert>) {
         let client = connection.people();
-        loop {
-            let Some(first) = self.next(&mut rows).await? else {
-                return Ok(());
-            };
+        let mut segment_rows = SEGMENT_ROWS.iter().copied().peekable();
+        let mut size = SEGMENT_ROWS[0];
+        while let Some(first) = self.next(&mut rows).await {
             // The segment streams out as it is read: only a few chunks are
             // held at once, and the sources to report rejections by.
             let (chunks, stream) = mpsc::channel(CHUNKS_AHEAD);
@@ -277,7 +300,7 @@ impl Import {
                 call.import_people(tokio_stream::wrappers::ReceiverStream::new(stream))
                     .await
             });
-            let mut sources = Vec::with_capacity(SEGMENT_ROWS);
+            let mut sources = Vec::with_capacity(size);
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
             let mut next = Some(first);
             while let Some((line, source, person)) = next {
@@ -295,8 +318,8 @@ impl Import {
                     }
                     self.progress.update(&self.tally, self.offset);
                 }
-                next = if sources.len() < SEGMENT_ROWS {
-                    self.next(&mut rows).await?
+                next = if sources.len() < size {
+                    self.next(&mut rows).await
                 } else {
                     None
                 };
@@ -305,41 +328,47 @@ impl Import {
                 let _ = chunks.send(pb::ImportPeopleRequest { people: chunk }).await;
             }
             drop(chunks);
-            let reply = call
-                .await
-                .expect("the import call does not panic")
-                .map_err(Stop::Status)?
-                .into_inner();
+            let reply = match call.await.expect("the import call does not panic") {
+                Ok(reply) => reply.into_inner(),
+                Err(status) => return self.halt(Stop::Status(status)),
+            };
             self.tally.created += u64::try_from(reply.created_count).unwrap_or(0);
             self.tally.updated += u64::try_from(reply.updated_count).unwrap_or(0);
+            // One rejection per violation: a row is rejected once, with all.
+            let mut by_row: BTreeMap<usize, Vec<RowError>> = BTreeMap::new();
             for rejection in &reply.rejections {
-                let Some((line, source)) = usize::try_from(rejection.position)
-                    .ok()
-                    .and_then(|at| sources.get(at))
-                else {
-                    continue;
-                };
-                let field = records::person_field(&rejection.field);
-                self.reject(
-                    *line,
-                    source,
-                    &[RowError::new(field, &rejection.description)],
-                )?;
+                if let Ok(at) = usize::try_from(rejection.position) {
+                    let field = records::person_field(&rejection.field);
+                    by_row
+                        .entry(at)
+                        .or_default()
+                        .push(RowError::new(field, &rejection.description));
+                }
+            }
+            let itemised = by_row.len() as u64;
+            for (at, errors) in by_row {
+                if let Some((line, source)) = sources.get(at) {
+                    self.reject(*line, source, &errors);
+                }
             }
             let unlisted = u64::try_from(reply.rejected_count)
                 .unwrap_or(0)
-                .saturating_sub(reply.rejections.len() as u64);
+                .saturating_sub(itemised);
             if unlisted > 0 {
                 // Only conflicts between people get here (invalid rows are
-                // caught before they are sent), and more than the server
-                // itemises in one segment: count them, name the lines.
+                // caught before they are sent), and more than one reply
+                // itemises: count them, name the lines, and send smaller
+                // segments from now on, so that every later one is named.
                 self.tally.rejected += unlisted;
+                self.unlisted += unlisted;
                 let first = sources.first().map_or(0, |s| s.0);
                 let last = sources.last().map_or(0, |s| s.0);
                 self.progress.println(&format!(
                     "lines {first}-{last}: {unlisted} more people were rejected than the server \
-                     itemises; they are not in the rejects file"
+                     itemises ({ITEMISED_REJECTIONS} a call); they are not in the rejects file"
                 ));
+                segment_rows.next();
+                size = segment_rows.peek().copied().unwrap_or(size);
             }
             self.progress.update(&self.tally, self.offset);
         }
@@ -350,20 +379,22 @@ impl Import {
         writer: Writer,
         mut rows: Rows<Writer::Record>,
         in_flight: usize,
-    ) -> Result<(), Stop> {
+    ) {
         let mut calls = JoinSet::new();
         let mut reading = true;
-        let mut failed = None;
         loop {
-            if reading && calls.len() < in_flight && failed.is_none() {
-                match self.next(&mut rows).await? {
+            if reading && calls.len() < in_flight {
+                match self.next(&mut rows).await {
                     Some((line, source, record)) => {
                         let writer = writer.clone();
-                        calls.spawn(async move { (line, source, writer.write(record).await) });
+                        calls.spawn(async move {
+                            let written = client::retrying(|| writer.write(&record)).await;
+                            (line, source, written)
+                        });
+                        continue;
                     }
                     None => reading = false,
                 }
-                continue;
             }
             let Some(done) = calls.join_next().await else {
                 break;
@@ -373,16 +404,12 @@ impl Import {
                 Ok(written) => self.count(written),
                 Err(status) if client::is_about_the_row(&status) => {
                     let errors = row_errors(&status, Writer::WITHIN);
-                    self.reject(line, &source, &errors)?;
+                    self.reject(line, &source, &errors);
                 }
-                Err(status) => {
-                    self.stop.store(true, Ordering::Relaxed);
-                    failed.get_or_insert(status);
-                }
+                Err(status) => self.halt(Stop::Status(status)),
             }
             self.progress.update(&self.tally, self.offset);
         }
-        failed.map_or(Ok(()), |status| Err(Stop::Status(status)))
     }
 
     async fn batches<Writer: BatchWriter>(
@@ -390,20 +417,20 @@ impl Import {
         writer: Writer,
         mut rows: Rows<Writer::Record>,
         in_flight: usize,
-    ) -> Result<(), Stop> {
+    ) {
         let mut calls: JoinSet<Outcome> = JoinSet::new();
         let mut batch = Batch::default();
         let mut reading = true;
-        let mut failed = None;
         loop {
-            if reading && calls.len() < in_flight && failed.is_none() {
-                match self.next(&mut rows).await? {
+            if reading && calls.len() < in_flight {
+                match self.next(&mut rows).await {
                     Some(row) => {
                         if let Some(full) = batch.add::<Writer>(row) {
                             calls.spawn(write_batch(writer.clone(), full));
                         }
                         continue;
                     }
+                    // What was taken is written, stopping or not.
                     None => {
                         reading = false;
                         if !batch.rows.is_empty() {
@@ -420,38 +447,53 @@ impl Import {
                 self.count(written);
             }
             for (line, source, errors) in &outcome.rejected {
-                self.reject(*line, source, errors)?;
+                self.reject(*line, source, errors);
             }
             if let Some(status) = outcome.failed {
-                self.stop.store(true, Ordering::Relaxed);
-                failed.get_or_insert(status);
+                self.halt(Stop::Status(status));
             }
             self.progress.update(&self.tally, self.offset);
         }
-        failed.map_or(Ok(()), |status| Err(Stop::Status(status)))
     }
 
-    fn summarise(&self, what: &str, rejects: Option<&Path>, interrupted: bool) {
+    fn summarise(&self, what: &str, rejects: Option<&Path>, interrupted: bool, failed: bool) {
         let tally = &self.tally;
         let seconds = self.progress.elapsed().as_secs_f64();
-        let rejects = match rejects {
-            Some(path) if tally.rejected > 0 => format!(" (written to {})", path.display()),
-            _ => String::new(),
+        let listed = tally.rejected - self.unlisted;
+        let mut where_rejects = Vec::new();
+        if let Some(path) = rejects
+            && listed > 0
+        {
+            where_rejects.push(if self.unlisted > 0 {
+                format!("{listed} written to {}", path.display())
+            } else {
+                format!("written to {}", path.display())
+            });
+        }
+        if self.unlisted > 0 {
+            where_rejects.push(format!("{} not itemised by the server", self.unlisted));
+        }
+        let where_rejects = if where_rejects.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", where_rejects.join("; "))
         };
-        let verb = if interrupted {
-            "interrupted"
+        let verb = if failed {
+            "stopped importing"
+        } else if interrupted {
+            "interrupted importing"
         } else {
             "imported"
         };
         eprintln!(
-            "{verb} {what}: {} rows in {seconds:.1} s ({:.0} rows/s): {} created, {} updated, {} rejected{rejects}",
+            "{verb} {what}: {} rows in {seconds:.1} s ({:.0} rows/s): {} created, {} updated, {} rejected{where_rejects}",
             tally.done(),
             self.progress.rate(tally.done()),
             tally.created,
             tally.updated,
             tally.rejected,
         );
-        if interrupted {
+        if interrupted || failed {
             eprintln!(
                 "stopped after line {}; run the same command again to finish: rows already \
                  imported are updated, not duplicated",
@@ -526,11 +568,12 @@ async fn write_batch<Writer: BatchWriter>(writer: Writer, batch: Batch<Writer::R
         if pending.is_empty() {
             return outcome;
         }
-        let records = pending
+        let records: Vec<&Writer::Record> = pending
             .iter()
             .filter_map(|&i| rows[i].as_ref().map(|row| &row.2))
             .collect();
-        let status = match writer.write(group.clone(), records).await {
+        let written = client::retrying(|| writer.write(&group, records.clone())).await;
+        let status = match written {
             Ok(written) => {
                 outcome.written = written;
                 return outcome;

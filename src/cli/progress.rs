@@ -63,14 +63,14 @@ impl Progress {
     /// bar moves; a line is printed at each tenth of the file, or every few
     /// seconds when its size is unknown.
     pub fn update(&mut self, tally: &Tally, bytes: u64) {
-        let rate = self.rate(tally.done());
+        // Rows taken, not answered: a people segment is answered at its end.
+        let rate = self.rate(tally.read);
         match &mut self.display {
             Display::Bar(bar) => {
                 bar.set_position(bytes);
                 bar.set_message(format!(
-                    "{} rows, {rate:.0} rows/s, {} rejected",
-                    tally.done(),
-                    tally.rejected
+                    "{} rows read, {rate:.0} rows/s, {} rejected",
+                    tally.read, tally.rejected
                 ));
             }
             Display::Lines {
@@ -91,9 +91,9 @@ impl Progress {
                         .filter(|size| *size > 0)
                         .map(|size| format!(" ({}% of the file)", bytes.min(size) * 100 / size));
                     eprintln!(
-                        "importing {}: {} rows{}, {rate:.0} rows/s, {} created, {} updated, {} rejected",
+                        "importing {}: {} rows read{}, {rate:.0} rows/s, {} created, {} updated, {} rejected",
                         self.what,
-                        tally.done(),
+                        tally.read,
                         share.unwrap_or_default(),
                         tally.created,
                         tally.updated,

@@ -37,10 +37,10 @@ pub enum Written {
 
 /// A kind written one record per call (it has no batch method).
 pub trait RowWriter: Clone + Send + Sync + 'static {
-    type Record: Send + 'static;
+    type Record: Send + Sync + 'static;
     /// The request's field holding the record, stripped from error paths.
     const WITHIN: &'static str;
-    fn write(&self, record: Self::Record) -> impl Future<Output = Result<Written, Status>> + Send;
+    fn write(&self, record: &Self::Record) -> impl Future<Output = Result<Written, Status>> + Send;
 }
 
 /// A kind written in batches of up to 100, all or nothing.
@@ -54,7 +54,7 @@ pub trait BatchWriter: Clone + Send + Sync + 'static {
     fn id(record: &Self::Record) -> &str;
     fn write(
         &self,
-        group: String,
+        group: &str,
         records: Vec<&Self::Record>,
     ) -> impl Future<Output = Result<Vec<Written>, Status>> + Send;
 }
@@ -117,8 +117,10 @@ pub fn person_field(field: &str) -> String {
 }
 
 /// Customers: created, or, when one with the same external id (else the
-/// same email) exists, updated. Neither is a read-then-write race: the
-/// database settles which create wins, and the update names its customer.
+/// same email) exists, updated. The create settles a race between two
+/// imports (the database's unique indexes decide); finding a customer by
+/// email is a read before the write, and a customer deleted in between
+/// makes the update NOT_FOUND, reported as the create's clash.
 #[derive(Clone)]
 pub struct Customers(pub Connection);
 
@@ -126,7 +128,8 @@ impl RowWriter for Customers {
     type Record = pb::Customer;
     const WITHIN: &'static str = "customer";
 
-    async fn write(&self, customer: pb::Customer) -> Result<Written, Status> {
+    async fn write(&self, customer: &pb::Customer) -> Result<Written, Status> {
+        use pb::update_customer_request::Lookup;
         let mut client = self.0.customers();
         let created = client
             .create_customer(pb::CreateCustomerRequest {
@@ -138,37 +141,52 @@ impl RowWriter for Customers {
             Err(status) if status.code() == Code::AlreadyExists => status,
             Err(status) => return Err(status),
         };
-        use pb::update_customer_request::Lookup;
-        let lookup = if let Some(external_id) = customer.external_id.clone() {
-            Lookup::ExternalId(external_id)
-        } else if let Some(email) = customer.email.clone() {
-            let found = client
-                .list_customers(pb::ListCustomersRequest {
-                    email,
-                    page_size: 1,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            match found.customers.into_iter().next() {
-                Some(existing) => Lookup::Id(existing.id),
-                None => return Err(clash),
-            }
-        } else {
-            return Err(clash);
-        };
         // Without a mask every field the row sets changes; by external id
         // that leaves the external id and the type as they are.
+        if let Some(external_id) = &customer.external_id {
+            let updated = client
+                .update_customer(pb::UpdateCustomerRequest {
+                    lookup: Some(Lookup::ExternalId(external_id.clone())),
+                    customer: Some(customer.clone()),
+                    update_mask: None,
+                })
+                .await;
+            match updated {
+                Ok(_) => return Ok(Written::Updated),
+                // No customer has it yet: the clash is on the email.
+                Err(status) if status.code() == Code::NotFound => {}
+                Err(status) => return Err(status),
+            }
+        }
+        let Some(email) = customer.email.clone() else {
+            return Err(clash);
+        };
+        let found = client
+            .list_customers(pb::ListCustomersRequest {
+                email,
+                page_size: 1,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let Some(existing) = found.customers.into_iter().next() else {
+            return Err(clash);
+        };
+        // By id, a row's external id is set on a customer that has none
+        // (and refused for one that has another); the type stays, as it
+        // does by external id.
         let updated = client
             .update_customer(pb::UpdateCustomerRequest {
-                lookup: Some(lookup),
-                customer: Some(customer),
+                lookup: Some(Lookup::Id(existing.id)),
+                customer: Some(pb::Customer {
+                    r#type: 0,
+                    ..customer.clone()
+                }),
                 update_mask: None,
             })
             .await;
         match updated {
             Ok(_) => Ok(Written::Updated),
-            // Another customer holds the email: the create's answer says so.
             Err(status) if status.code() == Code::NotFound => Err(clash),
             Err(status) => Err(status),
         }
@@ -183,14 +201,14 @@ impl RowWriter for Users {
     type Record = pb::User;
     const WITHIN: &'static str = "";
 
-    async fn write(&self, user: pb::User) -> Result<Written, Status> {
+    async fn write(&self, user: &pb::User) -> Result<Written, Status> {
         let upserted = self
             .0
             .users()
             .upsert_user(pb::UpsertUserRequest {
-                keys: user.keys,
-                name: (!user.name.is_empty()).then_some(user.name),
-                traits: user.traits,
+                keys: user.keys.clone(),
+                name: (!user.name.is_empty()).then(|| user.name.clone()),
+                traits: user.traits.clone(),
                 last_seen_at: user.last_seen_at,
                 ..Default::default()
             })
@@ -234,7 +252,7 @@ impl BatchWriter for Entities {
         &entity.id
     }
 
-    async fn write(&self, owner: String, batch: Vec<&pb::Entity>) -> Result<Vec<Written>, Status> {
+    async fn write(&self, owner: &str, batch: Vec<&pb::Entity>) -> Result<Vec<Written>, Status> {
         let mut client = self.0.entities();
         let archived: Vec<String> = batch
             .iter()
@@ -242,7 +260,7 @@ impl BatchWriter for Entities {
             .map(|e| e.id.clone())
             .collect();
         let request = pb::BatchUpsertEntitiesRequest {
-            customer_external_id: owner.clone(),
+            customer_external_id: owner.to_owned(),
             entities: batch
                 .into_iter()
                 .map(|e| pb::EntityUpsert {
@@ -257,7 +275,7 @@ impl BatchWriter for Entities {
         if !archived.is_empty() {
             client
                 .batch_archive_entities(pb::BatchArchiveEntitiesRequest {
-                    customer_external_id: owner,
+                    customer_external_id: owner.to_owned(),
                     ids: archived,
                 })
                 .await?;
@@ -286,7 +304,7 @@ impl BatchWriter for EntityTypes {
         &entity_type.id
     }
 
-    async fn write(&self, _: String, batch: Vec<&pb::EntityType>) -> Result<Vec<Written>, Status> {
+    async fn write(&self, _: &str, batch: Vec<&pb::EntityType>) -> Result<Vec<Written>, Status> {
         let request = pb::BatchUpsertEntityTypesRequest {
             types: batch
                 .into_iter()

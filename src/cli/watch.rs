@@ -33,10 +33,13 @@ pub async fn watch(args: &WatchArgs) -> Result<u8, Failure> {
             _ = &mut ctrl_c => break Ok(()),
             message = stream.message() => match message {
                 Ok(Some(message)) => {
-                    for change in &message.changes {
-                        print.change(change)?;
+                    let printed = message.changes.iter().try_for_each(|change| print.change(change));
+                    match printed {
+                        Ok(()) => cursor = Some(message.cursor),
+                        // `kith watch | head`: the reader has what it wanted.
+                        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => break Ok(()),
+                        Err(error) => break Err(Failure::usage(format!("cannot write: {error}"))),
                     }
-                    cursor = Some(message.cursor);
                 }
                 Ok(None) => break Err(Failure::server("the server ended the stream")),
                 Err(status) => break Err(connection.failure(&status)),
@@ -73,7 +76,11 @@ pub async fn history(args: &HistoryArgs) -> Result<u8, Failure> {
             .map_err(|status| connection.failure(&status))?
             .into_inner();
         for change in &page.changes {
-            print.change(change)?;
+            match print.change(change) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                Err(error) => return Err(Failure::usage(format!("cannot write: {error}"))),
+            }
         }
         printed += page.changes.len();
         // The last page is short; its cursor is only for polling.
@@ -100,15 +107,13 @@ impl Printer {
         }
     }
 
-    fn change(&self, change: &pb::Change) -> Result<(), Failure> {
+    fn change(&self, change: &pb::Change) -> std::io::Result<()> {
         let line = match &self.json {
             Some(codec) => codec.to_json_line(change),
             None => describe(change),
         };
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure::usage(format!("cannot write: {e}")))
+        writeln!(out, "{line}").and_then(|()| out.flush())
     }
 }
 

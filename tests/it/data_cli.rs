@@ -22,6 +22,10 @@ backend_tests!(
     history_lists_a_records_changes_oldest_first,
     backup_copies_a_sqlite_database_during_writes,
     errors_are_in_words_with_documented_exit_codes,
+    csv_columns_reach_map_keys_nested_fields_and_free_form_keys,
+    customers_are_matched_by_email_and_take_the_rows_external_id,
+    more_conflicts_than_a_reply_itemises_are_counted_and_later_ones_itemised,
+    rate_limited_imports_wait_and_finish,
 );
 
 /// What one run of `kith` did.
@@ -36,7 +40,11 @@ impl Ran {
     fn summary(&self) -> &str {
         self.stderr
             .lines()
-            .find(|line| line.starts_with("imported ") || line.starts_with("interrupted "))
+            .find(|line| {
+                ["imported ", "interrupted importing ", "stopped importing "]
+                    .iter()
+                    .any(|verb| line.starts_with(verb))
+            })
             .unwrap_or_else(|| panic!("no summary in:\n{}", self.stderr))
     }
 
@@ -585,7 +593,7 @@ async fn an_interrupted_import_says_how_far_it_got_and_a_rerun_completes_it(back
     let interrupted = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
         let mut seen = Vec::new();
-        // Interrupt once the first progress line shows rows written.
+        // Interrupt at the first progress line, a tenth into the file.
         for line in lines.by_ref() {
             let progress = line.starts_with("importing people");
             seen.push(line);
@@ -609,7 +617,7 @@ async fn an_interrupted_import_says_how_far_it_got_and_a_rerun_completes_it(back
     assert!(last_line < 100_000, "stopped before the end: {lines:?}");
     let summary = lines
         .iter()
-        .find(|l| l.starts_with("interrupted people"))
+        .find(|l| l.starts_with("interrupted importing people"))
         .unwrap();
     assert!(
         summary.contains(&format!("{last_line} rows in")),
@@ -715,20 +723,31 @@ async fn watch_prints_another_clients_write_and_resumes_from_its_cursor(backend:
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let first = tokio::task::spawn_blocking(move || {
-        let line = BufReader::new(stdout).lines().next();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        line
-    })
-    .await
-    .unwrap()
-    .unwrap()
-    .unwrap();
-    assert!(
-        first.contains("person created") && first.contains("(while-away)"),
-        "{first}"
-    );
+    // Changes after the cursor may include a later `watched-…` write, then
+    // the one made while away; a watch that prints nothing fails here.
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut resumed = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        let found = line.contains("(while-away)");
+        resumed.push(line);
+        if found {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let away = resumed
+        .iter()
+        .find(|l| l.contains("(while-away)"))
+        .unwrap_or_else(|| panic!("the resumed watch printed {resumed:?}"));
+    assert!(away.contains("person created"), "{away}");
 }
 
 async fn history_lists_a_records_changes_oldest_first(backend: Backend) {
@@ -814,11 +833,15 @@ async fn backup_copies_a_sqlite_database_during_writes(backend: Backend) {
         assert!(stderr.contains("pg_dump"), "{stderr}");
         return;
     }
-    // Writers keep going while the copy is made.
+    // Writers keep going until the copy is made.
+    let copied = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let mut people = app.people();
+        let copied = std::sync::Arc::clone(&copied);
         tokio::spawn(async move {
-            for i in 0..400 {
+            let mut i = 0;
+            while !copied.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
                 let people_batch = (0..25)
                     .map(|j| pb::PersonUpsert {
                         user_id: format!("b{i}-{j}"),
@@ -832,11 +855,13 @@ async fn backup_copies_a_sqlite_database_during_writes(backend: Backend) {
                     .await
                     .unwrap();
             }
+            i
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (code, stderr) = backup(app.database_url().to_owned(), copy.clone()).await;
-    writer.await.unwrap();
+    copied.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = writer.await.unwrap();
     assert_eq!(code, Some(0), "{stderr}");
 
     use sqlx::{Connection as _, Row as _};
@@ -854,8 +879,14 @@ async fn backup_copies_a_sqlite_database_during_writes(backend: Backend) {
         .await
         .unwrap()
         .get(0);
-    // A snapshot: whole batches only.
+    // A snapshot taken while writes went on: whole batches only, some of
+    // them, not all.
     assert_eq!(people % 25, 0, "{people}");
+    assert!(
+        people > 0 && people < batches * 25,
+        "{people} of {}",
+        batches * 25
+    );
 
     let (code, stderr) = backup(app.database_url().to_owned(), copy).await;
     assert_eq!(code, Some(2), "an existing file is never overwritten");
@@ -879,9 +910,10 @@ async fn errors_are_in_words_with_documented_exit_codes(backend: Backend) {
     .await;
     assert_eq!(unknown.code, 2);
     assert!(
-        unknown
-            .stderr
-            .contains("unknown column `colour`; the columns are: id, display_name"),
+        unknown.stderr.contains(
+            "unknown column `colour`; the columns an import reads are: id, display_name, \
+             attribution_keys, archived_at"
+        ),
         "{}",
         unknown.stderr
     );
@@ -964,5 +996,273 @@ async fn on_a_terminal_the_import_draws_a_bar() {
     assert!(
         shown.contains("30000 created, 0 updated, 0 rejected"),
         "{shown}"
+    );
+}
+
+async fn csv_columns_reach_map_keys_nested_fields_and_free_form_keys(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = b"keys.email,keys.user_id,name,traits.plan,tier\n\
+        a@example.com,ua,Ann,pro,gold\n"
+        .to_vec();
+    // Latin-1, not UTF-8: one bad row, not a bad file.
+    text.extend_from_slice(b"b@example.com,ub,Jos\xe9,free,\n");
+    text.extend_from_slice(b"c@example.com,uc,Cy,,\n");
+    let file = dir.path().join("users.csv");
+    std::fs::write(&file, &text).unwrap();
+    let rejects = dir.path().join("rejects.csv");
+    let ran = kith(
+        &app,
+        &app.key,
+        &[
+            "import",
+            "users",
+            "--file",
+            arg(&file),
+            "--rejects",
+            arg(&rejects),
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.summary().contains("2 created, 0 updated, 1 rejected"),
+        "{}",
+        ran.summary()
+    );
+    assert_eq!(ran.rejection_lines(), ["line 3: is not UTF-8 text"]);
+    let written = std::fs::read(&rejects).unwrap();
+    assert_eq!(
+        written, b"keys.email,keys.user_id,name,traits.plan,tier\nb@example.com,ub,Jos\xe9,free,\n",
+        "the bad row as it was read"
+    );
+    let user = app
+        .users()
+        .lookup_user(pb::LookupUserRequest {
+            keys: [("user_id".to_owned(), "ua".to_owned())].into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(user.keys["email"], "a@example.com");
+    assert_eq!(user.name, "Ann");
+    let traits = user.traits.unwrap().fields;
+    let text_of = |name: &str| match &traits[name].kind {
+        Some(prost_types::value::Kind::StringValue(s)) => s.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(text_of("plan"), "pro");
+    assert_eq!(text_of("tier"), "gold", "an unknown column is a trait");
+
+    let file = write_file(
+        dir.path(),
+        "customers.csv",
+        "external_id,email,billing_address.country,billing_address.zip\nc1,c1@example.com,FR,75001\n",
+    );
+    let typo = kith(
+        &app,
+        &app.key,
+        &["import", "customers", "--file", arg(&file)],
+    )
+    .await;
+    assert_eq!(typo.code, 2);
+    assert!(
+        typo.stderr
+            .contains("unknown column `billing_address.zip`; billing_address has: country, line1"),
+        "{}",
+        typo.stderr
+    );
+}
+
+async fn customers_are_matched_by_email_and_take_the_rows_external_id(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let existing = app
+        .customers()
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                email: Some("known@example.com".into()),
+                name: Some("Before".into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "customers.csv",
+        "external_id,email,name\nk1,known@example.com,After\n,new@example.com,New\n",
+    );
+    let ran = kith(
+        &app,
+        &app.key,
+        &["import", "customers", "--file", arg(&file)],
+    )
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.summary().contains("1 created, 1 updated, 0 rejected"),
+        "{}",
+        ran.summary()
+    );
+    let updated = app
+        .customers()
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::ExternalId("k1".into())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    assert_eq!(updated.id, existing.id, "the customer the email found");
+    assert_eq!(updated.name.as_deref(), Some("After"));
+
+    // Again: the one with an external id by it, the other by its email.
+    let again = kith(
+        &app,
+        &app.key,
+        &["import", "customers", "--file", arg(&file)],
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.summary().contains("0 created, 2 updated, 0 rejected"),
+        "{}",
+        again.summary()
+    );
+}
+
+async fn more_conflicts_than_a_reply_itemises_are_counted_and_later_ones_itemised(
+    backend: Backend,
+) {
+    const HELD: usize = 150;
+    let app = require!(TestApp::spawn(backend).await);
+    let mut people = app.people();
+    // Holders of the emails, and the people who will claim them.
+    for prefix in ["holder", "taker"] {
+        for chunk in (0..HELD).collect::<Vec<_>>().chunks(100) {
+            people
+                .batch_upsert_people(pb::BatchUpsertPeopleRequest {
+                    people: chunk
+                        .iter()
+                        .map(|i| pb::PersonUpsert {
+                            user_id: format!("{prefix}-{i}"),
+                            email: Some(format!("{prefix}-{i}@example.com")),
+                            ..Default::default()
+                        })
+                        .collect(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+    // Each taker row gives an existing person the email another holds:
+    // only the database can refuse it. 150 of them in the first 20 000-row
+    // call, 5 more near the end of the file.
+    let mut text = String::new();
+    let mut line = 0;
+    let mut takers = Vec::new();
+    let mut push = |text: &mut String, row: String, taker: bool| {
+        line += 1;
+        if taker {
+            takers.push(line);
+        }
+        text.push_str(&row);
+        text.push('\n');
+    };
+    for i in 0..HELD {
+        push(
+            &mut text,
+            format!("{{\"externalId\":\"taker-{i}\",\"email\":\"holder-{i}@example.com\"}}"),
+            true,
+        );
+    }
+    for i in 0..20_100 {
+        push(
+            &mut text,
+            format!("{{\"externalId\":\"filler-{i}\"}}"),
+            false,
+        );
+    }
+    for i in 0..5 {
+        push(
+            &mut text,
+            format!("{{\"externalId\":\"taker-{i}\",\"email\":\"holder-{i}@example.com\"}}"),
+            true,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "people.jsonl", &text);
+    let rejects = dir.path().join("rejects.jsonl");
+    let ran = kith(
+        &app,
+        &app.key,
+        &[
+            "import",
+            "people",
+            "--file",
+            arg(&file),
+            "--rejects",
+            arg(&rejects),
+        ],
+    )
+    .await;
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.summary().contains(&format!(
+            "20100 created, 0 updated, 155 rejected (105 written to {}; 50 not itemised by the server)",
+            rejects.display()
+        )),
+        "{}",
+        ran.summary()
+    );
+    assert!(
+        ran.stderr
+            .contains("50 more people were rejected than the server itemises"),
+        "{}",
+        ran.stderr
+    );
+    let reported: Vec<&str> = ran.rejection_lines();
+    assert_eq!(reported.len(), 105);
+    // The late ones came in smaller calls: every one is named.
+    for late in &takers[HELD..] {
+        assert!(
+            reported
+                .iter()
+                .any(|l| l.starts_with(&format!("line {late}: email: "))),
+            "line {late} in {reported:?}"
+        );
+    }
+    let written = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(written.lines().count(), 105);
+    assert!(written.lines().all(|l| l.contains("\"holder-")));
+}
+
+async fn rate_limited_imports_wait_and_finish(backend: Backend) {
+    use std::num::NonZeroU32;
+    let limit = kith::config::RateLimit {
+        per_second: NonZeroU32::new(100).unwrap(),
+        burst: NonZeroU32::new(10).unwrap(),
+    };
+    let app = require!(TestApp::builder(backend).rate_limit(limit).start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let users: String = (0..300)
+        .map(|i| format!("{{\"keys\":{{\"user_id\":\"r{i}\"}}}}\n"))
+        .collect();
+    let file = write_file(dir.path(), "users.jsonl", &users);
+    // Eight calls in flight against ten a second at most in a burst: the
+    // server refuses some with a delay to wait, and the import waits.
+    let ran = kith(&app, &app.key, &["import", "users", "--file", arg(&file)]).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.summary().contains("300 created, 0 updated, 0 rejected"),
+        "{}",
+        ran.summary()
     );
 }
