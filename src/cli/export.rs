@@ -2,7 +2,9 @@
 //! standard output as each page arrives (constant memory for any size), in
 //! the format `kith import` reads back.
 
+use std::future::Future;
 use std::io::{BufWriter, Write};
+use std::pin::Pin;
 
 use super::client::Connection;
 use super::format::Codec;
@@ -113,138 +115,166 @@ fn io_ended(error: std::io::Error) -> Ended {
     }
 }
 
+/// A list method's pages, one call each, until a page has no next token.
+struct Pages<Fetch> {
+    fetch: Fetch,
+    /// The next page's token; `None` once the last page was fetched.
+    token: Option<String>,
+}
+
+impl<Fetch, Page, T> Pages<Fetch>
+where
+    Fetch: FnMut(String) -> Page,
+    Page: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    /// `fetch` gets a page token and returns its records and the next one.
+    fn new(fetch: Fetch) -> Self {
+        Self {
+            fetch,
+            token: Some(String::new()),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<T>>, tonic::Status> {
+        let Some(token) = self.token.take() else {
+            return Ok(None);
+        };
+        let (records, next) = (self.fetch)(token).await?;
+        self.token = (!next.is_empty()).then_some(next);
+        Ok(Some(records))
+    }
+
+    /// Writes every record of every page.
+    async fn write_all(mut self, out: &mut Output) -> Result<(), Ended>
+    where
+        T: prost::Message,
+    {
+        while let Some(records) = self.next().await? {
+            for record in &records {
+                out.write(record)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn people(
     connection: &Connection,
     query: Option<String>,
     out: &mut Output,
 ) -> Result<(), Ended> {
-    let mut client = connection.people();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_people(pb::ListPeopleRequest {
-                page_size: PAGE_SIZE,
-                page_token,
-                search: query.clone().unwrap_or_default(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        for person in &page.people {
-            out.write(person)?;
+    let client = connection.people();
+    let search = query.unwrap_or_default();
+    Pages::new(|page_token| {
+        let (mut client, search) = (client.clone(), search.clone());
+        async move {
+            let page = client
+                .list_people(pb::ListPeopleRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                    search,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok((page.people, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        page_token = page.next_page_token;
-    }
+    })
+    .write_all(out)
+    .await
+}
+
+/// A page being fetched, boxed where its type must be named.
+type Fetching<T> = Pin<Box<dyn Future<Output = Result<(Vec<T>, String), tonic::Status>> + Send>>;
+
+/// Every customer, for the customers' export and the entities' owners.
+fn customer_pages(connection: &Connection) -> Pages<impl FnMut(String) -> Fetching<pb::Customer>> {
+    let client = connection.customers();
+    Pages::new(move |page_token| -> Fetching<pb::Customer> {
+        let mut client = client.clone();
+        Box::pin(async move {
+            let page = client
+                .list_customers(pb::ListCustomersRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok((page.customers, page.next_page_token))
+        })
+    })
 }
 
 async fn customers(connection: &Connection, out: &mut Output) -> Result<(), Ended> {
-    let mut client = connection.customers();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_customers(pb::ListCustomersRequest {
-                page_size: PAGE_SIZE,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        for customer in &page.customers {
-            out.write(customer)?;
-        }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        page_token = page.next_page_token;
-    }
+    customer_pages(connection).write_all(out).await
 }
 
 async fn users(connection: &Connection, out: &mut Output) -> Result<(), Ended> {
-    let mut client = connection.users();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_users(pb::ListUsersRequest {
-                page_size: PAGE_SIZE,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        for user in &page.users {
-            out.write(user)?;
+    let client = connection.users();
+    Pages::new(|page_token| {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list_users(pb::ListUsersRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok((page.users, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        page_token = page.next_page_token;
-    }
+    })
+    .write_all(out)
+    .await
 }
 
 /// Entities belong to customers with an external id: each one's entities,
 /// archived ones included, customer by customer.
 async fn entities(connection: &Connection, out: &mut Output) -> Result<(), Ended> {
-    let mut customers = connection.customers();
-    let mut client = connection.entities();
-    let mut customer_token = String::new();
-    loop {
-        let page = customers
-            .list_customers(pb::ListCustomersRequest {
-                page_size: PAGE_SIZE,
-                page_token: customer_token,
-                ..Default::default()
+    let client = connection.entities();
+    let mut owners = customer_pages(connection);
+    while let Some(customers) = owners.next().await? {
+        for owner in customers.into_iter().filter_map(|c| c.external_id) {
+            Pages::new(|page_token| {
+                let (mut client, owner) = (client.clone(), owner.clone());
+                async move {
+                    let page = client
+                        .list_entities(pb::ListEntitiesRequest {
+                            customer_external_id: owner,
+                            page_size: PAGE_SIZE,
+                            page_token,
+                            include_archived: true,
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.entities, page.next_page_token))
+                }
             })
-            .await?
-            .into_inner();
-        for owner in page.customers.iter().filter_map(|c| c.external_id.clone()) {
-            let mut page_token = String::new();
-            loop {
-                let entities = client
-                    .list_entities(pb::ListEntitiesRequest {
-                        customer_external_id: owner.clone(),
-                        page_size: PAGE_SIZE,
-                        page_token,
-                        include_archived: true,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner();
-                for entity in &entities.entities {
-                    out.write(entity)?;
-                }
-                if entities.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = entities.next_page_token;
-            }
+            .write_all(out)
+            .await?;
         }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        customer_token = page.next_page_token;
     }
+    Ok(())
 }
 
 async fn entity_types(connection: &Connection, out: &mut Output) -> Result<(), Ended> {
-    let mut client = connection.entities();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_entity_types(pb::ListEntityTypesRequest {
-                page_size: PAGE_SIZE,
-                page_token,
-            })
-            .await?
-            .into_inner();
-        for entity_type in &page.types {
-            out.write(entity_type)?;
+    let client = connection.entities();
+    Pages::new(|page_token| {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list_entity_types(pb::ListEntityTypesRequest {
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            Ok((page.types, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok(());
-        }
-        page_token = page.next_page_token;
-    }
+    })
+    .write_all(out)
+    .await
 }

@@ -79,6 +79,23 @@ async fn kith(app: &TestApp, key: &str, args: &[&str]) -> Ran {
     }
 }
 
+/// `kith import KIND --file FILE --rejects REJECTS`.
+async fn import(app: &TestApp, key: &str, kind: &str, file: &Path, rejects: &Path) -> Ran {
+    kith(
+        app,
+        key,
+        &[
+            "import",
+            kind,
+            "--file",
+            arg(file),
+            "--rejects",
+            arg(rejects),
+        ],
+    )
+    .await
+}
+
 fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -237,19 +254,7 @@ async fn a_100k_row_jsonl_of_people_imports_into_its_own_workspace(backend: Back
     let (text, bad) = people_jsonl(100_000, 20_000);
     let file = write_file(dir.path(), "people.jsonl", &text);
     let rejects = dir.path().join("rejects.jsonl");
-    let ran = kith(
-        &app,
-        &key,
-        &[
-            "import",
-            "people",
-            "--file",
-            arg(&file),
-            "--rejects",
-            arg(&rejects),
-        ],
-    )
-    .await;
+    let ran = import(&app, &key, "people", &file, &rejects).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert!(
         ran.summary().contains(&format!(
@@ -343,21 +348,7 @@ async fn import_directory(app: &TestApp, key: &str, dir: &Path) -> Vec<Ran> {
     ] {
         let file = write_file(dir, name, text);
         let rejects = dir.join(format!("rejected-{name}"));
-        ran.push(
-            kith(
-                app,
-                key,
-                &[
-                    "import",
-                    kind,
-                    "--file",
-                    arg(&file),
-                    "--rejects",
-                    arg(&rejects),
-                ],
-            )
-            .await,
-        );
+        ran.push(import(app, key, kind, &file, &rejects).await);
     }
     ran
 }
@@ -1011,19 +1002,7 @@ async fn csv_columns_reach_map_keys_nested_fields_and_free_form_keys(backend: Ba
     let file = dir.path().join("users.csv");
     std::fs::write(&file, &text).unwrap();
     let rejects = dir.path().join("rejects.csv");
-    let ran = kith(
-        &app,
-        &app.key,
-        &[
-            "import",
-            "users",
-            "--file",
-            arg(&file),
-            "--rejects",
-            arg(&rejects),
-        ],
-    )
-    .await;
+    let ran = import(&app, &app.key, "users", &file, &rejects).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert!(
         ran.summary().contains("2 created, 0 updated, 1 rejected"),
@@ -1200,19 +1179,7 @@ async fn more_conflicts_than_a_reply_itemises_are_counted_and_later_ones_itemise
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "people.jsonl", &text);
     let rejects = dir.path().join("rejects.jsonl");
-    let ran = kith(
-        &app,
-        &app.key,
-        &[
-            "import",
-            "people",
-            "--file",
-            arg(&file),
-            "--rejects",
-            arg(&rejects),
-        ],
-    )
-    .await;
+    let ran = import(&app, &app.key, "people", &file, &rejects).await;
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert!(
         ran.summary().contains(&format!(
