@@ -17,6 +17,7 @@ backend_tests!(
     errors_are_aip_193_with_their_details,
     the_change_log_pages_as_json_and_streams_as_ndjson,
     an_import_reads_one_message_per_line,
+    the_documented_rules_are_the_rules_kept,
 );
 
 impl TestApp {
@@ -473,4 +474,148 @@ async fn an_import_reads_one_message_per_line(backend: Backend) {
         3,
         "nothing of a refused import"
     );
+}
+
+/// The first number `key` holds anywhere in `schema` (a bound, inside its
+/// `anyOf` with `null`).
+fn bound(schema: &Value, key: &str) -> Option<u64> {
+    match schema {
+        Value::Object(object) => object
+            .get(key)
+            .and_then(Value::as_u64)
+            .or_else(|| object.values().find_map(|inner| bound(inner, key))),
+        Value::Array(items) => items.iter().find_map(|inner| bound(inner, key)),
+        _ => None,
+    }
+}
+
+fn violated_field(body: &Value) -> &str {
+    body["error"]["details"][1]["fieldViolations"][0]["field"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// What `proto/kith/v1/rules.proto` lets the contract declare is what the
+/// domain keeps: a value at a bound `/openapi.json` documents is taken, one
+/// past it refused with its field named; a oneof that must be set, a
+/// REQUIRED body, a field the message lacks are refused as documented.
+async fn the_documented_rules_are_the_rules_kept(backend: Backend) {
+    let app = require!(TestApp::spawn(backend).await);
+    let document: Value = reqwest::get(format!("{}/openapi.json", app.rest))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &document["components"]["schemas"];
+    let customer = &schemas["kith.v1.Customer"];
+    assert_eq!(customer["additionalProperties"], false);
+
+    let longest_name = bound(&customer["properties"]["name"], "maxLength").unwrap();
+    let name = |chars: u64| "n".repeat(usize::try_from(chars).unwrap());
+    let (status, _) = app
+        .kith(
+            Method::POST,
+            "/kith/v1/customers",
+            Some(&json!({"email": "ada@example.com", "name": name(longest_name)})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a name of {longest_name} characters"
+    );
+    let (status, body) = app
+        .kith(
+            Method::POST,
+            "/kith/v1/customers",
+            Some(&json!({"email": "bob@example.com", "name": name(longest_name + 1)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(violated_field(&body), "name");
+
+    let batch = &document["paths"]["/kith/v1/people:batchUpsert"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"]["properties"]["people"];
+    let (fewest, most) = (
+        bound(batch, "minItems").unwrap(),
+        bound(batch, "maxItems").unwrap(),
+    );
+    let people = |count: u64| -> Value {
+        let people: Vec<Value> = (0..count)
+            .map(|i| json!({"userId": format!("user-{i}")}))
+            .collect();
+        json!({ "people": people })
+    };
+    for (count, expected) in [
+        (fewest, StatusCode::OK),
+        (most, StatusCode::OK),
+        (fewest - 1, StatusCode::BAD_REQUEST),
+        (most + 1, StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = app
+            .kith(
+                Method::POST,
+                "/kith/v1/people:batchUpsert",
+                Some(&people(count)),
+            )
+            .await;
+        assert_eq!(status, expected, "a batch of {count}: {body}");
+    }
+
+    let changes = document["paths"]["/kith/v1/changes"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let page_size = changes
+        .iter()
+        .find(|parameter| parameter["name"] == "pageSize")
+        .unwrap();
+    let largest = bound(&page_size["schema"], "maximum").unwrap();
+    let page = |size: u64| format!("/kith/v1/changes?pageSize={size}");
+    assert_eq!(
+        app.kith(Method::GET, &page(largest), None).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = app.kith(Method::GET, &page(largest + 1), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(violated_field(&body), "page_size");
+
+    // A metadata value names its kind: the oneof must be set.
+    let metadata_value = schemas["kith.v1.MetadataValue"].to_string();
+    assert!(metadata_value.contains("oneOf"), "{metadata_value}");
+    let (status, _) = app
+        .kith(
+            Method::POST,
+            "/kith/v1/customers",
+            Some(&json!({"email": "cy@example.com", "metadata": {"plan": {}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // An update's customer is REQUIRED: `null` is no customer.
+    let id = uuid::Uuid::new_v4();
+    let (status, body) = app
+        .kith(
+            Method::PATCH,
+            &format!("/kith/v1/customers/{id}"),
+            Some(&Value::Null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(violated_field(&body), "customer");
+
+    let (status, body) = app
+        .kith(
+            Method::POST,
+            "/kith/v1/customers",
+            Some(&json!({"email": "dee@example.com", "nickname": "D"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // An enum in the query by number, as the mapping reads it in a body.
+    let (status, body) = app
+        .kith(Method::GET, "/kith/v1/people?status=3", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -101,11 +101,10 @@ impl CustomerService for CustomerApi {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let lookup = update_lookup(request.lookup)?;
-        let (patch, wire) = patch_input(
-            request.customer.unwrap_or_default(),
-            request.update_mask,
-            &lookup,
-        )?;
+        let customer = request
+            .customer
+            .ok_or_else(|| Error::invalid("customer", "is required"))?;
+        let (patch, wire) = patch_input(customer, request.update_mask, &lookup)?;
         let patch = Error::with_wire_violations(wire, CustomerPatch::parse(patch, &lookup))?;
         let customer = self
             .service

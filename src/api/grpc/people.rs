@@ -127,7 +127,10 @@ impl PeopleService for PeopleApi {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let lookup = update_lookup(request.lookup)?;
-        let patch = patch_input(request.person.unwrap_or_default(), request.update_mask)?;
+        let person = request
+            .person
+            .ok_or_else(|| Error::invalid("person", "is required"))?;
+        let patch = patch_input(person, request.update_mask)?;
         let patch = PersonPatch::parse(patch)?;
         let person = self.service.update_person(&caller, &lookup, &patch).await?;
         Ok(Response::new(UpdatePersonResponse {

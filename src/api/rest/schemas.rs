@@ -20,6 +20,9 @@ use crate::domain::{entity, person, user};
 /// U+007F–009F), which no stored text may hold.
 pub const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
+/// Text without NUL, which no database column can hold.
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
 fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
@@ -159,6 +162,11 @@ pub fn entity_id() -> Object {
     identifier(&entity::ENTITY_ID_PUNCTUATION).build()
 }
 
+/// The external id of a customer that owns entities.
+pub fn owner_id() -> Object {
+    identifier(&entity::OWNER_ID_PUNCTUATION).build()
+}
+
 /// An entity id, or `null`.
 pub fn nullable_entity_id() -> Object {
     identifier(&entity::ENTITY_ID_PUNCTUATION)
@@ -179,7 +187,7 @@ fn storable(min: usize, max: usize) -> ObjectBuilder {
     string()
         .min_length(Some(min))
         .max_length(Some(max))
-        .pattern(Some("^[^\\u0000]*$"))
+        .pattern(Some(NO_NUL))
 }
 
 /// An entity's metadata: at most 100 keys of 1 to 255 characters, string
@@ -411,6 +419,17 @@ fn time_zone() -> Object {
         .chain([serde_json::Value::from(""), serde_json::Value::Null]);
     ObjectBuilder::new()
         .schema_type(nullable(Type::String))
+        .enum_values(Some(names))
+        .build()
+}
+
+/// An IANA time zone name.
+pub fn iana_time_zone() -> Object {
+    let names = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| serde_json::Value::from(zone.name()));
+    ObjectBuilder::new()
+        .schema_type(Type::String)
         .enum_values(Some(names))
         .build()
 }

@@ -27,10 +27,11 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from kith.v1 import customers_pb2 as kith_dot_v1_dot_customers__pb2
 from kith.v1 import entities_pb2 as kith_dot_v1_dot_entities__pb2
 from kith.v1 import people_pb2 as kith_dot_v1_dot_people__pb2
+from kith.v1 import rules_pb2 as kith_dot_v1_dot_rules__pb2
 from kith.v1 import users_pb2 as kith_dot_v1_dot_users__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kith/v1/changes.proto\x12\x07kith.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kith/v1/customers.proto\x1a\x16kith/v1/entities.proto\x1a\x14kith/v1/people.proto\x1a\x13kith/v1/users.proto\"\xb7\x04\n\x06\x43hange\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.kith.v1.ChangeKind\x12+\n\toperation\x18\x03 \x01(\x0e\x32\x18.kith.v1.ChangeOperation\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x18\n\x0b\x65xternal_id\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08owner_id\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x10\n\x08revision\x18\x07 \x01(\x03\x12\x12\n\napi_key_id\x18\x08 \x01(\t\x12\x30\n\x0c\x63ommitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08\x63ustomer\x18\n \x01(\x0b\x32\x11.kith.v1.CustomerH\x00\x12!\n\x06\x65ntity\x18\x0b \x01(\x0b\x32\x0f.kith.v1.EntityH\x00\x12*\n\x0b\x65ntity_type\x18\x0c \x01(\x0b\x32\x13.kith.v1.EntityTypeH\x00\x12!\n\x06person\x18\r \x01(\x0b\x32\x0f.kith.v1.PersonH\x00\x12\x1d\n\x04user\x18\x0e \x01(\x0b\x32\r.kith.v1.UserH\x00\x12#\n\x07\x63ompany\x18\x0f \x01(\x0b\x32\x10.kith.v1.CompanyH\x00\x12\x30\n\nmembership\x18\x10 \x01(\x0b\x32\x1a.kith.v1.CompanyMembershipH\x00\x42\x08\n\x06recordB\x0e\n\x0c_external_idB\x0b\n\t_owner_id\"W\n\x0c\x43hangeFilter\x12\"\n\x05kinds\x18\x01 \x03(\x0e\x32\x13.kith.v1.ChangeKind\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x11\n\trecord_id\x18\x03 \x01(\t\"Z\n\x0cWatchRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.kith.v1.ChangeFilter\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0bmax_changes\x18\x03 \x01(\x05\"A\n\rWatchResponse\x12 \n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x0f.kith.v1.Change\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"^\n\x12ListChangesRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.kith.v1.ChangeFilter\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"L\n\x13ListChangesResponse\x12 \n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x0f.kith.v1.Change\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t*\xdb\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANGE_KIND_CUSTOMER\x10\x01\x12\x16\n\x12\x43HANGE_KIND_ENTITY\x10\x02\x12\x1b\n\x17\x43HANGE_KIND_ENTITY_TYPE\x10\x03\x12\x16\n\x12\x43HANGE_KIND_PERSON\x10\x04\x12\x14\n\x10\x43HANGE_KIND_USER\x10\x05\x12\x17\n\x13\x43HANGE_KIND_COMPANY\x10\x06\x12\x1a\n\x16\x43HANGE_KIND_MEMBERSHIP\x10\x07*\xcd\x01\n\x0f\x43hangeOperation\x12 \n\x1c\x43HANGE_OPERATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HANGE_OPERATION_CREATED\x10\x01\x12\x1c\n\x18\x43HANGE_OPERATION_UPDATED\x10\x02\x12\x1c\n\x18\x43HANGE_OPERATION_DELETED\x10\x03\x12\x1d\n\x19\x43HANGE_OPERATION_ARCHIVED\x10\x04\x12\x1f\n\x1b\x43HANGE_OPERATION_UNARCHIVED\x10\x05\x32\xcd\x01\n\rChangeService\x12X\n\x05Watch\x12\x15.kith.v1.WatchRequest\x1a\x16.kith.v1.WatchResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/kith/v1/changes:watch0\x01\x12\x62\n\x0bListChanges\x12\x1b.kith.v1.ListChangesRequest\x1a\x1c.kith.v1.ListChangesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/kith/v1/changesBx\n\x0b\x63om.kith.v1B\x0c\x43hangesProtoP\x01Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\xa2\x02\x03KXX\xaa\x02\x07Kith.V1\xca\x02\x07Kith\\V1\xea\x02\x08Kith::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kith/v1/changes.proto\x12\x07kith.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17kith/v1/customers.proto\x1a\x16kith/v1/entities.proto\x1a\x14kith/v1/people.proto\x1a\x13kith/v1/rules.proto\x1a\x13kith/v1/users.proto\"\xb7\x04\n\x06\x43hange\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.kith.v1.ChangeKind\x12+\n\toperation\x18\x03 \x01(\x0e\x32\x18.kith.v1.ChangeOperation\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x18\n\x0b\x65xternal_id\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08owner_id\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x10\n\x08revision\x18\x07 \x01(\x03\x12\x12\n\napi_key_id\x18\x08 \x01(\t\x12\x30\n\x0c\x63ommitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x08\x63ustomer\x18\n \x01(\x0b\x32\x11.kith.v1.CustomerH\x00\x12!\n\x06\x65ntity\x18\x0b \x01(\x0b\x32\x0f.kith.v1.EntityH\x00\x12*\n\x0b\x65ntity_type\x18\x0c \x01(\x0b\x32\x13.kith.v1.EntityTypeH\x00\x12!\n\x06person\x18\r \x01(\x0b\x32\x0f.kith.v1.PersonH\x00\x12\x1d\n\x04user\x18\x0e \x01(\x0b\x32\r.kith.v1.UserH\x00\x12#\n\x07\x63ompany\x18\x0f \x01(\x0b\x32\x10.kith.v1.CompanyH\x00\x12\x30\n\nmembership\x18\x10 \x01(\x0b\x32\x1a.kith.v1.CompanyMembershipH\x00\x42\x08\n\x06recordB\x0e\n\x0c_external_idB\x0b\n\t_owner_id\"m\n\x0c\x43hangeFilter\x12\"\n\x05kinds\x18\x01 \x03(\x0e\x32\x13.kith.v1.ChangeKind\x12\x1b\n\x08owner_id\x18\x02 \x01(\tB\t\xa2\xbb\x18\x05\x10\xff\x01\x18\x01\x12\x1c\n\trecord_id\x18\x03 \x01(\tB\t\xa2\xbb\x18\x05\x10\xff\x01\x18\x01\"Z\n\x0cWatchRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.kith.v1.ChangeFilter\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0bmax_changes\x18\x03 \x01(\x05\"A\n\rWatchResponse\x12 \n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x0f.kith.v1.Change\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"i\n\x12ListChangesRequest\x12%\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x15.kith.v1.ChangeFilter\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xa2\xbb\x18\x05\x30\x00\x38\xe8\x07\"L\n\x13ListChangesResponse\x12 \n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x0f.kith.v1.Change\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t*\xdb\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HANGE_KIND_CUSTOMER\x10\x01\x12\x16\n\x12\x43HANGE_KIND_ENTITY\x10\x02\x12\x1b\n\x17\x43HANGE_KIND_ENTITY_TYPE\x10\x03\x12\x16\n\x12\x43HANGE_KIND_PERSON\x10\x04\x12\x14\n\x10\x43HANGE_KIND_USER\x10\x05\x12\x17\n\x13\x43HANGE_KIND_COMPANY\x10\x06\x12\x1a\n\x16\x43HANGE_KIND_MEMBERSHIP\x10\x07*\xcd\x01\n\x0f\x43hangeOperation\x12 \n\x1c\x43HANGE_OPERATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43HANGE_OPERATION_CREATED\x10\x01\x12\x1c\n\x18\x43HANGE_OPERATION_UPDATED\x10\x02\x12\x1c\n\x18\x43HANGE_OPERATION_DELETED\x10\x03\x12\x1d\n\x19\x43HANGE_OPERATION_ARCHIVED\x10\x04\x12\x1f\n\x1b\x43HANGE_OPERATION_UNARCHIVED\x10\x05\x32\xcd\x01\n\rChangeService\x12X\n\x05Watch\x12\x15.kith.v1.WatchRequest\x1a\x16.kith.v1.WatchResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/kith/v1/changes:watch0\x01\x12\x62\n\x0bListChanges\x12\x1b.kith.v1.ListChangesRequest\x1a\x1c.kith.v1.ListChangesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/kith/v1/changesBx\n\x0b\x63om.kith.v1B\x0c\x43hangesProtoP\x01Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\xa2\x02\x03KXX\xaa\x02\x07Kith.V1\xca\x02\x07Kith\\V1\xea\x02\x08Kith::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,26 +39,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kith.v1.changes_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.kith.v1B\014ChangesProtoP\001Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\242\002\003KXX\252\002\007Kith.V1\312\002\007Kith\\V1\352\002\010Kith::V1'
+  _globals['_CHANGEFILTER'].fields_by_name['owner_id']._loaded_options = None
+  _globals['_CHANGEFILTER'].fields_by_name['owner_id']._serialized_options = b'\242\273\030\005\020\377\001\030\001'
+  _globals['_CHANGEFILTER'].fields_by_name['record_id']._loaded_options = None
+  _globals['_CHANGEFILTER'].fields_by_name['record_id']._serialized_options = b'\242\273\030\005\020\377\001\030\001'
+  _globals['_LISTCHANGESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCHANGESREQUEST'].fields_by_name['page_size']._serialized_options = b'\242\273\030\0050\0008\350\007'
   _globals['_CHANGESERVICE'].methods_by_name['Watch']._loaded_options = None
   _globals['_CHANGESERVICE'].methods_by_name['Watch']._serialized_options = b'\202\323\344\223\002\030\022\026/kith/v1/changes:watch'
   _globals['_CHANGESERVICE'].methods_by_name['ListChanges']._loaded_options = None
   _globals['_CHANGESERVICE'].methods_by_name['ListChanges']._serialized_options = b'\202\323\344\223\002\022\022\020/kith/v1/changes'
-  _globals['_CHANGEKIND']._serialized_start=1182
-  _globals['_CHANGEKIND']._serialized_end=1401
-  _globals['_CHANGEOPERATION']._serialized_start=1404
-  _globals['_CHANGEOPERATION']._serialized_end=1609
-  _globals['_CHANGE']._serialized_start=190
-  _globals['_CHANGE']._serialized_end=757
-  _globals['_CHANGEFILTER']._serialized_start=759
-  _globals['_CHANGEFILTER']._serialized_end=846
-  _globals['_WATCHREQUEST']._serialized_start=848
-  _globals['_WATCHREQUEST']._serialized_end=938
-  _globals['_WATCHRESPONSE']._serialized_start=940
-  _globals['_WATCHRESPONSE']._serialized_end=1005
-  _globals['_LISTCHANGESREQUEST']._serialized_start=1007
-  _globals['_LISTCHANGESREQUEST']._serialized_end=1101
-  _globals['_LISTCHANGESRESPONSE']._serialized_start=1103
-  _globals['_LISTCHANGESRESPONSE']._serialized_end=1179
-  _globals['_CHANGESERVICE']._serialized_start=1612
-  _globals['_CHANGESERVICE']._serialized_end=1817
+  _globals['_CHANGEKIND']._serialized_start=1236
+  _globals['_CHANGEKIND']._serialized_end=1455
+  _globals['_CHANGEOPERATION']._serialized_start=1458
+  _globals['_CHANGEOPERATION']._serialized_end=1663
+  _globals['_CHANGE']._serialized_start=211
+  _globals['_CHANGE']._serialized_end=778
+  _globals['_CHANGEFILTER']._serialized_start=780
+  _globals['_CHANGEFILTER']._serialized_end=889
+  _globals['_WATCHREQUEST']._serialized_start=891
+  _globals['_WATCHREQUEST']._serialized_end=981
+  _globals['_WATCHRESPONSE']._serialized_start=983
+  _globals['_WATCHRESPONSE']._serialized_end=1048
+  _globals['_LISTCHANGESREQUEST']._serialized_start=1050
+  _globals['_LISTCHANGESREQUEST']._serialized_end=1155
+  _globals['_LISTCHANGESRESPONSE']._serialized_start=1157
+  _globals['_LISTCHANGESRESPONSE']._serialized_end=1233
+  _globals['_CHANGESERVICE']._serialized_start=1666
+  _globals['_CHANGESERVICE']._serialized_end=1871
 # @@protoc_insertion_point(module_scope)

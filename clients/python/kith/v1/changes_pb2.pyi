@@ -5,6 +5,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from kith.v1 import customers_pb2 as _customers_pb2
 from kith.v1 import entities_pb2 as _entities_pb2
 from kith.v1 import people_pb2 as _people_pb2
+from kith.v1 import rules_pb2 as _rules_pb2
 from kith.v1 import users_pb2 as _users_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from kith.v1 import rules_pb2 as kith_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kith/v1/common.proto\x12\x07kith.v1\"q\n\rMetadataValue\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind*y\n\nMemberRole\x12\x1b\n\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MEMBER_ROLE_OWNER\x10\x01\x12\x1f\n\x1bMEMBER_ROLE_BILLING_MANAGER\x10\x02\x12\x16\n\x12MEMBER_ROLE_MEMBER\x10\x03\x42w\n\x0b\x63om.kith.v1B\x0b\x43ommonProtoP\x01Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\xa2\x02\x03KXX\xaa\x02\x07Kith.V1\xca\x02\x07Kith\\V1\xea\x02\x08Kith::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14kith/v1/common.proto\x12\x07kith.v1\x1a\x13kith/v1/rules.proto\"\x84\x01\n\rMetadataValue\x12#\n\x0cstring_value\x18\x01 \x01(\tB\x0b\xa2\xbb\x18\x07\x08\x01\x10\xf4\x03\x18\x02H\x00\x12\x13\n\tint_value\x18\x02 \x01(\x03H\x00\x12\x15\n\x0b\x66loat_value\x18\x03 \x01(\x01H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x42\x0c\n\x04kind\x12\x04\xa8\xbb\x18\x01*y\n\nMemberRole\x12\x1b\n\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11MEMBER_ROLE_OWNER\x10\x01\x12\x1f\n\x1bMEMBER_ROLE_BILLING_MANAGER\x10\x02\x12\x16\n\x12MEMBER_ROLE_MEMBER\x10\x03\x42w\n\x0b\x63om.kith.v1B\x0b\x43ommonProtoP\x01Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\xa2\x02\x03KXX\xaa\x02\x07Kith.V1\xca\x02\x07Kith\\V1\xea\x02\x08Kith::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kith.v1.common_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\013com.kith.v1B\013CommonProtoP\001Z4github.com/kith-directory/kith/gen/go/kith/v1;kithv1\242\002\003KXX\252\002\007Kith.V1\312\002\007Kith\\V1\352\002\010Kith::V1'
-  _globals['_MEMBERROLE']._serialized_start=148
-  _globals['_MEMBERROLE']._serialized_end=269
-  _globals['_METADATAVALUE']._serialized_start=33
-  _globals['_METADATAVALUE']._serialized_end=146
+  _globals['_METADATAVALUE'].oneofs_by_name['kind']._loaded_options = None
+  _globals['_METADATAVALUE'].oneofs_by_name['kind']._serialized_options = b'\250\273\030\001'
+  _globals['_METADATAVALUE'].fields_by_name['string_value']._loaded_options = None
+  _globals['_METADATAVALUE'].fields_by_name['string_value']._serialized_options = b'\242\273\030\007\010\001\020\364\003\030\002'
+  _globals['_MEMBERROLE']._serialized_start=189
+  _globals['_MEMBERROLE']._serialized_end=310
+  _globals['_METADATAVALUE']._serialized_start=55
+  _globals['_METADATAVALUE']._serialized_end=187
 # @@protoc_insertion_point(module_scope)

@@ -192,10 +192,14 @@ fn set_leaf(
 }
 
 /// A parameter's text as the JSON value its kind takes: JSON's own
-/// booleans; a string for everything else, which the mapping accepts for
-/// numbers, enums, bytes and the well-known types alike.
+/// booleans; an enum's number as a number (the mapping reads a quoted one
+/// as a name); a string for everything else, which the mapping accepts for
+/// numbers, bytes and the well-known types alike.
 fn scalar(kind: &Kind, text: &str) -> Result<Value, String> {
     match kind {
+        Kind::Enum(_) => Ok(text
+            .parse::<i32>()
+            .map_or_else(|_| Value::String(text.to_owned()), Value::from)),
         Kind::Bool => match text {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),

@@ -11,6 +11,7 @@
 mod binding;
 mod json;
 pub mod openapi;
+mod rules;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use prost_reflect::{
 use serde_json::{Map, Value as Json, json};
 
 use super::binding::{Binding, BodyRule};
+use super::rules::Rules;
 
 /// `google.api.FieldBehavior` values the document uses.
 const REQUIRED: i32 = 2;
@@ -47,6 +48,8 @@ pub struct Document {
 pub fn document(pool: &DescriptorPool, bindings: &[Binding]) -> Document {
     let mut writer = Writer {
         behavior: pool.get_extension_by_name("google.api.field_behavior"),
+        rules: pool.get_extension_by_name("kith.v1.rules"),
+        required_oneof: pool.get_extension_by_name("kith.v1.required_oneof"),
         schemas: Map::new(),
         pending: Vec::new(),
     };
@@ -88,6 +91,10 @@ pub fn document(pool: &DescriptorPool, bindings: &[Binding]) -> Document {
 
 struct Writer {
     behavior: Option<ExtensionDescriptor>,
+    /// `kith.v1.rules`: what a field accepts beyond its type.
+    rules: Option<ExtensionDescriptor>,
+    /// `kith.v1.required_oneof`: a oneof that must have a member set.
+    required_oneof: Option<ExtensionDescriptor>,
     schemas: Map<String, Json>,
     /// Messages referenced and not yet written.
     pending: Vec<MessageDescriptor>,
@@ -107,7 +114,7 @@ impl Writer {
                     "in": "path",
                     "required": true,
                     "schema": field.map_or(json!({"type": "string"}), |field| {
-                        self.scalar_or_string(&field)
+                        self.scalar_or_string(&field, false)
                     }),
                 })
             })
@@ -145,9 +152,14 @@ impl Writer {
             }
             BodyRule::Field(field) => {
                 let schema = self.field_value(field);
-                // No body reads as the empty message, as gRPC would.
+                // No body reads as the empty message, as gRPC would: it
+                // may be left out unless that message lacks a required field.
+                let required = match field.kind() {
+                    Kind::Message(message) => self.demands_a_body(&message, &[]),
+                    _ => false,
+                };
                 operation["requestBody"] = json!({
-                    "required": false,
+                    "required": required,
                     "content": {"application/json": {"schema": schema}},
                 });
                 for other in input.fields() {
@@ -188,26 +200,16 @@ impl Writer {
     /// A whole-body request: the input without the fields the path binds;
     /// a client stream reads one such message per line.
     fn body_without(&mut self, input: &MessageDescriptor, bound: &[&str], streaming: bool) -> Json {
-        let mut schema = self.message(input);
-        if let Some(properties) = schema["properties"].as_object_mut() {
-            for field in input.fields().filter(|field| bound.contains(&field.name())) {
-                properties.remove(field.json_name());
-            }
-        }
-        if let Some(required) = schema["required"].as_array_mut() {
-            required.retain(|name| {
-                !input
-                    .fields()
-                    .any(|field| bound.contains(&field.name()) && name == field.json_name())
-            });
-        }
+        let schema = self.message_without(input, bound);
         let content_type = if streaming {
             "application/x-ndjson"
         } else {
             "application/json"
         };
-        // No body reads as the empty message (no message, for a stream).
-        json!({"required": false, "content": {content_type: {"schema": schema}}})
+        // No body reads as the empty message (no message, for a stream),
+        // which will do unless the message has a required field.
+        let required = !streaming && self.demands_a_body(input, bound);
+        json!({"required": required, "content": {content_type: {"schema": schema}}})
     }
 
     /// A field as query parameters: itself when scalar or repeated scalar,
@@ -224,36 +226,76 @@ impl Writer {
                 }
                 parameters
             }
-            _ if field.is_map() => Vec::new(),
+            // `keys[email]=ada@example.com`; a map of messages has no
+            // query form (HttpRule binds only scalars there).
+            _ if field.is_map() && !map_of_scalars(field) => Vec::new(),
+            _ if field.is_map() => {
+                let mut schema = self.field_value(field);
+                schema["type"] = json!("object");
+                let required = self.value_demanded(field);
+                vec![json!({
+                    "name": name, "in": "query", "style": "deepObject", "explode": true,
+                    "required": required, "schema": schema,
+                })]
+            }
             _ => {
                 let schema = if field.is_list() {
-                    json!({"type": "array", "items": self.scalar_or_string(field)})
+                    let mut list =
+                        json!({"type": "array", "items": self.scalar_or_string(field, false)});
+                    if let Some(rules) = self.rules_of(field) {
+                        rules.bound_list(&mut list);
+                    }
+                    list
                 } else {
-                    self.scalar_or_string(field)
+                    self.scalar_or_string(field, !self.has_behavior(field, REQUIRED))
                 };
-                vec![json!({"name": name, "in": "query", "schema": schema, "explode": true})]
+                let required = self.value_demanded(field);
+                vec![json!({
+                    "name": name, "in": "query", "required": required,
+                    "schema": schema, "explode": true,
+                })]
             }
         }
     }
 
-    /// A field's value as a path or query parameter: its scalar schema.
-    fn scalar_or_string(&mut self, field: &FieldDescriptor) -> Json {
+    /// A field's value (a list's item) as a path or query parameter: its
+    /// scalar schema. `may_be_empty`: the parameter may be `""`.
+    fn scalar_or_string(&mut self, field: &FieldDescriptor, may_be_empty: bool) -> Json {
+        let rules = self.rules_of(field);
+        let value_rules = if field.is_list() {
+            rules.as_ref().and_then(Rules::items)
+        } else {
+            rules.as_ref()
+        };
         match field.kind() {
             Kind::Message(message) if is_well_known(&message) => well_known(&message),
             Kind::Message(_) => json!({"type": "string"}),
-            // AIP-158: a negative page size is an error.
-            _ if field.name() == "page_size" => {
-                json!({"type": "integer", "minimum": 0, "maximum": i32::MAX})
-            }
-            kind => self.enum_or_scalar(field, &kind),
+            kind => self.enum_or_scalar(field, &kind, value_rules, may_be_empty),
         }
     }
 
     /// Enums list their names; where the value must be set (a REQUIRED
-    /// field, a list item) the unspecified zero is not one of them.
-    fn enum_or_scalar(&self, field: &FieldDescriptor, kind: &Kind) -> Json {
+    /// field, a list item) the unspecified zero is not one of them. Text
+    /// and integers take their rules.
+    fn enum_or_scalar(
+        &self,
+        field: &FieldDescriptor,
+        kind: &Kind,
+        rules: Option<&Rules>,
+        may_be_empty: bool,
+    ) -> Json {
         let Kind::Enum(enumeration) = kind else {
-            return scalar(kind);
+            let Some(rules) = rules else {
+                return scalar(kind);
+            };
+            if matches!(kind, Kind::String) {
+                return rules.text(may_be_empty);
+            }
+            let mut schema = scalar(kind);
+            if matches!(kind, Kind::Int32 | Kind::Sint32 | Kind::Sfixed32) {
+                rules.bound_integer(&mut schema);
+            }
+            return schema;
         };
         let must_be_set = field.is_list() || self.has_behavior(field, REQUIRED);
         let values: Vec<_> = enumeration
@@ -276,54 +318,163 @@ impl Writer {
     }
 
     fn message(&mut self, message: &MessageDescriptor) -> Json {
+        self.message_without(message, &[])
+    }
+
+    /// A message's schema, leaving out the fields the path binds (`bound`)
+    /// and the oneofs they belong to. The mapping refuses a field it does
+    /// not know, so no other property is allowed.
+    fn message_without(&mut self, message: &MessageDescriptor, bound: &[&str]) -> Json {
         let mut properties = Map::new();
-        let mut required = Vec::new();
         for field in message.fields() {
+            if bound.contains(&field.name()) {
+                continue;
+            }
             let mut schema = self.field_value(&field);
             if self.output_only(&field) {
                 schema = json!({"allOf": [schema], "readOnly": true});
-            } else if self.has_behavior(&field, REQUIRED) {
-                required.push(Json::from(field.json_name()));
             }
             properties.insert(field.json_name().to_owned(), schema);
         }
         let mut schema = json!({
             "type": "object",
             "properties": properties,
+            "additionalProperties": false,
             "description": format!("{} (proto3 JSON mapping)", message.full_name()),
         });
+        let required = self.required_names(message, bound);
         if !required.is_empty() {
-            schema["required"] = Json::Array(required);
+            schema["required"] = Json::from(required);
+        }
+        let mut constraints = Vec::new();
+        for oneof in message.oneofs().filter(|oneof| !oneof.is_synthetic()) {
+            let names: Vec<String> = oneof.fields().map(|f| f.json_name().to_owned()).collect();
+            if oneof.fields().any(|field| bound.contains(&field.name())) {
+                continue;
+            }
+            if self.is_required_oneof(&oneof) {
+                constraints.push(exactly_one_set(&names));
+            } else {
+                constraints.extend(exclusive_pairs(&names));
+            }
+        }
+        if !constraints.is_empty() {
+            schema["allOf"] = Json::Array(constraints);
         }
         schema
     }
 
-    /// What a field holds in JSON: its kind, a list or map of it; `null`
-    /// reads as the field's default.
+    /// The JSON names of the fields a message must carry: REQUIRED ones,
+    /// and those whose default the rules refuse (an empty list of items
+    /// that must not be empty) where leaving them out reads as that default.
+    fn required_names(&self, message: &MessageDescriptor, bound: &[&str]) -> Vec<String> {
+        message
+            .fields()
+            .filter(|field| !bound.contains(&field.name()) && !self.output_only(field))
+            .filter(|field| self.value_demanded(field))
+            .map(|field| field.json_name().to_owned())
+            .collect()
+    }
+
+    /// Whether an empty body, read as the empty message, is refused: the
+    /// message has a required field or a required oneof the path leaves.
+    fn demands_a_body(&self, message: &MessageDescriptor, bound: &[&str]) -> bool {
+        let unbound_required_oneof = message.oneofs().any(|oneof| {
+            !oneof.is_synthetic()
+                && self.is_required_oneof(&oneof)
+                && !oneof.fields().any(|field| bound.contains(&field.name()))
+        });
+        unbound_required_oneof || !self.required_names(message, bound).is_empty()
+    }
+
+    /// Whether a field must be sent with a value other than its default.
+    fn value_demanded(&self, field: &FieldDescriptor) -> bool {
+        self.has_behavior(field, REQUIRED)
+            || (!field.supports_presence()
+                && self
+                    .rules_of(field)
+                    .is_some_and(|rules| rules.demands_a_value()))
+    }
+
+    fn is_required_oneof(&self, oneof: &prost_reflect::OneofDescriptor) -> bool {
+        let Some(extension) = &self.required_oneof else {
+            return false;
+        };
+        let options = oneof.options();
+        options.has_extension(extension) && options.get_extension(extension).as_bool() == Some(true)
+    }
+
+    /// What a field holds in JSON: its kind, a list or map of it, within its
+    /// rules; `null` reads as the field's default, so it is refused where
+    /// the default is (a REQUIRED field, a fewest length above zero).
     fn field_value(&mut self, field: &FieldDescriptor) -> Json {
+        let rules = self.rules_of(field);
+        let required = self.has_behavior(field, REQUIRED);
+        let nullable = !self.value_demanded(field);
+        let item_rules = rules.as_ref().and_then(Rules::items);
         if field.is_map() {
             let Kind::Message(entry) = field.kind() else {
                 unreachable!("a map field's kind is its entry message")
             };
             let value = entry.map_entry_value_field();
-            return json!({
-                "type": ["object", "null"],
-                "additionalProperties": self.single_value(&value),
+            let mut schema = json!({
+                "type": type_or_null("object", nullable),
+                "additionalProperties": self.single_value(&value, item_rules, false),
             });
+            if let Some(rules) = &rules {
+                rules.bound_object(&mut schema);
+            }
+            return schema;
         }
         if field.is_list() {
-            return json!({"type": ["array", "null"], "items": self.single_value(field)});
+            let mut schema = json!({
+                "type": type_or_null("array", nullable),
+                "items": self.single_value(field, item_rules, false),
+            });
+            if let Some(rules) = &rules {
+                rules.bound_list(&mut schema);
+            }
+            return schema;
         }
-        let value = self.single_value(field);
-        json!({"anyOf": [value, {"type": "null"}]})
+        // A oneof's member is set even when empty; other text may be left
+        // empty for "not set" unless it is REQUIRED.
+        let in_oneof = field
+            .containing_oneof()
+            .is_some_and(|oneof| !oneof.is_synthetic());
+        let value = self.single_value(field, rules.as_ref(), !required && !in_oneof);
+        if nullable {
+            json!({"anyOf": [value, {"type": "null"}]})
+        } else {
+            value
+        }
     }
 
-    fn single_value(&mut self, field: &FieldDescriptor) -> Json {
+    fn single_value(
+        &mut self,
+        field: &FieldDescriptor,
+        rules: Option<&Rules>,
+        may_be_empty: bool,
+    ) -> Json {
         match field.kind() {
+            Kind::Message(message) if message.full_name() == "google.protobuf.Struct" => {
+                let Some(rules) = rules else {
+                    return well_known(&message);
+                };
+                let mut schema = json!({
+                    "type": "object",
+                    "additionalProperties": rules.struct_values(),
+                });
+                rules.bound_object(&mut schema);
+                schema
+            }
             Kind::Message(message) if is_well_known(&message) => well_known(&message),
             Kind::Message(message) => self.reference(&message),
-            kind => self.enum_or_scalar(field, &kind),
+            kind => self.enum_or_scalar(field, &kind, rules, may_be_empty),
         }
+    }
+
+    fn rules_of(&self, field: &FieldDescriptor) -> Option<Rules> {
+        Rules::of(field, self.rules.as_ref())
     }
 
     fn reference(&mut self, message: &MessageDescriptor) -> Json {
@@ -353,6 +504,48 @@ impl Writer {
     fn output_only(&self, field: &FieldDescriptor) -> bool {
         self.has_behavior(field, OUTPUT_ONLY)
     }
+}
+
+fn map_of_scalars(field: &FieldDescriptor) -> bool {
+    let Kind::Message(entry) = field.kind() else {
+        return false;
+    };
+    !matches!(entry.map_entry_value_field().kind(), Kind::Message(_))
+}
+
+/// `kind`, or `[kind, "null"]`.
+fn type_or_null(kind: &str, nullable: bool) -> Json {
+    if nullable {
+        json!([kind, "null"])
+    } else {
+        json!(kind)
+    }
+}
+
+/// A oneof takes at most one member: for each two of its members (JSON
+/// names), not both set (`null` reads as unset).
+fn exclusive_pairs(names: &[String]) -> Vec<Json> {
+    let mut pairs = Vec::new();
+    for (index, first) in names.iter().enumerate() {
+        for second in &names[index + 1..] {
+            let set = json!({"not": {"type": "null"}});
+            pairs.push(json!({"not": {
+                "required": [first, second],
+                "properties": {first: set, second: set},
+            }}));
+        }
+    }
+    pairs
+}
+
+/// A required oneof: exactly one of its members set, to something other
+/// than `null`.
+fn exactly_one_set(names: &[String]) -> Json {
+    let choices: Vec<Json> = names
+        .iter()
+        .map(|name| json!({"required": [name], "properties": {name: {"not": {"type": "null"}}}}))
+        .collect();
+    json!({"oneOf": choices})
 }
 
 /// The field a dotted path names, from `message`.

@@ -6,13 +6,14 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_kith_v1_rules } from "./rules_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kith/v1/common.proto.
  */
 export const file_kith_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChRraXRoL3YxL2NvbW1vbi5wcm90bxIHa2l0aC52MSJxCg1NZXRhZGF0YVZhbHVlEhYKDHN0cmluZ192YWx1ZRgBIAEoCUgAEhMKCWludF92YWx1ZRgCIAEoA0gAEhUKC2Zsb2F0X3ZhbHVlGAMgASgBSAASFAoKYm9vbF92YWx1ZRgEIAEoCEgAQgYKBGtpbmQqeQoKTWVtYmVyUm9sZRIbChdNRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEhUKEU1FTUJFUl9ST0xFX09XTkVSEAESHwobTUVNQkVSX1JPTEVfQklMTElOR19NQU5BR0VSEAISFgoSTUVNQkVSX1JPTEVfTUVNQkVSEANCdwoLY29tLmtpdGgudjFCC0NvbW1vblByb3RvUAFaNGdpdGh1Yi5jb20va2l0aC1kaXJlY3Rvcnkva2l0aC9nZW4vZ28va2l0aC92MTtraXRodjGiAgNLWFiqAgdLaXRoLlYxygIHS2l0aFxWMeoCCEtpdGg6OlYxYgZwcm90bzM");
+  fileDesc("ChRraXRoL3YxL2NvbW1vbi5wcm90bxIHa2l0aC52MSKEAQoNTWV0YWRhdGFWYWx1ZRIjCgxzdHJpbmdfdmFsdWUYASABKAlCC6K7GAcIARD0AxgCSAASEwoJaW50X3ZhbHVlGAIgASgDSAASFQoLZmxvYXRfdmFsdWUYAyABKAFIABIUCgpib29sX3ZhbHVlGAQgASgISABCDAoEa2luZBIEqLsYASp5CgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFQoRTUVNQkVSX1JPTEVfT1dORVIQARIfChtNRU1CRVJfUk9MRV9CSUxMSU5HX01BTkFHRVIQAhIWChJNRU1CRVJfUk9MRV9NRU1CRVIQA0J3Cgtjb20ua2l0aC52MUILQ29tbW9uUHJvdG9QAVo0Z2l0aHViLmNvbS9raXRoLWRpcmVjdG9yeS9raXRoL2dlbi9nby9raXRoL3YxO2tpdGh2MaICA0tYWKoCB0tpdGguVjHKAgdLaXRoXFYx6gIIS2l0aDo6VjFiBnByb3RvMw", [file_kith_v1_rules]);
 
 /**
  * One value of a customer's metadata map: a string, an integer, a float or a
