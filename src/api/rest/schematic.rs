@@ -107,11 +107,10 @@ pub(super) struct ErrorBody {
     pub(super) error: String,
 }
 
-/// An upsert body; users and companies share it (companies ignore the
-/// membership fields).
+/// A company's upsert body, and what a user's adds its companies to.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(as = SchematicUpsertBody)]
-pub(super) struct UpsertBody {
+#[schema(as = SchematicCompanyBody)]
+pub(super) struct RecordBody {
     /// The record's id; without it, `keys` must name at least one key.
     #[schema(schema_with = schemas::nullable_uuid)]
     id: Option<String>,
@@ -127,6 +126,14 @@ pub(super) struct UpsertBody {
     last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     update_only: Option<bool>,
+}
+
+/// A user's upsert body: the record, and the companies it belongs to.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = SchematicUpsertBody)]
+pub(super) struct UpsertBody {
+    #[serde(flatten)]
+    record: RecordBody,
     #[schema(schema_with = schemas::nullable_keys)]
     company: Option<BTreeMap<String, String>>,
     #[schema(schema_with = schemas::nullable_uuid)]
@@ -143,16 +150,9 @@ fn upsert_keys() -> utoipa::openapi::schema::Object {
     schemas::keys(false)
 }
 
-impl UpsertBody {
-    fn into_input(self) -> (UpsertInput, MembershipInput) {
-        let memberships = MembershipInput {
-            company: self.company,
-            company_id: self.company_id,
-            replace: self.companies.is_some() || self.company_ids.is_some(),
-            companies: self.companies.unwrap_or_default(),
-            company_ids: self.company_ids.unwrap_or_default(),
-        };
-        let input = UpsertInput {
+impl RecordBody {
+    fn into_input(self) -> UpsertInput {
+        UpsertInput {
             id: self.id,
             keys: self.keys,
             name: self.name,
@@ -161,18 +161,26 @@ impl UpsertBody {
                 .last_seen_at
                 .map(|t| chrono::SubsecRound::trunc_subsecs(t, 3)),
             update_only: self.update_only.unwrap_or(false),
-        };
-        (input, memberships)
+        }
     }
 
-    fn into_user(self) -> Result<Upsert, Error> {
-        let (input, memberships) = self.into_input();
-        Upsert::parse(input, memberships)
-    }
-
-    /// A company upsert; the membership fields mean nothing here.
+    /// A company upsert. A user's membership fields, sent here, are
+    /// fields a company does not have, ignored like any other.
     fn into_company(self) -> Result<CompanyUpsert, Error> {
-        CompanyUpsert::parse(self.into_input().0)
+        CompanyUpsert::parse(self.into_input())
+    }
+}
+
+impl UpsertBody {
+    fn into_user(self) -> Result<Upsert, Error> {
+        let memberships = MembershipInput {
+            company: self.company,
+            company_id: self.company_id,
+            replace: self.companies.is_some() || self.company_ids.is_some(),
+            companies: self.companies.unwrap_or_default(),
+            company_ids: self.company_ids.unwrap_or_default(),
+        };
+        Upsert::parse(self.record.into_input(), memberships)
     }
 }
 
@@ -735,7 +743,7 @@ async fn user_trait(
 async fn upsert_company_as(
     state: &RestState,
     caller: &Caller,
-    request: UpsertBody,
+    request: RecordBody,
 ) -> Result<Json<Envelope<CompanyDetailView>>, Error> {
     let (company, _) = state
         .service
@@ -747,20 +755,20 @@ async fn upsert_company_as(
     ))
 }
 
-#[utoipa::path(post, tag = "schematic", path = "/companies", request_body = UpsertBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, tag = "schematic", path = "/companies", request_body = RecordBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn upsert_company(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
-    Body(request, _): Body<Schematic, UpsertBody>,
+    Body(request, _): Body<Schematic, RecordBody>,
 ) -> Result<Json<Envelope<CompanyDetailView>>, ApiError<Schematic>> {
     Ok(upsert_company_as(&state, &caller, request).await?)
 }
 
-#[utoipa::path(post, tag = "schematic", path = "/companies/create", request_body = UpsertBody, responses((status = 201, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, tag = "schematic", path = "/companies/create", request_body = RecordBody, responses((status = 201, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_company(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
-    Body(request, _): Body<Schematic, UpsertBody>,
+    Body(request, _): Body<Schematic, RecordBody>,
 ) -> Result<(StatusCode, Json<Envelope<CompanyDetailView>>), ApiError<Schematic>> {
     Ok((
         StatusCode::CREATED,
