@@ -157,7 +157,14 @@ impl Store {
     /// without `commit`, it rolls back.
     pub async fn write(&self) -> Result<Transaction> {
         let connection = match &self.pools {
-            Pools::Sqlite { writer, .. } => Connection::SqliteTx(writer.begin().await?),
+            // Takes the write lock at once, waiting up to the busy timeout
+            // while another process (a `kith` command) holds it. A deferred
+            // BEGIN would read first and then fail outright on its first
+            // write if that process had committed in between: SQLite cannot
+            // move a read snapshot forward into a write.
+            Pools::Sqlite { writer, .. } => {
+                Connection::SqliteTx(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
             Pools::Postgres(pool) => Connection::PostgresTx(pool.begin().await?),
         };
         Ok(Transaction(self.session(connection)))

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+use kith::pb::kith::v1::update_customer_request::Lookup;
 use kith::pb::kith::v1::{
     BatchUpsertPeopleRequest, CreateCustomerRequest, Customer, ImportPeopleRequest,
-    ListPeopleRequest, PersonUpsert,
+    ListPeopleRequest, PersonUpsert, UpdateCustomerRequest,
 };
 use prost_types::{Struct, Value, value::Kind};
 use tokio_stream::wrappers::ReceiverStream;
@@ -25,6 +26,7 @@ backend_tests!(
     sigterm_drains_calls_in_flight_then_exits_zero,
     a_call_held_open_is_cut_off_at_the_drain_time,
     logs_carry_no_keys_or_personal_data,
+    a_command_writing_beside_the_server_waits_its_turn,
 );
 
 fn person(id: &str) -> PersonUpsert {
@@ -72,6 +74,85 @@ async fn a_crash_under_write_load_loses_no_acknowledged_write(backend: Backend) 
         assert_eq!(check, "ok");
     }
     kith.stop().await.unwrap();
+}
+
+/// `kith keys create` writes to the database the server is writing to (on
+/// SQLite, a second process on the same file) while four callers update
+/// their customer over and over, each update a read then a write: every
+/// command succeeds and no update fails beside it, because each side waits
+/// for the other's write to end.
+async fn a_command_writing_beside_the_server_waits_its_turn(backend: Backend) {
+    let db = require!(TestDb::new(backend).await);
+    let kith = Kith::start(&db.url, Database::Fresh).await.unwrap();
+    let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let mut customers = kith.customers();
+        let customer = Customer {
+            external_id: Some(format!("customer-{writer}")),
+            email: Some(format!("customer-{writer}@example.com")),
+            ..Customer::default()
+        };
+        customers
+            .create_customer(CreateCustomerRequest {
+                customer: Some(customer),
+            })
+            .await
+            .unwrap();
+        let updates = updates.clone();
+        writers.push(tokio::spawn(async move {
+            for round in 0.. {
+                let request = UpdateCustomerRequest {
+                    lookup: Some(Lookup::ExternalId(format!("customer-{writer}"))),
+                    customer: Some(Customer {
+                        name: Some(format!("round {round}")),
+                        ..Customer::default()
+                    }),
+                    update_mask: None,
+                };
+                if let Err(status) = customers.update_customer(request).await {
+                    return status;
+                }
+                updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            unreachable!("the loop ends by an error")
+        }));
+    }
+    while updates.load(std::sync::atomic::Ordering::Relaxed) < 40 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for attempt in 0..20 {
+        let url = db.url.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kith"))
+                .args(["keys", "create", "--workspace", "default"])
+                .args(["--database-url", &url])
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "key {attempt}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if let Some(failed) = writers
+            .iter()
+            .position(tokio::task::JoinHandle::is_finished)
+        {
+            let status = writers.swap_remove(failed).await.unwrap();
+            panic!("an update failed beside key {attempt}: {status}");
+        }
+    }
+    kith.stop().await.unwrap();
+    for writer in writers {
+        let status = writer.await.unwrap();
+        assert!(
+            matches!(status.code(), Code::Unavailable | Code::Cancelled),
+            "only the server's going away ends an update: {status}"
+        );
+    }
 }
 
 /// Four callers write batches of new people until the server is gone;
