@@ -25,18 +25,20 @@ impl Service {
         customer: NewCustomer,
     ) -> Result<CustomerDetail> {
         let customer = customer.into_customer(caller.workspace, now());
-        let customer_id = customer.id;
-        let mut tx = self.store.write().await?;
-        tx.insert_customer(&customer).await?;
+        let new = &customer;
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            tx.insert_customer(new).await?;
+            let mut changes = Changes::default();
+            changes.customer(ChangeOperation::Created, new.id);
+            self.commit(tx, caller, changes).await
+        })
+        .await?;
         // A new customer has no members yet.
-        let detail = CustomerDetail {
+        Ok(CustomerDetail {
             customer,
             members: Vec::new(),
-        };
-        let mut changes = Changes::default();
-        changes.customer(ChangeOperation::Created, customer_id);
-        self.commit(tx, caller, changes).await?;
-        Ok(detail)
+        })
     }
 
     pub async fn get_customer(
@@ -98,20 +100,23 @@ impl Service {
         lookup: &CustomerLookup,
         patch: &CustomerPatch,
     ) -> Result<CustomerDetail> {
-        let mut tx = self.store.write().await?;
-        let current = lock_live_customer(&mut tx, caller, lookup).await?;
-        let next = current.apply(patch, now())?;
-        let changed = next != current;
-        if changed {
-            tx.update_customer(&next).await?;
-        }
-        let detail = with_members(&mut tx, caller, next).await?;
-        let mut changes = Changes::default();
-        if changed {
-            changes.customer(ChangeOperation::Updated, detail.customer.id);
-        }
-        self.commit(tx, caller, changes).await?;
-        Ok(detail)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let current = lock_live_customer(&mut tx, caller, lookup).await?;
+            let next = current.apply(patch, now())?;
+            let changed = next != current;
+            if changed {
+                tx.update_customer(&next).await?;
+            }
+            let detail = with_members(&mut tx, caller, next).await?;
+            let mut changes = Changes::default();
+            if changed {
+                changes.customer(ChangeOperation::Updated, detail.customer.id);
+            }
+            self.commit(tx, caller, changes).await?;
+            Ok(detail)
+        })
+        .await
     }
 
     /// Soft-deletes a live customer and releases what identified it: its
@@ -121,12 +126,15 @@ impl Service {
         caller: &Caller,
         lookup: &CustomerLookup,
     ) -> Result<CustomerDetail> {
-        let mut tx = self.store.write().await?;
-        let mut changes = Changes::default();
-        let current = lock_live_customer(&mut tx, caller, lookup).await?;
-        let detail = delete_customer(&mut tx, caller, &current, &mut changes).await?;
-        self.commit(tx, caller, changes).await?;
-        Ok(detail)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let mut changes = Changes::default();
+            let current = lock_live_customer(&mut tx, caller, lookup).await?;
+            let detail = delete_customer(&mut tx, caller, &current, &mut changes).await?;
+            self.commit(tx, caller, changes).await?;
+            Ok(detail)
+        })
+        .await
     }
 
     /// Adds a user to a customer, or gives an existing member `role`.
@@ -205,28 +213,31 @@ impl Service {
         member: Uuid,
         role: MemberRole,
     ) -> Result<Member> {
-        let mut tx = self.store.write().await?;
-        let company = lock_live_customer(&mut tx, caller, customer).await?;
-        let at = now();
-        let membership = tx
-            .set_membership_role(caller.workspace, company.id, member, role, at)
-            .await?;
-        let membership = found(membership, "member")?;
-        let mut changes = Changes::default();
-        // The update time moves only when the role changed.
-        if membership.updated_at == at {
-            record_membership(
-                &mut tx,
-                caller,
-                ChangeOperation::Updated,
-                &membership,
-                &mut changes,
-            )
-            .await?;
-        }
-        let member = member_of(&mut tx, caller, membership).await?;
-        self.commit(tx, caller, changes).await?;
-        Ok(member)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let company = lock_live_customer(&mut tx, caller, customer).await?;
+            let at = now();
+            let membership = tx
+                .set_membership_role(caller.workspace, company.id, member, role, at)
+                .await?;
+            let membership = found(membership, "member")?;
+            let mut changes = Changes::default();
+            // The update time moves only when the role changed.
+            if membership.updated_at == at {
+                record_membership(
+                    &mut tx,
+                    caller,
+                    ChangeOperation::Updated,
+                    &membership,
+                    &mut changes,
+                )
+                .await?;
+            }
+            let member = member_of(&mut tx, caller, membership).await?;
+            self.commit(tx, caller, changes).await?;
+            Ok(member)
+        })
+        .await
     }
 
     /// Removes a member; returns it as it was.
@@ -236,24 +247,27 @@ impl Service {
         customer: &CustomerLookup,
         member: Uuid,
     ) -> Result<Member> {
-        let mut tx = self.store.write().await?;
-        let company = lock_live_customer(&mut tx, caller, customer).await?;
-        let membership = tx
-            .delete_membership(caller.workspace, member, Some(company.id))
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let company = lock_live_customer(&mut tx, caller, customer).await?;
+            let membership = tx
+                .delete_membership(caller.workspace, member, Some(company.id))
+                .await?;
+            let membership = found(membership, "member")?;
+            let mut changes = Changes::default();
+            record_membership(
+                &mut tx,
+                caller,
+                ChangeOperation::Deleted,
+                &membership,
+                &mut changes,
+            )
             .await?;
-        let membership = found(membership, "member")?;
-        let mut changes = Changes::default();
-        record_membership(
-            &mut tx,
-            caller,
-            ChangeOperation::Deleted,
-            &membership,
-            &mut changes,
-        )
-        .await?;
-        let member = member_of(&mut tx, caller, membership).await?;
-        self.commit(tx, caller, changes).await?;
-        Ok(member)
+            let member = member_of(&mut tx, caller, membership).await?;
+            self.commit(tx, caller, changes).await?;
+            Ok(member)
+        })
+        .await
     }
 }
 

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::changes::Changes;
-use super::{Listing, Service, found, lock_live_customer};
+use super::{Listing, Service, found, lock_live_customer, retrying};
 use crate::domain::change::ChangeOperation;
 use crate::domain::customer::{Customer, CustomerLookup, ExternalId};
 use crate::domain::entity::{
@@ -24,27 +24,30 @@ impl Service {
         owner: &ExternalId,
         batch: &[EntityUpsert],
     ) -> Result<Vec<Entity>> {
-        let mut tx = self.store.write().await?;
-        let lookup = CustomerLookup::ExternalId(owner.clone());
-        let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
-        let types = tx
-            .entity_types(
-                caller.workspace,
-                batch.iter().filter_map(|u| u.type_id.as_ref()),
-            )
-            .await?;
-        let existing = tx
-            .entities(caller.workspace, customer.id, batch.iter().map(|u| &u.id))
-            .await?;
-        let entities = entity::apply_batch(customer.id, batch, &existing, &types, now())?;
-        tx.write_entities(caller.workspace, &entities).await?;
-        let mut changes = Changes::default();
-        for entity in &entities {
-            let created = !existing.contains_key(&entity.id);
-            changes.entity(ChangeOperation::of_upsert(created), entity, owner);
-        }
-        self.commit(tx, caller, changes).await?;
-        Ok(entities)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let lookup = CustomerLookup::ExternalId(owner.clone());
+            let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
+            let types = tx
+                .entity_types(
+                    caller.workspace,
+                    batch.iter().filter_map(|u| u.type_id.as_ref()),
+                )
+                .await?;
+            let existing = tx
+                .entities(caller.workspace, customer.id, batch.iter().map(|u| &u.id))
+                .await?;
+            let entities = entity::apply_batch(customer.id, batch, &existing, &types, now())?;
+            tx.write_entities(caller.workspace, &entities).await?;
+            let mut changes = Changes::default();
+            for entity in &entities {
+                let created = !existing.contains_key(&entity.id);
+                changes.entity(ChangeOperation::of_upsert(created), entity, owner);
+            }
+            self.commit(tx, caller, changes).await?;
+            Ok(entities)
+        })
+        .await
     }
 
     pub async fn get_entity(
@@ -105,31 +108,34 @@ impl Service {
         archived: bool,
     ) -> Result<Vec<Entity>> {
         let now = now();
-        let mut tx = self.store.write().await?;
-        let lookup = CustomerLookup::ExternalId(owner.clone());
-        let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
-        let mut existing = tx.entities(caller.workspace, customer.id, ids).await?;
-        let mut entities = Vec::with_capacity(ids.len());
-        let mut changed = Vec::new();
-        for id in ids {
-            let mut entity = found(existing.remove(id), "entity")?;
-            if entity.set_archived(archived, now) {
-                changed.push(entity.clone());
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let lookup = CustomerLookup::ExternalId(owner.clone());
+            let customer = lock_live_customer(&mut tx, caller, &lookup).await?;
+            let mut existing = tx.entities(caller.workspace, customer.id, ids).await?;
+            let mut entities = Vec::with_capacity(ids.len());
+            let mut changed = Vec::new();
+            for id in ids {
+                let mut entity = found(existing.remove(id), "entity")?;
+                if entity.set_archived(archived, now) {
+                    changed.push(entity.clone());
+                }
+                entities.push(entity);
             }
-            entities.push(entity);
-        }
-        tx.write_entities(caller.workspace, &changed).await?;
-        let operation = if archived {
-            ChangeOperation::Archived
-        } else {
-            ChangeOperation::Unarchived
-        };
-        let mut changes = Changes::default();
-        for entity in &changed {
-            changes.entity(operation, entity, owner);
-        }
-        self.commit(tx, caller, changes).await?;
-        Ok(entities)
+            tx.write_entities(caller.workspace, &changed).await?;
+            let operation = if archived {
+                ChangeOperation::Archived
+            } else {
+                ChangeOperation::Unarchived
+            };
+            let mut changes = Changes::default();
+            for entity in &changed {
+                changes.entity(operation, entity, owner);
+            }
+            self.commit(tx, caller, changes).await?;
+            Ok(entities)
+        })
+        .await
     }
 
     /// Applies a batch of type upserts in one transaction; request order.
@@ -139,27 +145,30 @@ impl Service {
         batch: &[EntityTypeUpsert],
     ) -> Result<Vec<EntityType>> {
         let now = now();
-        let mut tx = self.store.write().await?;
-        let current = tx
-            .entity_types(caller.workspace, batch.iter().map(|t| &t.id))
-            .await?;
-        let mut types: Vec<EntityType> = batch
-            .iter()
-            .map(|t| t.apply(current.get(&t.id), now))
-            .collect();
-        // One write order for every batch, so concurrent batches never
-        // deadlock on each other's rows.
-        types.sort_by(|a, b| a.id.cmp(&b.id));
-        let stored = tx.write_entity_types(caller.workspace, &types).await?;
-        let mut changes = Changes::default();
-        for entity_type in &stored {
-            let created = !current.contains_key(&entity_type.id);
-            changes.entity_type(ChangeOperation::of_upsert(created), entity_type);
-        }
-        self.commit(tx, caller, changes).await?;
-        let mut stored: std::collections::HashMap<_, _> =
-            stored.into_iter().map(|t| (t.id.clone(), t)).collect();
-        Ok(batch.iter().filter_map(|t| stored.remove(&t.id)).collect())
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let current = tx
+                .entity_types(caller.workspace, batch.iter().map(|t| &t.id))
+                .await?;
+            let mut types: Vec<EntityType> = batch
+                .iter()
+                .map(|t| t.apply(current.get(&t.id), now))
+                .collect();
+            // One write order for every batch, so concurrent batches never
+            // deadlock on each other's rows.
+            types.sort_by(|a, b| a.id.cmp(&b.id));
+            let stored = tx.write_entity_types(caller.workspace, &types).await?;
+            let mut changes = Changes::default();
+            for entity_type in &stored {
+                let created = !current.contains_key(&entity_type.id);
+                changes.entity_type(ChangeOperation::of_upsert(created), entity_type);
+            }
+            self.commit(tx, caller, changes).await?;
+            let mut stored: std::collections::HashMap<_, _> =
+                stored.into_iter().map(|t| (t.id.clone(), t)).collect();
+            Ok(batch.iter().filter_map(|t| stored.remove(&t.id)).collect())
+        })
+        .await
     }
 
     pub async fn list_entity_types(

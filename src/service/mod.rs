@@ -27,7 +27,15 @@ use crate::metrics::ServiceMetrics;
 use crate::store::{Session, Store, Transaction};
 
 /// Times a write transaction is run again after losing to a concurrent one.
-const MAX_RETRIES: u32 = 3;
+/// Under SERIALIZABLE (CockroachDB, YugabyteDB, or PostgreSQL set so) every
+/// two writes in one workspace conflict on its change counter, so a busy
+/// workspace may lose a few times in a row.
+const MAX_RETRIES: u32 = 30;
+
+/// The longest wait before a run after a serialization failure; the first
+/// waits up to 1 ms, each next up to twice as long (full jitter), so the
+/// writers that collided do not collide again in step.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The service: Kith's use cases over one store.
 #[derive(Clone)]
@@ -89,6 +97,13 @@ where
             {
                 tries += 1;
                 tracing::debug!(%error, tries, "running the transaction again");
+                // A clash's winner has committed: look again at once. A
+                // serialization failure's may still be running.
+                if matches!(error, Error::Aborted(_)) {
+                    let ceiling = std::time::Duration::from_millis(1 << tries.min(7));
+                    let wait = ceiling.min(MAX_BACKOFF).mul_f64(rand::random::<f64>());
+                    tokio::time::sleep(wait).await;
+                }
             }
             result => return result,
         }

@@ -61,7 +61,12 @@ impl Service {
             .await;
         match written {
             Ok(()) => self.changes_committed(&changes),
-            Err(error) if error.is_clash_on(&RACES) => return Ok(None),
+            // Someone exists after all, or the statement lost to a
+            // concurrent write (SERIALIZABLE): the transactional path, which
+            // retries, takes the batch.
+            Err(error) if error.is_clash_on(&RACES) || matches!(error, Error::Aborted(_)) => {
+                return Ok(None);
+            }
             Err(error) => return Err(error),
         }
         Ok(Some(
@@ -215,16 +220,19 @@ impl Service {
         lookup: &PersonLookup,
         patch: &PersonPatch,
     ) -> Result<Person> {
-        let mut tx = self.store.write().await?;
-        let current = found(tx.lock_person(caller.workspace, lookup).await?, "person")?;
-        let next = patch.apply(current.clone(), now());
-        let mut changes = Changes::default();
-        if next != current {
-            tx.write_people(std::slice::from_ref(&next)).await?;
-            changes.person(ChangeOperation::Updated, &next);
-        }
-        self.commit(tx, caller, changes).await?;
-        Ok(next)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let current = found(tx.lock_person(caller.workspace, lookup).await?, "person")?;
+            let next = patch.apply(current.clone(), now());
+            let mut changes = Changes::default();
+            if next != current {
+                tx.write_people(std::slice::from_ref(&next)).await?;
+                changes.person(ChangeOperation::Updated, &next);
+            }
+            self.commit(tx, caller, changes).await?;
+            Ok(next)
+        })
+        .await
     }
 
     /// Merges traits into the person a Flameup path segment names, under
@@ -272,12 +280,15 @@ impl Service {
 
     /// Deletes a person for good; returns it as it was.
     pub async fn delete_person(&self, caller: &Caller, lookup: &PersonLookup) -> Result<Person> {
-        let mut tx = self.store.write().await?;
-        let person = found(tx.delete_person(caller.workspace, lookup).await?, "person")?;
-        let mut changes = Changes::default();
-        changes.person(ChangeOperation::Deleted, &person);
-        self.commit(tx, caller, changes).await?;
-        Ok(person)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let person = found(tx.delete_person(caller.workspace, lookup).await?, "person")?;
+            let mut changes = Changes::default();
+            changes.person(ChangeOperation::Deleted, &person);
+            self.commit(tx, caller, changes).await?;
+            Ok(person)
+        })
+        .await
     }
 }
 

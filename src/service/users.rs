@@ -107,18 +107,21 @@ impl Service {
     /// Deletes a user with its keys and memberships, for good; returns it as
     /// it was.
     pub async fn delete_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<UserDetail> {
-        let mut tx = self.store.write().await?;
-        let id = resolve_user(&mut tx, caller, lookup).await?;
-        found(tx.lock_user(caller.workspace, id).await?, "user")?;
-        let detail = found(tx.user(caller.workspace, id).await?, "user")?;
-        tx.delete_user(caller.workspace, id).await?;
-        let mut changes = Changes::default();
-        for membership in &detail.memberships {
-            changes.membership(ChangeOperation::Deleted, membership);
-        }
-        changes.user_deleted(detail.clone());
-        self.commit(tx, caller, changes).await?;
-        Ok(detail)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let id = resolve_user(&mut tx, caller, lookup).await?;
+            found(tx.lock_user(caller.workspace, id).await?, "user")?;
+            let detail = found(tx.user(caller.workspace, id).await?, "user")?;
+            tx.delete_user(caller.workspace, id).await?;
+            let mut changes = Changes::default();
+            for membership in &detail.memberships {
+                changes.membership(ChangeOperation::Deleted, membership);
+            }
+            changes.user_deleted(detail.clone());
+            self.commit(tx, caller, changes).await?;
+            Ok(detail)
+        })
+        .await
     }
 
     /// Changes one trait under the user's row lock, so increments add up;
@@ -254,16 +257,19 @@ impl Service {
     /// Soft-deletes the company's customer, releasing its keys and members;
     /// returns the company as it was.
     pub async fn delete_company(&self, caller: &Caller, lookup: &CompanyLookup) -> Result<Company> {
-        let mut tx = self.store.write().await?;
-        let id = resolve_company(&mut tx, caller, lookup).await?;
-        let customer = lock_company(&mut tx, caller, id).await?;
-        let company = found(tx.company(caller.workspace, id).await?, "company")?;
-        let mut changes = Changes::default();
-        delete_customer(&mut tx, caller, &customer, &mut changes)
-            .await
-            .map_err(as_company)?;
-        self.commit(tx, caller, changes).await?;
-        Ok(company)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let id = resolve_company(&mut tx, caller, lookup).await?;
+            let customer = lock_company(&mut tx, caller, id).await?;
+            let company = found(tx.company(caller.workspace, id).await?, "company")?;
+            let mut changes = Changes::default();
+            delete_customer(&mut tx, caller, &customer, &mut changes)
+                .await
+                .map_err(as_company)?;
+            self.commit(tx, caller, changes).await?;
+            Ok(company)
+        })
+        .await
     }
 
     /// Changes one company trait under the company's row lock; creates the
@@ -357,23 +363,26 @@ impl Service {
 
     /// Deletes a membership; returns it as it was.
     pub async fn delete_membership(&self, caller: &Caller, id: Uuid) -> Result<MembershipDetail> {
-        let mut tx = self.store.write().await?;
-        let membership = found(
-            tx.delete_membership(caller.workspace, id, None).await?,
-            "membership",
-        )?;
-        let company = found(
-            tx.company(caller.workspace, membership.company_id).await?,
-            "company",
-        )?;
-        let detail = MembershipDetail {
-            membership,
-            company,
-        };
-        let mut changes = Changes::default();
-        changes.membership(ChangeOperation::Deleted, &detail);
-        self.commit(tx, caller, changes).await?;
-        Ok(detail)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let membership = found(
+                tx.delete_membership(caller.workspace, id, None).await?,
+                "membership",
+            )?;
+            let company = found(
+                tx.company(caller.workspace, membership.company_id).await?,
+                "company",
+            )?;
+            let detail = MembershipDetail {
+                membership,
+                company,
+            };
+            let mut changes = Changes::default();
+            changes.membership(ChangeOperation::Deleted, &detail);
+            self.commit(tx, caller, changes).await?;
+            Ok(detail)
+        })
+        .await
     }
 }
 

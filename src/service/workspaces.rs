@@ -1,7 +1,7 @@
 //! Workspaces and API keys: the bootstrap of a new database, and the
 //! command line's administration.
 
-use super::{Service, found};
+use super::{Service, found, retrying};
 use crate::domain::workspace::{ApiKey, ApiKeyId, NewApiKey, Workspace, WorkspaceName};
 use crate::domain::{WorkspaceId, now};
 use crate::error::{Result, UniqueIndex};
@@ -11,30 +11,38 @@ impl Service {
     /// and returns both; otherwise (or when another replica won the race)
     /// `None`.
     pub async fn bootstrap(&self) -> Result<Option<(Workspace, NewApiKey)>> {
-        let mut tx = self.store.write().await?;
-        if tx.count_workspaces().await? > 0 {
-            return Ok(None);
-        }
-        let name = WorkspaceName::parse(WorkspaceName::DEFAULT).expect("the default name is valid");
-        let workspace = Workspace::new(name, now());
-        let key = NewApiKey::generate(workspace.id);
-        let created = async {
-            tx.insert_workspace(&workspace).await?;
-            tx.insert_api_key(&key).await?;
-            tx.commit().await
-        };
-        match created.await {
-            Ok(()) => Ok(Some((workspace, key))),
-            Err(error) if error.is_clash_on(&[UniqueIndex::WorkspaceName]) => Ok(None),
-            Err(error) => Err(error),
-        }
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            if tx.count_workspaces().await? > 0 {
+                return Ok(None);
+            }
+            let name =
+                WorkspaceName::parse(WorkspaceName::DEFAULT).expect("the default name is valid");
+            let workspace = Workspace::new(name, now());
+            let key = NewApiKey::generate(workspace.id);
+            let created = async {
+                tx.insert_workspace(&workspace).await?;
+                tx.insert_api_key(&key).await?;
+                tx.commit().await
+            };
+            match created.await {
+                Ok(()) => Ok(Some((workspace, key))),
+                Err(error) if error.is_clash_on(&[UniqueIndex::WorkspaceName]) => Ok(None),
+                Err(error) => Err(error),
+            }
+        })
+        .await
     }
 
     pub async fn create_workspace(&self, name: WorkspaceName) -> Result<Workspace> {
         let workspace = Workspace::new(name, now());
-        let mut tx = self.store.write().await?;
-        tx.insert_workspace(&workspace).await?;
-        tx.commit().await?;
+        let new = &workspace;
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            tx.insert_workspace(new).await?;
+            tx.commit().await
+        })
+        .await?;
         Ok(workspace)
     }
 
@@ -46,9 +54,13 @@ impl Service {
     /// A new key for the workspace, to be shown once.
     pub async fn create_api_key(&self, workspace: WorkspaceId) -> Result<NewApiKey> {
         let key = NewApiKey::generate(workspace);
-        let mut tx = self.store.write().await?;
-        tx.insert_api_key(&key).await?;
-        tx.commit().await?;
+        let new = &key;
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            tx.insert_api_key(new).await?;
+            tx.commit().await
+        })
+        .await?;
         Ok(key)
     }
 
@@ -63,9 +75,12 @@ impl Service {
 
     /// Revokes a key; revoking twice keeps the first revocation time.
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey> {
-        let mut tx = self.store.write().await?;
-        let key = found(tx.revoke_api_key(id, now()).await?, "API key")?;
-        tx.commit().await?;
-        Ok(key)
+        retrying(&[], || async move {
+            let mut tx = self.store.write().await?;
+            let key = found(tx.revoke_api_key(id, now()).await?, "API key")?;
+            tx.commit().await?;
+            Ok(key)
+        })
+        .await
     }
 }
