@@ -153,7 +153,8 @@ impl Writer {
             BodyRule::Field(field) => {
                 let schema = self.field_value(field);
                 // No body reads as the empty message, as gRPC would: it
-                // may be left out unless that message lacks a required field.
+                // may be left out unless that message has a required field
+                // or a required oneof.
                 let required = match field.kind() {
                     Kind::Message(message) => self.demands_a_body(&message, &[]),
                     _ => false,
