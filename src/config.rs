@@ -299,6 +299,22 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
+    /// A PostgreSQL hot standby of the database to serve reads from:
+    /// repeat the flag (or separate URLs with commas) for several. Writes,
+    /// and reads that must see a caller's write, go to the primary.
+    #[arg(
+        long = "database-read-url",
+        env = "KITH_DATABASE_READ_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub database_read_urls: Vec<String>,
+
+    /// How far a read replica may fall behind the primary and still serve
+    /// reads; one further behind is out of rotation until it catches up.
+    #[arg(long, env = "KITH_MAX_REPLICA_LAG", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub max_replica_lag: Duration,
+
     /// Log format on stderr.
     #[arg(long, env = "KITH_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -380,6 +396,8 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     pub rest_addr: Option<SocketAddr>,
     pub database_url: String,
+    /// Hot standbys that serve reads, and how far behind they may be.
+    pub read_replicas: ReadReplicas,
     pub health_interval: Duration,
     pub drain_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
@@ -396,6 +414,13 @@ pub struct ServeConfig {
     pub tls_watch_interval: Duration,
 }
 
+/// PostgreSQL hot standbys for reads.
+#[derive(Debug, Clone, Default)]
+pub struct ReadReplicas {
+    pub urls: Vec<String>,
+    pub max_lag: Duration,
+}
+
 /// How often `kith serve` looks at its TLS files for a change.
 pub const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -405,6 +430,10 @@ impl From<&ServeArgs> for ServeConfig {
             grpc_addr: args.grpc_addr,
             rest_addr: (!args.no_rest).then_some(args.rest_addr),
             database_url: args.database.database_url.clone(),
+            read_replicas: ReadReplicas {
+                urls: args.database_read_urls.clone(),
+                max_lag: args.max_replica_lag,
+            },
             health_interval: Duration::from_secs(args.health_interval_secs.max(1)),
             drain_timeout: Duration::from_secs(args.drain_timeout_secs),
             rate_limit: args.rate_limit.map(|per_second| RateLimit {

@@ -27,7 +27,7 @@ use crate::auth::Authenticator;
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::store::Store;
+use crate::store::{ReplicaState, Store};
 use crate::tls::{self, Certificates, TlsListener};
 
 /// The gRPC services health reports on, by their full names.
@@ -38,6 +38,10 @@ const SERVICES: [&str; 5] = [
     "kith.v1.PeopleService",
     "kith.v1.UserService",
 ];
+
+/// The health service name that says whether every read replica serves
+/// reads. The server's own status ("") stays SERVING without them.
+pub const REPLICAS_HEALTH: &str = "kith.ReadReplicas";
 
 pub struct Application {
     service: Service,
@@ -78,7 +82,9 @@ impl Application {
             .context("installing the SIGHUP handler")?;
         let store = Store::connect(&config.database_url)
             .await
-            .context("opening the database")?;
+            .context("opening the database")?
+            .reading_from_replicas(&config.read_replicas.urls, config.read_replicas.max_lag)
+            .context("opening the read replicas")?;
         let metrics = config.metrics.then(|| Metrics::new(&store));
         let (store, service_metrics) = match &metrics {
             Some(metrics) => (
@@ -180,9 +186,19 @@ impl Application {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        // Health answers for every service from the first call on.
+        // Health answers for every service from the first call on, and
+        // replicas that answer serve reads from the first call on.
         let healthy = database_answers(&self.service, self.health_interval).await;
         health.set(healthy).await;
+        health
+            .replicas(
+                &self
+                    .service
+                    .store()
+                    .check_replicas(self.health_interval)
+                    .await,
+            )
+            .await;
         let (stopping_tx, stopping) = watch::channel(false);
         let watchdog = tokio::spawn(watch_database(
             self.service.clone(),
@@ -419,6 +435,37 @@ impl Health {
         self.publish(false).await;
     }
 
+    /// What the read replicas' check found: a replica out of rotation
+    /// leaves the server serving (the primary takes its reads) but
+    /// degraded, which `/readyz` says, and the `kith.ReadReplicas` health
+    /// service as NOT_SERVING.
+    async fn replicas(&self, states: &[ReplicaState]) {
+        if states.is_empty() {
+            return;
+        }
+        let out: Vec<String> = states
+            .iter()
+            .filter(|state| !state.in_rotation)
+            .map(|state| {
+                let why = state.trouble.as_deref().unwrap_or("out of rotation");
+                format!("read replica {} out of rotation ({why})", state.name)
+            })
+            .collect();
+        let status = if out.is_empty() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.reporter
+            .set_service_status(REPLICAS_HEALTH, status)
+            .await;
+        self.readiness
+            .set_degraded((!out.is_empty()).then(|| out.join("; ")));
+        if let Some(metrics) = &self.metrics {
+            metrics.set_replicas(states);
+        }
+    }
+
     async fn publish(&self, serving: bool) {
         let status = if serving {
             ServingStatus::Serving
@@ -444,7 +491,8 @@ async fn database_answers(service: &Service, timeout: Duration) -> bool {
 }
 
 /// Pings the database every `interval` and mirrors the answer in health:
-/// NOT_SERVING while it is unreachable, SERVING again once it answers.
+/// NOT_SERVING while it is unreachable, SERVING again once it answers. Each
+/// read replica is checked as often, and put in or out of rotation.
 async fn watch_database(
     service: Service,
     health: Health,
@@ -458,6 +506,9 @@ async fn watch_database(
             return;
         }
         let healthy = database_answers(&service, interval).await;
+        health
+            .replicas(&service.store().check_replicas(interval).await)
+            .await;
         if healthy != serving {
             if healthy {
                 tracing::info!("database reachable again: serving");

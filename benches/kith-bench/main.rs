@@ -165,7 +165,7 @@ async fn in_process(
         .first()
         .context("the bootstrap key")?
         .id;
-    Ok((service, kith::domain::Caller { workspace, key }))
+    Ok((service, kith::domain::Caller::new(workspace, key)))
 }
 
 #[tokio::main]

@@ -2,6 +2,7 @@
 //! adapters over the service layer; the request spans and metric layers
 //! they share; and the operator's routes (metrics, probes).
 
+pub mod freshness;
 pub mod grpc;
 pub mod observe;
 pub mod operations;

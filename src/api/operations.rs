@@ -3,8 +3,8 @@
 //! on the REST listener and, with `--metrics-addr`, on a listener of their
 //! own that stays up while the server drains.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -14,17 +14,31 @@ use axum::routing::get;
 use crate::metrics::{self, Metrics};
 
 /// Whether the server takes calls: the database answered its last check
-/// and the server is not draining. gRPC health says the same.
+/// and the server is not draining. gRPC health says the same. A server may
+/// be ready and degraded: a read replica out of rotation, its reads served
+/// by the primary.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    degraded: Arc<Mutex<Option<String>>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// What is degraded, or `None` once nothing is.
+    pub fn set_degraded(&self, why: Option<String>) {
+        *self.degraded.lock().expect("readiness lock") = why;
+    }
+
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().expect("readiness lock").clone()
     }
 }
 
@@ -51,11 +65,12 @@ pub fn routes<S: Clone + Send + Sync + 'static>(operations: &Operations) -> Rout
     }
 }
 
-fn ready(readiness: &Readiness) -> (StatusCode, &'static str) {
-    if readiness.is_ready() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+/// `ok`, `degraded: …` (still ready: calls are served) or `not ready`.
+fn ready(readiness: &Readiness) -> (StatusCode, String) {
+    match (readiness.is_ready(), readiness.degraded()) {
+        (true, None) => (StatusCode::OK, "ok".to_owned()),
+        (true, Some(why)) => (StatusCode::OK, format!("degraded: {why}")),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned()),
     }
 }
 

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::domain::change::ChangeCursor;
 use crate::error::{Error, FieldViolation, Result};
 
 /// The tenant every record belongs to.
@@ -26,6 +27,27 @@ impl fmt::Display for WorkspaceId {
 pub struct Caller {
     pub workspace: WorkspaceId,
     pub key: ApiKeyId,
+    /// A change the caller knows committed (the cursor its own write was
+    /// answered with): its reads must reflect it, wherever they are served.
+    pub seen: Option<ChangeCursor>,
+}
+
+impl Caller {
+    pub fn new(workspace: WorkspaceId, key: ApiKeyId) -> Self {
+        Self {
+            workspace,
+            key,
+            seen: None,
+        }
+    }
+
+    /// The caller, whose reads must reflect the change `seen` names.
+    pub fn having_seen(self, seen: ChangeCursor) -> Self {
+        Self {
+            seen: Some(seen),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,10 +215,7 @@ impl ApiKey {
     /// The caller `presented` makes, if this stored key accepts it.
     pub fn admit(&self, presented: &PresentedKey) -> Result<Caller> {
         if self.revoked_at.is_none() && self.secret_hash.matches(&presented.secret_hash) {
-            Ok(Caller {
-                workspace: self.workspace_id,
-                key: self.id,
-            })
+            Ok(Caller::new(self.workspace_id, self.id))
         } else {
             Err(Error::Unauthenticated)
         }

@@ -13,6 +13,7 @@ mod grpc;
 mod http;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,7 +27,7 @@ pub use grpc::{GrpcMetrics, MethodMetrics, go_code_name};
 pub use http::HttpMetrics;
 
 use crate::domain::change::{Change, ChangeKind, ChangeOperation};
-use crate::store::Store;
+use crate::store::{ReplicaState, Store};
 
 /// The content type of the exposition: OpenMetrics text, which every
 /// Prometheus since 2.5 scrapes.
@@ -55,6 +56,7 @@ struct Registered {
     rate_limited: Counter,
     serving: Gauge,
     pools: PoolGauges,
+    replicas: ReplicaGauges,
     /// The store whose pools are read at each scrape.
     store: Store,
 }
@@ -68,7 +70,18 @@ struct BuildLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
-    pool: &'static str,
+    pool: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
+}
+
+#[derive(Default)]
+struct ReplicaGauges {
+    in_rotation: Family<ReplicaLabels, Gauge>,
+    lag: Family<ReplicaLabels, Gauge<f64, AtomicU64>>,
 }
 
 #[derive(Default)]
@@ -126,6 +139,17 @@ impl Metrics {
             "Connections of the database pool not in use",
             pools.idle.clone(),
         );
+        let replicas = ReplicaGauges::default();
+        registry.register(
+            "kith_db_replica_in_rotation",
+            "1 while the read replica serves reads, 0 while it is out of rotation",
+            replicas.in_rotation.clone(),
+        );
+        registry.register(
+            "kith_db_replica_lag_seconds",
+            "How far the read replica's replay was behind the primary at its last check",
+            replicas.lag.clone(),
+        );
         Self(Arc::new(Registered {
             registry,
             grpc,
@@ -136,6 +160,7 @@ impl Metrics {
             rate_limited,
             serving,
             pools,
+            replicas,
             store: store.clone(),
         }))
     }
@@ -171,6 +196,23 @@ impl Metrics {
     /// Mirrors health: 1 while serving.
     pub fn set_serving(&self, serving: bool) {
         self.0.serving.set(i64::from(serving));
+    }
+
+    /// What the last check of the read replicas found.
+    pub fn set_replicas(&self, states: &[ReplicaState]) {
+        for state in states {
+            let labels = ReplicaLabels {
+                replica: state.name.clone(),
+            };
+            let gauges = &self.0.replicas;
+            gauges
+                .in_rotation
+                .get_or_create(&labels)
+                .set(i64::from(state.in_rotation));
+            if let Some(lag) = state.lag {
+                gauges.lag.get_or_create(&labels).set(lag.as_secs_f64());
+            }
+        }
     }
 
     /// The exposition, with the pools read as they are now.

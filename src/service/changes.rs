@@ -340,6 +340,40 @@ fn live_ids<Last>(rows: &BTreeMap<Uuid, RowChange<Last>>) -> Vec<Uuid> {
         .collect()
 }
 
+/// Up to `size` changes after `after` (from the oldest kept when `None`),
+/// and where the next page starts.
+async fn changes_page(
+    session: &mut Session,
+    caller: &Caller,
+    filter: &ChangeFilter,
+    after: Option<ChangeCursor>,
+    size: ChangeBatchSize,
+) -> Result<ChangePage> {
+    // The horizon first: every change up to it is visible to the read that
+    // follows, which is what lets a short page say it reached it.
+    let horizon = session.log_horizon(caller.workspace).await?;
+    let after = match after {
+        Some(cursor) => {
+            cursor.check_kept(horizon.pruned_seq)?;
+            cursor
+        }
+        None => ChangeCursor::at(horizon.pruned_seq),
+    };
+    let changes = session
+        .changes_after(caller.workspace, after.seq, filter, size.0)
+        .await?;
+    let read_to = changes.last().map_or(after.seq, |change| change.seq);
+    let next = if changes.len() < size.0 {
+        read_to.max(horizon.last_seq)
+    } else {
+        read_to
+    };
+    Ok(ChangePage {
+        changes,
+        next: ChangeCursor::at(next),
+    })
+}
+
 /// A page of the log and where the next one starts.
 #[derive(Debug, Clone)]
 pub struct ChangePage {
@@ -359,19 +393,24 @@ impl Service {
     ) -> Result<()> {
         let changes = changes.finish(&mut tx, caller.workspace).await?;
         if !changes.is_empty() {
-            tx.append_changes(caller.workspace, caller.key, &changes, now())
+            let last_seq = tx
+                .append_changes(caller.workspace, caller.key, &changes, now())
                 .await?;
+            tx.commit().await?;
+            self.changes_committed(caller, &changes, last_seq);
+        } else {
+            tx.commit().await?;
         }
-        tx.commit().await?;
-        self.changes_committed(&changes);
         Ok(())
     }
 
-    /// Counts what committed and wakes this process's watchers.
-    pub(super) fn changes_committed(&self, changes: &[Change]) {
+    /// Counts what committed, notes it for the call's answer and wakes
+    /// this process's watchers.
+    pub(super) fn changes_committed(&self, caller: &Caller, changes: &[Change], last_seq: i64) {
         if changes.is_empty() {
             return;
         }
+        super::consistency::note_committed(caller.workspace, last_seq);
         self.metrics.written(changes);
         self.changed.raise();
     }
@@ -397,30 +436,23 @@ impl Service {
         after: Option<ChangeCursor>,
         size: ChangeBatchSize,
     ) -> Result<ChangePage> {
-        let mut session = self.store.read().await?;
-        // The horizon first: every change up to it is visible to the read
-        // that follows, which is what lets a short page say it reached it.
-        let horizon = session.log_horizon(caller.workspace).await?;
-        let after = match after {
-            Some(cursor) => {
-                cursor.check_kept(horizon.pruned_seq)?;
-                cursor
-            }
-            None => ChangeCursor::at(horizon.pruned_seq),
-        };
-        let changes = session
-            .changes_after(caller.workspace, after.seq, filter, size.0)
-            .await?;
-        let read_to = changes.last().map_or(after.seq, |change| change.seq);
-        let next = if changes.len() < size.0 {
-            read_to.max(horizon.last_seq)
-        } else {
-            read_to
-        };
-        Ok(ChangePage {
-            changes,
-            next: ChangeCursor::at(next),
+        self.reading(caller, |mut session| {
+            Box::pin(async move { changes_page(&mut session, caller, filter, after, size).await })
         })
+        .await
+    }
+
+    /// As `list_changes`, on the primary: a watcher woken by a commit reads
+    /// it there, where it is sure to be.
+    async fn list_changes_on_primary(
+        &self,
+        caller: &Caller,
+        filter: &ChangeFilter,
+        after: Option<ChangeCursor>,
+        size: ChangeBatchSize,
+    ) -> Result<ChangePage> {
+        let mut session = self.store.read().await?;
+        changes_page(&mut session, caller, filter, after, size).await
     }
 
     /// Follows the log from `from` (from now when `None`): every change
@@ -542,17 +574,38 @@ impl Watcher {
             return Ok(());
         }
         let mut last_message = Instant::now();
+        // The backlog is read where any read may be (a replica); once a
+        // page comes back short, the log's head is followed on the primary,
+        // where the commits that wake the watcher are sure to be visible.
+        let mut catching_up = true;
         loop {
             // Marked seen before reading, so a commit during the read
             // wakes the next wait.
             if self.signal.borrow_and_update().closing {
                 return Err(Error::ShuttingDown);
             }
-            let page = self
-                .service
-                .list_changes(&self.caller, &self.filter, Some(cursor), self.size)
-                .await?;
+            let page = if catching_up {
+                self.service
+                    .list_changes(&self.caller, &self.filter, Some(cursor), self.size)
+                    .await?
+            } else {
+                self.service
+                    .list_changes_on_primary(&self.caller, &self.filter, Some(cursor), self.size)
+                    .await?
+            };
             let full = page.changes.len() == self.size.0;
+            if !full && catching_up {
+                catching_up = false;
+                cursor = page.next;
+                if !page.changes.is_empty() {
+                    if !self.send(page.changes, cursor).await? {
+                        return Ok(());
+                    }
+                    last_message = Instant::now();
+                }
+                // The primary may already be further along.
+                continue;
+            }
             cursor = page.next;
             if !page.changes.is_empty() {
                 if !self.send(page.changes, cursor).await? {

@@ -46,12 +46,16 @@ impl Service {
         caller: &Caller,
         lookup: &CustomerLookup,
     ) -> Result<CustomerDetail> {
-        let mut session = self.store.read().await?;
-        let customer = found(
-            session.customer(caller.workspace, lookup).await?,
-            "customer",
-        )?;
-        with_members(&mut session, caller, customer).await
+        self.reading(caller, |mut session| {
+            Box::pin(async move {
+                let customer = found(
+                    session.customer(caller.workspace, lookup).await?,
+                    "customer",
+                )?;
+                with_members(&mut session, caller, customer).await
+            })
+        })
+        .await
     }
 
     pub async fn list_customers(
@@ -60,36 +64,39 @@ impl Service {
         filter: &CustomerFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<CustomerDetail>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let page = session
-            .list_customers(caller.workspace, filter, page)
-            .await?;
-        let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
-        let mut members = session.customer_members(caller.workspace, &ids).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|customer| CustomerDetail {
-                members: members.remove(&customer.id).unwrap_or_default(),
-                customer,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let page = session
+                    .list_customers(caller.workspace, filter, page)
+                    .await?;
+                let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
+                let mut members = session.customer_members(caller.workspace, &ids).await?;
+                let items = page
+                    .items
+                    .into_iter()
+                    .map(|customer| CustomerDetail {
+                        members: members.remove(&customer.id).unwrap_or_default(),
+                        customer,
+                    })
+                    .collect();
+                Ok(Listing {
+                    items: Page {
+                        items,
+                        next_token: page.next_token,
+                    },
+                    change_cursor,
+                })
             })
-            .collect();
-        Ok(Listing {
-            items: Page {
-                items,
-                next_token: page.next_token,
-            },
-            change_cursor,
         })
+        .await
     }
 
     /// How many live customers pass the filter.
     pub async fn count_customers(&self, caller: &Caller, filter: &CustomerFilter) -> Result<u64> {
-        self.store
-            .read()
-            .await?
-            .count_customers(caller.workspace, filter)
-            .await
+        self.reading(caller, |mut session| {
+            Box::pin(async move { session.count_customers(caller.workspace, filter).await })
+        })
+        .await
     }
 
     /// Applies the patch under the customer's row lock, so a concurrent
@@ -167,41 +174,45 @@ impl Service {
         customer: &CustomerLookup,
         page: &PageRequest,
     ) -> Result<Listing<Page<Member>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let customer = found(
-            session.customer(caller.workspace, customer).await?,
-            "customer",
-        )?;
-        let filter = MembershipFilter::of_company(customer.id);
-        let memberships = session
-            .list_memberships(caller.workspace, &filter, page)
-            .await?;
-        let user_ids: Vec<Uuid> = memberships
-            .items
-            .iter()
-            .map(|detail| detail.membership.user_id)
-            .collect();
-        let users: HashMap<Uuid, User> = session
-            .users(caller.workspace, &user_ids)
-            .await?
-            .into_iter()
-            .map(|detail| (detail.user.id, detail.user))
-            .collect();
-        let members = memberships
-            .items
-            .into_iter()
-            .filter_map(|detail| {
-                let user = users.get(&detail.membership.user_id)?;
-                Some(Member::of(detail.membership, user))
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let customer = found(
+                    session.customer(caller.workspace, customer).await?,
+                    "customer",
+                )?;
+                let filter = MembershipFilter::of_company(customer.id);
+                let memberships = session
+                    .list_memberships(caller.workspace, &filter, page)
+                    .await?;
+                let user_ids: Vec<Uuid> = memberships
+                    .items
+                    .iter()
+                    .map(|detail| detail.membership.user_id)
+                    .collect();
+                let users: HashMap<Uuid, User> = session
+                    .users(caller.workspace, &user_ids)
+                    .await?
+                    .into_iter()
+                    .map(|detail| (detail.user.id, detail.user))
+                    .collect();
+                let members = memberships
+                    .items
+                    .into_iter()
+                    .filter_map(|detail| {
+                        let user = users.get(&detail.membership.user_id)?;
+                        Some(Member::of(detail.membership, user))
+                    })
+                    .collect();
+                Ok(Listing {
+                    items: Page {
+                        items: members,
+                        next_token: memberships.next_token,
+                    },
+                    change_cursor,
+                })
             })
-            .collect();
-        Ok(Listing {
-            items: Page {
-                items: members,
-                next_token: memberships.next_token,
-            },
-            change_cursor,
         })
+        .await
     }
 
     /// Changes a member's role. One `UPDATE` of the membership row: a

@@ -56,12 +56,16 @@ impl Service {
         owner: &ExternalId,
         id: &EntityId,
     ) -> Result<Entity> {
-        let mut session = self.store.read().await?;
-        let customer = owner_of(&mut session, caller, owner).await?;
-        let mut entities = session
-            .entities(caller.workspace, customer.id, [id])
-            .await?;
-        found(entities.remove(id), "entity")
+        self.reading(caller, |mut session| {
+            Box::pin(async move {
+                let customer = owner_of(&mut session, caller, owner).await?;
+                let mut entities = session
+                    .entities(caller.workspace, customer.id, [id])
+                    .await?;
+                found(entities.remove(id), "entity")
+            })
+        })
+        .await
     }
 
     pub async fn list_entities(
@@ -71,15 +75,19 @@ impl Service {
         filter: &EntityFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<Entity>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let customer = owner_of(&mut session, caller, owner).await?;
-        let items = session
-            .list_entities(caller.workspace, customer.id, filter, page)
-            .await?;
-        Ok(Listing {
-            items,
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let customer = owner_of(&mut session, caller, owner).await?;
+                let items = session
+                    .list_entities(caller.workspace, customer.id, filter, page)
+                    .await?;
+                Ok(Listing {
+                    items,
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// Where the entity with this internal key sits in its customer's
@@ -90,12 +98,16 @@ impl Service {
         owner: &ExternalId,
         key: Uuid,
     ) -> Result<Cursor> {
-        let mut session = self.store.read().await?;
-        let customer = owner_of(&mut session, caller, owner).await?;
-        session
-            .entity_cursor(caller.workspace, customer.id, key)
-            .await?
-            .ok_or(Error::InvalidPageToken("no such entity"))
+        self.reading(caller, |mut session| {
+            Box::pin(async move {
+                let customer = owner_of(&mut session, caller, owner).await?;
+                session
+                    .entity_cursor(caller.workspace, customer.id, key)
+                    .await?
+                    .ok_or(Error::InvalidPageToken("no such entity"))
+            })
+        })
+        .await
     }
 
     /// Archives (or restores) existing entities, in request order; if any
@@ -176,22 +188,25 @@ impl Service {
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Listing<Page<EntityType>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let items = session.list_entity_types(caller.workspace, page).await?;
-        Ok(Listing {
-            items,
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let items = session.list_entity_types(caller.workspace, page).await?;
+                Ok(Listing {
+                    items,
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// Where the entity type with this internal key sits in the listing.
     pub async fn entity_type_cursor(&self, caller: &Caller, key: Uuid) -> Result<Cursor> {
-        self.store
-            .read()
-            .await?
-            .entity_type_cursor(caller.workspace, key)
-            .await?
-            .ok_or(Error::InvalidPageToken("no such entity type"))
+        self.reading(caller, |mut session| {
+            Box::pin(async move { session.entity_type_cursor(caller.workspace, key).await })
+        })
+        .await?
+        .ok_or(Error::InvalidPageToken("no such entity type"))
     }
 }
 

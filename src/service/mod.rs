@@ -7,6 +7,7 @@
 //! formats stay in `api`.
 
 mod changes;
+mod consistency;
 mod customers;
 mod entities;
 mod import;
@@ -17,6 +18,7 @@ mod workspaces;
 use std::future::Future;
 
 pub use changes::{ChangeLogConfig, ChangePage, WatchStream};
+pub use consistency::noting_commits;
 pub use import::{ImportTally, Importer, Rejection};
 
 use crate::domain::Caller;
@@ -24,7 +26,7 @@ use crate::domain::change::ChangeCursor;
 use crate::domain::customer::{Customer, CustomerLookup};
 use crate::error::{Error, Result, UniqueIndex};
 use crate::metrics::ServiceMetrics;
-use crate::store::{Session, Store, Transaction};
+use crate::store::{Store, Transaction};
 
 /// Times a write transaction is run again after losing to a concurrent one.
 /// Under SERIALIZABLE (CockroachDB, YugabyteDB, or PostgreSQL set so) every
@@ -116,16 +118,6 @@ where
 pub struct Listing<T> {
     pub items: T,
     pub change_cursor: ChangeCursor,
-}
-
-impl Service {
-    /// A session whose reads share one snapshot, and the change cursor of
-    /// that snapshot, read first.
-    async fn snapshot(&self, caller: &Caller) -> Result<(Session, ChangeCursor)> {
-        let mut session = self.store.snapshot().await?;
-        let horizon = session.log_horizon(caller.workspace).await?;
-        Ok((session, ChangeCursor::at(horizon.last_seq)))
-    }
 }
 
 /// `NotFound` for `resource` when a record is missing.

@@ -60,7 +60,7 @@ impl Service {
             .insert_people_logged(caller.workspace, caller.key, &fresh, &changes, now())
             .await;
         match written {
-            Ok(()) => self.changes_committed(&changes),
+            Ok(last_seq) => self.changes_committed(caller, &changes, last_seq),
             // Someone exists after all, or the statement lost to a
             // concurrent write (SERIALIZABLE): the transactional path, which
             // retries, takes the batch.
@@ -183,10 +183,9 @@ impl Service {
 
     pub async fn get_person(&self, caller: &Caller, lookup: &PersonLookup) -> Result<Person> {
         let person = self
-            .store
-            .read()
-            .await?
-            .person(caller.workspace, lookup)
+            .reading(caller, |mut session| {
+                Box::pin(async move { session.person(caller.workspace, lookup).await })
+            })
             .await?;
         found(person, "person")
     }
@@ -194,9 +193,11 @@ impl Service {
     /// The person a Flameup path segment names: its id, external id or
     /// email (`PersonLookup::candidates`).
     pub async fn find_person(&self, caller: &Caller, id: &str) -> Result<Person> {
-        let candidates = PersonLookup::candidates(id)?;
-        let mut session = self.store.read().await?;
-        first_match(&mut session, caller, &candidates).await
+        let candidates = &PersonLookup::candidates(id)?;
+        self.reading(caller, |mut session| {
+            Box::pin(async move { first_match(&mut session, caller, candidates).await })
+        })
+        .await
     }
 
     pub async fn list_people(
@@ -205,12 +206,16 @@ impl Service {
         filter: &PersonFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<Person>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let items = session.list_people(caller.workspace, filter, page).await?;
-        Ok(Listing {
-            items,
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let items = session.list_people(caller.workspace, filter, page).await?;
+                Ok(Listing {
+                    items,
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// Applies a patch under the person's row lock.

@@ -75,9 +75,13 @@ impl Service {
     }
 
     pub async fn get_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<UserDetail> {
-        let mut session = self.store.read().await?;
-        let id = resolve_user(&mut session, caller, lookup).await?;
-        found(session.user(caller.workspace, id).await?, "user")
+        self.reading(caller, |mut session| {
+            Box::pin(async move {
+                let id = resolve_user(&mut session, caller, lookup).await?;
+                found(session.user(caller.workspace, id).await?, "user")
+            })
+        })
+        .await
     }
 
     pub async fn list_users(
@@ -86,22 +90,25 @@ impl Service {
         filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<UserDetail>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let items = session.list_users(caller.workspace, filter, page).await?;
-        Ok(Listing {
-            items,
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let items = session.list_users(caller.workspace, filter, page).await?;
+                Ok(Listing {
+                    items,
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// How many users (members of the filter's company, when it names one)
     /// the workspace has.
     pub async fn count_users(&self, caller: &Caller, filter: &UserFilter) -> Result<u64> {
-        self.store
-            .read()
-            .await?
-            .count_users(caller.workspace, filter)
-            .await
+        self.reading(caller, |mut session| {
+            Box::pin(async move { session.count_users(caller.workspace, filter).await })
+        })
+        .await
     }
 
     /// Deletes a user with its keys and memberships, for good; returns it as
@@ -227,9 +234,13 @@ impl Service {
 
     /// A live company by id or keys.
     pub async fn get_company(&self, caller: &Caller, lookup: &CompanyLookup) -> Result<Company> {
-        let mut session = self.store.read().await?;
-        let id = resolve_company(&mut session, caller, lookup).await?;
-        found(session.company(caller.workspace, id).await?, "company")
+        self.reading(caller, |mut session| {
+            Box::pin(async move {
+                let id = resolve_company(&mut session, caller, lookup).await?;
+                found(session.company(caller.workspace, id).await?, "company")
+            })
+        })
+        .await
     }
 
     /// A page of the workspace's companies (every live customer, as seed
@@ -239,19 +250,23 @@ impl Service {
         caller: &Caller,
         page: &PageRequest,
     ) -> Result<Listing<Page<Company>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let customers = session
-            .list_customers(caller.workspace, &CustomerFilter::default(), page)
-            .await?;
-        let ids: Vec<Uuid> = customers.items.iter().map(|c| c.id).collect();
-        let mut companies = session.companies(caller.workspace, &ids).await?;
-        Ok(Listing {
-            items: Page {
-                items: ids.iter().filter_map(|id| companies.remove(id)).collect(),
-                next_token: customers.next_token,
-            },
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let customers = session
+                    .list_customers(caller.workspace, &CustomerFilter::default(), page)
+                    .await?;
+                let ids: Vec<Uuid> = customers.items.iter().map(|c| c.id).collect();
+                let mut companies = session.companies(caller.workspace, &ids).await?;
+                Ok(Listing {
+                    items: Page {
+                        items: ids.iter().filter_map(|id| companies.remove(id)).collect(),
+                        next_token: customers.next_token,
+                    },
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// Soft-deletes the company's customer, releasing its keys and members;
@@ -351,14 +366,18 @@ impl Service {
         filter: &MembershipFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<MembershipDetail>>> {
-        let (mut session, change_cursor) = self.snapshot(caller).await?;
-        let items = session
-            .list_memberships(caller.workspace, filter, page)
-            .await?;
-        Ok(Listing {
-            items,
-            change_cursor,
+        self.reading_snapshot(caller, |mut session, change_cursor| {
+            Box::pin(async move {
+                let items = session
+                    .list_memberships(caller.workspace, filter, page)
+                    .await?;
+                Ok(Listing {
+                    items,
+                    change_cursor,
+                })
+            })
         })
+        .await
     }
 
     /// Deletes a membership; returns it as it was.

@@ -169,7 +169,7 @@ impl Store {
         people: &[Person],
         changes: &[Change],
         committed_at: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let log = Log {
             workspace,
             key,
@@ -177,24 +177,28 @@ impl Store {
             committed_at,
         };
         match self.pools {
-            Pools::Postgres(_) => {
+            Pools::Postgres { .. } => {
                 let mut sql = Sql::new("WITH written AS (");
                 people::push_insert(&mut sql, people);
                 sql.push(" RETURNING 1), numbered AS (");
                 log.push_numbering_after(&mut sql, "(SELECT COUNT(*) FROM written) >= 0");
                 sql.push("), ");
                 log.push_logged(&mut sql);
-                sql.push(" ");
+                sql.push(", inserted AS (");
                 log.push_insert(&mut sql);
+                sql.push(" RETURNING seq) SELECT MAX(seq) FROM inserted");
                 // Outside a transaction, the one statement is its own.
-                self.read().await?.execute(sql).await.map(drop)
+                let (last_seq,): (i64,) = self.read().await?.fetch_one(sql).await?;
+                Ok(last_seq)
             }
             Pools::Sqlite { .. } => {
                 let mut tx = self.write().await?;
                 tx.insert_people(people).await?;
-                tx.append_changes(workspace, key, changes, committed_at)
+                let last_seq = tx
+                    .append_changes(workspace, key, changes, committed_at)
                     .await?;
-                tx.commit().await
+                tx.commit().await?;
+                Ok(last_seq)
             }
         }
     }

@@ -6,7 +6,9 @@
 //! statement is written once (`Sql`), and `dialect` is the one place where
 //! the backends differ.
 //!
-//! - `Store::read` opens a [`Session`]: a pooled connection for reads.
+//! - `Store::read` opens a [`Session`]: a pooled connection for reads on
+//!   the primary; `Store::read_fresh` one on a read replica when there is
+//!   one in rotation that has the change the caller must see.
 //! - `Store::write` opens a [`Transaction`]: every read method, plus the
 //!   writes, committed or rolled back as a whole.
 //!
@@ -20,6 +22,7 @@ mod entities;
 mod error;
 mod people;
 mod postgres;
+mod replicas;
 mod rows;
 mod sql;
 mod sqlite;
@@ -35,9 +38,12 @@ pub use changes::LogHorizon;
 pub use dialect::Dialect;
 use dialect::{Conn, Record};
 pub use postgres::ChangeListener;
+pub use replicas::ReplicaState;
+use replicas::Replicas;
 use sql::Sql;
 pub use users::KeyOwners;
 
+use crate::domain::WorkspaceId;
 use crate::domain::page::PageRequest;
 use crate::error::{Error, Result};
 use crate::metrics::{StatementMetrics, StatementOperation};
@@ -61,7 +67,26 @@ enum Pools {
         reader: SqlitePool,
         writer: SqlitePool,
     },
-    Postgres(PgPool),
+    /// The primary, for writes and reads that must be fresh, and the hot
+    /// standbys that serve the other reads.
+    Postgres { primary: PgPool, replicas: Replicas },
+}
+
+/// One of the store's read replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaId(usize);
+
+/// Where a read may go.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadFrom {
+    /// The primary: the read sees every committed write.
+    Primary,
+    /// A read replica in rotation whose copy of `workspace`'s change log
+    /// reaches `seen` (any in rotation when `None`), else the primary.
+    Replica {
+        workspace: WorkspaceId,
+        seen: Option<i64>,
+    },
 }
 
 impl Store {
@@ -70,7 +95,10 @@ impl Store {
     /// up to date.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
         let pools = if is_postgres(database_url) {
-            Pools::Postgres(postgres::connect(database_url).await?)
+            Pools::Postgres {
+                primary: postgres::connect(database_url).await?,
+                replicas: Replicas::default(),
+            }
         } else {
             let (reader, writer) = sqlite::connect(database_url).await?;
             Pools::Sqlite { reader, writer }
@@ -94,6 +122,51 @@ impl Store {
         sqlite::back_up(database_url, to).await
     }
 
+    /// The store, serving reads from the hot standbys `urls` name as well,
+    /// each while it answers and is at most `max_lag` behind (see
+    /// `check_replicas`). PostgreSQL only.
+    pub fn reading_from_replicas(
+        self,
+        urls: &[String],
+        max_lag: std::time::Duration,
+    ) -> anyhow::Result<Self> {
+        if urls.is_empty() {
+            return Ok(self);
+        }
+        let Pools::Postgres { primary, .. } = self.pools else {
+            anyhow::bail!("read replicas are PostgreSQL standbys; this database is SQLite");
+        };
+        Ok(Self {
+            pools: Pools::Postgres {
+                primary,
+                replicas: Replicas::open(urls, max_lag)?,
+            },
+            ..self
+        })
+    }
+
+    /// Checks each read replica, within `timeout`, and puts it in or out of
+    /// rotation by its answer and lag.
+    pub async fn check_replicas(&self, timeout: std::time::Duration) -> Vec<ReplicaState> {
+        match &self.pools {
+            Pools::Postgres { replicas, .. } => replicas.check(timeout).await,
+            Pools::Sqlite { .. } => Vec::new(),
+        }
+    }
+
+    /// A read that failed on a replica: a replica that lost its connection
+    /// leaves the rotation until a check finds it well. The caller runs the
+    /// read again on the primary.
+    pub fn replica_failed(&self, replica: Option<ReplicaId>, error: &Error) {
+        if let (Pools::Postgres { replicas, .. }, Some(ReplicaId(index))) = (&self.pools, replica)
+            && matches!(error, Error::Unavailable(_))
+        {
+            replicas
+                .get(index)
+                .take_out(format!("a read failed: {error}"));
+        }
+    }
+
     /// The store, timing each statement into `statements`.
     pub fn timing_statements(self, statements: StatementMetrics) -> Self {
         Self {
@@ -103,19 +176,30 @@ impl Store {
     }
 
     /// Each pool's name, its connections and how many of them are idle.
-    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+    pub fn pool_stats(&self) -> Vec<(String, u32, usize)> {
         match &self.pools {
             Pools::Sqlite { reader, writer } => vec![
-                ("reader", reader.size(), reader.num_idle()),
-                ("writer", writer.size(), writer.num_idle()),
+                ("reader".to_owned(), reader.size(), reader.num_idle()),
+                ("writer".to_owned(), writer.size(), writer.num_idle()),
             ],
-            Pools::Postgres(pool) => vec![("primary", pool.size(), pool.num_idle())],
+            Pools::Postgres { primary, replicas } => {
+                let mut stats = vec![("primary".to_owned(), primary.size(), primary.num_idle())];
+                stats.extend(replicas.all().iter().map(|replica| {
+                    (
+                        format!("replica {}", replica.name),
+                        replica.pool.size(),
+                        replica.pool.num_idle(),
+                    )
+                }));
+                stats
+            }
         }
     }
 
     fn session(&self, connection: Connection) -> Session {
         Session {
             connection,
+            replica: None,
             failed: false,
             statements: self.statements.clone(),
         }
@@ -125,17 +209,29 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self.pools {
             Pools::Sqlite { .. } => "sqlite",
-            Pools::Postgres(_) => "postgres",
+            Pools::Postgres { .. } => "postgres",
         }
     }
 
-    /// A connection for reads.
+    /// A connection for reads on the primary: they see every committed
+    /// write.
     pub async fn read(&self) -> Result<Session> {
         let connection = match &self.pools {
             Pools::Sqlite { reader, .. } => Connection::Sqlite(reader.acquire().await?),
-            Pools::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
+            Pools::Postgres { primary, .. } => Connection::Postgres(primary.acquire().await?),
         };
         Ok(self.session(connection))
+    }
+
+    /// A connection for reads where `from` allows. A replica that cannot
+    /// give a connection, or whose log has not reached the change the
+    /// caller saw, is passed over for the primary: a read never waits for
+    /// a standby to catch up.
+    pub async fn read_fresh(&self, from: ReadFrom) -> Result<Session> {
+        match self.on_replica(from, false).await {
+            Some(session) => Ok(session),
+            None => self.read().await,
+        }
     }
 
     /// A connection whose reads all see one snapshot of the database: a
@@ -145,12 +241,64 @@ impl Store {
             // A read transaction on SQLite's WAL sees the database as of its
             // first read.
             Pools::Sqlite { reader, .. } => Connection::SqliteTx(reader.begin().await?),
-            Pools::Postgres(pool) => Connection::PostgresTx(
-                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?,
-            ),
+            Pools::Postgres { primary, .. } => {
+                Connection::PostgresTx(primary.begin_with(SNAPSHOT).await?)
+            }
         };
         Ok(self.session(connection))
+    }
+
+    /// A snapshot (as `snapshot`) where `from` allows, as `read_fresh`.
+    pub async fn snapshot_fresh(&self, from: ReadFrom) -> Result<Session> {
+        match self.on_replica(from, true).await {
+            Some(session) => Ok(session),
+            None => self.snapshot().await,
+        }
+    }
+
+    /// A session on a replica `from` allows, if one has what it must see.
+    async fn on_replica(&self, from: ReadFrom, snapshot: bool) -> Option<Session> {
+        let (Pools::Postgres { replicas, .. }, ReadFrom::Replica { workspace, seen }) =
+            (&self.pools, from)
+        else {
+            return None;
+        };
+        let index = replicas.pick()?;
+        let replica = replicas.get(index);
+        let connection = if snapshot {
+            replica
+                .pool
+                .begin_with(SNAPSHOT)
+                .await
+                .map(Connection::PostgresTx)
+        } else {
+            replica.pool.acquire().await.map(Connection::Postgres)
+        };
+        let connection = match connection {
+            Ok(connection) => connection,
+            Err(error) => {
+                replica.take_out(format!("no connection: {error}"));
+                return None;
+            }
+        };
+        let mut session = Session {
+            replica: Some(index),
+            ..self.session(connection)
+        };
+        let Some(seen) = seen else {
+            return Some(session);
+        };
+        // The standby's copy of the workspace's counter says how far its log
+        // reaches. In a snapshot it is the snapshot's, which is what the
+        // page will be read from.
+        match session.log_horizon(workspace).await {
+            Ok(horizon) if horizon.last_seq >= seen => Some(session),
+            Ok(_) => None,
+            Err(error) => {
+                self.replica_failed(session.replica(), &error);
+                None
+            }
+        }
     }
 
     /// A transaction for writes (and the reads they depend on). Dropped
@@ -165,7 +313,7 @@ impl Store {
             Pools::Sqlite { writer, .. } => {
                 Connection::SqliteTx(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
-            Pools::Postgres(pool) => Connection::PostgresTx(pool.begin().await?),
+            Pools::Postgres { primary, .. } => Connection::PostgresTx(primary.begin().await?),
         };
         Ok(Transaction(self.session(connection)))
     }
@@ -175,7 +323,7 @@ impl Store {
     pub async fn listen_for_changes(&self) -> Result<Option<ChangeListener>> {
         match &self.pools {
             Pools::Sqlite { .. } => Ok(None),
-            Pools::Postgres(pool) => ChangeListener::connect(pool).await.map(Some),
+            Pools::Postgres { primary, .. } => ChangeListener::connect(primary).await.map(Some),
         }
     }
 
@@ -190,6 +338,9 @@ impl Store {
     }
 }
 
+/// A read-only transaction that sees one snapshot.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
@@ -198,6 +349,8 @@ fn is_postgres(database_url: &str) -> bool {
 /// its writes.
 pub struct Session {
     connection: Connection,
+    /// The read replica it reads from, if not the primary.
+    replica: Option<usize>,
     /// A statement failed: a transaction can then only roll back.
     failed: bool,
     statements: Option<StatementMetrics>,
@@ -221,6 +374,12 @@ impl Session {
             Connection::Postgres(c) => Conn::Postgres(c),
             Connection::PostgresTx(c) => Conn::Postgres(c),
         }
+    }
+
+    /// The read replica it reads from, if not the primary: a read that
+    /// fails there may run again on the primary.
+    pub fn replica(&self) -> Option<ReplicaId> {
+        self.replica.map(ReplicaId)
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kith::config::{ChangeLogConfig, RateLimit, ServeConfig, TlsFiles};
+use kith::config::{ChangeLogConfig, RateLimit, ReadReplicas, ServeConfig, TlsFiles};
 use kith::domain::workspace::WorkspaceName;
 use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
@@ -43,6 +43,11 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A database a test made elsewhere (on a server of its own).
+    pub fn existing(url: String) -> Self {
+        Self { url, _dir: None }
+    }
+
     /// `None` when the backend is not available here (PostgreSQL only).
     pub async fn new(backend: Backend) -> Option<Self> {
         match backend {
@@ -109,6 +114,7 @@ pub fn serve_config(database_url: String) -> ServeConfig {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         rest_addr: Some("127.0.0.1:0".parse().unwrap()),
         database_url,
+        read_replicas: ReadReplicas::default(),
         health_interval: Duration::from_millis(200),
         drain_timeout: Duration::from_secs(10),
         rate_limit: None,
@@ -150,9 +156,16 @@ pub struct TestAppBuilder {
     rate_limit: Option<RateLimit>,
     change_log: Option<ChangeLogConfig>,
     tls: Option<(TlsFiles, Duration)>,
+    read_replicas: ReadReplicas,
 }
 
 impl TestAppBuilder {
+    /// Serves reads from these hot standbys as well.
+    pub fn read_replicas(mut self, replicas: ReadReplicas) -> Self {
+        self.read_replicas = replicas;
+        self
+    }
+
     /// Serves gRPC and REST over TLS with these files, checked for a
     /// change every `watch_interval`.
     pub fn tls(mut self, files: TlsFiles, watch_interval: Duration) -> Self {
@@ -188,7 +201,13 @@ impl TestAppBuilder {
                 (db, url)
             }
         };
-        Some(TestApp::launch(db, url, self.rate_limit, self.change_log, self.tls).await)
+        let config = ServeConfig {
+            rate_limit: self.rate_limit,
+            change_log: self.change_log.unwrap_or_default(),
+            read_replicas: self.read_replicas,
+            ..serve_config(url)
+        };
+        Some(TestApp::launch(db, config, self.tls).await)
     }
 }
 
@@ -200,6 +219,7 @@ impl TestApp {
             rate_limit: None,
             change_log: None,
             tls: None,
+            read_replicas: ReadReplicas::default(),
         }
     }
 
@@ -208,20 +228,12 @@ impl TestApp {
         Self::builder(backend).start().await
     }
 
-    async fn launch(
-        db: TestDb,
-        url: String,
-        rate_limit: Option<RateLimit>,
-        change_log: Option<ChangeLogConfig>,
-        tls: Option<(TlsFiles, Duration)>,
-    ) -> Self {
+    async fn launch(db: TestDb, config: ServeConfig, tls: Option<(TlsFiles, Duration)>) -> Self {
         let (tls, tls_watch_interval) = tls.unzip();
         let config = ServeConfig {
-            rate_limit,
-            change_log: change_log.unwrap_or_default(),
             tls,
             tls_watch_interval: tls_watch_interval.unwrap_or(Duration::from_secs(10)),
-            ..serve_config(url)
+            ..config
         };
         let app = Application::build(&config).await.expect("build the app");
         let key = app

@@ -20,6 +20,7 @@ mod one_write_path;
 mod operations;
 mod people;
 mod processes;
+mod replicas;
 mod rest_canonical;
 mod rest_flameup;
 mod rest_gateway;

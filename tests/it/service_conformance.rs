@@ -42,10 +42,7 @@ async fn fresh(backend: Backend) -> Option<(TestDb, Service, Caller)> {
     let db = TestDb::new(backend).await?;
     let service = db.service().await;
     let (workspace, key) = service.bootstrap().await.unwrap().unwrap();
-    let caller = Caller {
-        workspace: workspace.id,
-        key: key.id,
-    };
+    let caller = Caller::new(workspace.id, key.id);
     Some((db, service, caller))
 }
 
@@ -56,10 +53,7 @@ async fn other_caller(service: &Service) -> Caller {
         .await
         .unwrap();
     let key = service.create_api_key(workspace.id).await.unwrap();
-    Caller {
-        workspace: workspace.id,
-        key: key.id,
-    }
+    Caller::new(workspace.id, key.id)
 }
 
 fn first_page() -> PageRequest {

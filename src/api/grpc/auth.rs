@@ -1,6 +1,7 @@
 //! A tower layer that admits a gRPC call only with a valid API key and
-//! hands the caller (the key and its workspace) to the handler as a request
-//! extension.
+//! hands the caller (the key and its workspace, and the change it must see)
+//! to the handler as a request extension; the answer carries the cursor of
+//! what the call committed (`api::freshness`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,8 +9,10 @@ use std::task::{Context, Poll};
 
 use tower::{Layer, Service};
 
+use crate::api::freshness;
 use crate::auth::{Authenticator, key_from_headers};
 use crate::error::Error;
+use crate::service::noting_commits;
 
 /// Methods callable without a key: health checks and reflection, so probes,
 /// grpcurl and `buf curl` work with no credentials.
@@ -74,14 +77,21 @@ where
                 return inner.call(request).await;
             }
             let admitted = match key_from_headers(request.headers()) {
-                Some(key) => authenticator.caller_for(key).await,
+                Some(key) => authenticator
+                    .caller_for(key)
+                    .await
+                    .and_then(|caller| freshness::seeing(request.headers(), caller)),
                 None => Err(Error::Unauthenticated),
             };
             match admitted {
                 Ok(caller) => {
                     crate::api::observe::record_caller(&caller);
                     request.extensions_mut().insert(caller);
-                    inner.call(request).await
+                    let (response, cursor) = noting_commits(inner.call(request)).await;
+                    response.map(|mut response| {
+                        freshness::answer_with(response.headers_mut(), cursor);
+                        response
+                    })
                 }
                 Err(error) => Ok(tonic::Status::from(error).into_http()),
             }

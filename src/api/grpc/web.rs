@@ -10,15 +10,23 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Request headers a gRPC-Web client sends: its framing headers, the
 /// deadline and the API key.
-const REQUEST_HEADERS: [&str; 4] = ["x-grpc-web", "x-user-agent", "grpc-timeout", "x-request-id"];
+const REQUEST_HEADERS: [&str; 5] = [
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-request-id",
+    "x-kith-at-least",
+];
 
 /// Response headers a script may read: the status, its message and details
-/// (the `google.rpc.Status` with `BadRequest` and `ErrorInfo`).
-const EXPOSED_HEADERS: [&str; 4] = [
+/// (the `google.rpc.Status` with `BadRequest` and `ErrorInfo`), and the
+/// cursor a write answers with.
+const EXPOSED_HEADERS: [&str; 5] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "x-request-id",
+    "x-kith-cursor",
 ];
 
 /// How long a browser may cache a preflight's answer.

@@ -156,6 +156,7 @@ impl<F: Family> FromRequestParts<RestState> for Authed<F> {
     ) -> Result<Self, Self::Rejection> {
         let key = F::key(&parts.headers).ok_or(Error::Unauthenticated)?;
         let caller = state.authenticator.caller_for(key).await?;
+        let caller = crate::api::freshness::seeing(&parts.headers, caller)?;
         crate::api::observe::record_caller(&caller);
         Ok(Self(caller, PhantomData))
     }

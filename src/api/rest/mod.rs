@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use canonical::Gateway;
 pub use family::{ApiError, Family};
 
+use crate::api::freshness;
 use crate::api::observe::{HttpMetricsLayer, RequestSpans, Transport};
 use crate::api::operations::{self, Operations};
 use crate::auth::Authenticator;
@@ -68,6 +69,7 @@ pub fn router(service: Service, authenticator: Authenticator, ops: &Operations) 
             get(move || std::future::ready(axum::Json(document.clone()))),
         )
         .fallback(no_route)
+        .layer(axum::middleware::from_fn(freshness::answering_cursors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Inside the router, so that both know the route template.
         .layer(HttpMetricsLayer(ops.metrics.clone()))

@@ -30,6 +30,7 @@ use tower::{Layer as _, ServiceExt as _};
 
 use self::binding::{Binding, Bound};
 use super::RestState;
+use crate::api::freshness;
 use crate::api::grpc::RequireApiKey;
 use crate::api::observe::RouteTemplate;
 use crate::auth::Authenticator;
@@ -164,6 +165,7 @@ async fn dispatch(
     for name in [
         header::AUTHORIZATION,
         header::HeaderName::from_static("x-request-id"),
+        freshness::AT_LEAST_HEADER,
     ] {
         if let Some(value) = parts.headers.get(&name) {
             call = call.header(name, value);
@@ -178,6 +180,7 @@ async fn dispatch(
         .oneshot(call)
         .await
         .unwrap_or_else(|never: Infallible| match never {});
+    let cursor = answer.headers().get(freshness::CURSOR_HEADER).cloned();
     // A trailers-only answer: the call failed before any message.
     if let Some(status) = Status::from_header_map(answer.headers())
         && status.code() != tonic::Code::Ok
@@ -207,6 +210,11 @@ async fn dispatch(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(cursor) = cursor {
+        response
+            .headers_mut()
+            .insert(freshness::CURSOR_HEADER, cursor);
+    }
     Ok(response)
 }
 
