@@ -30,6 +30,7 @@ mod rest_stigg;
 mod sdk;
 mod service;
 mod service_conformance;
+mod soak;
 mod store_conformance;
 mod tls;
 mod tracing;
