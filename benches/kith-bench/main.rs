@@ -17,6 +17,7 @@ mod kith_process;
 mod load;
 mod people;
 mod raw;
+mod replicas;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +68,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "people,entities,changes,lookup,metrics,growth,startup,cli"
+        default_value = "people,entities,changes,lookup,metrics,growth,startup,cli,replicas"
     )]
     only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
@@ -96,6 +97,8 @@ enum Group {
     Growth,
     Startup,
     Cli,
+    /// PostgreSQL only, on private servers: a standby's reads, SERIALIZABLE writes.
+    Replicas,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +227,9 @@ async fn main() -> anyhow::Result<()> {
         if runs(Group::Cli) {
             cli_scenarios(&args, &mut databases, backend, &mut table).await?;
         }
+    }
+    if args.only.contains(&Group::Replicas) && !args.sqlite_only {
+        replicas::scenarios(&args, &mut table).await?;
     }
     let header = format!(
         "kith-bench: {} rows per write scenario, {} batches in flight, {} lookups at {} in flight, \

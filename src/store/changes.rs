@@ -187,6 +187,13 @@ impl Store {
                 sql.push(", inserted AS (");
                 log.push_insert(&mut sql);
                 sql.push(" RETURNING seq) SELECT MAX(seq) FROM inserted");
+                if self.queues_writers() {
+                    // Behind the writers' lock, as every write then is.
+                    let mut tx = self.write().await?;
+                    let (last_seq,): (i64,) = tx.fetch_one(sql).await?;
+                    tx.commit().await?;
+                    return Ok(last_seq);
+                }
                 // Outside a transaction, the one statement is its own.
                 let (last_seq,): (i64,) = self.read().await?.fetch_one(sql).await?;
                 Ok(last_seq)

@@ -68,8 +68,14 @@ enum Pools {
         writer: SqlitePool,
     },
     /// The primary, for writes and reads that must be fresh, and the hot
-    /// standbys that serve the other reads.
-    Postgres { primary: PgPool, replicas: Replicas },
+    /// standbys that serve the other reads. Where the primary runs
+    /// transactions at snapshot isolation, writers queue for a lock first
+    /// (`postgres::QUEUE_WRITERS`).
+    Postgres {
+        primary: PgPool,
+        replicas: Replicas,
+        queue_writers: bool,
+    },
 }
 
 /// One of the store's read replicas.
@@ -95,8 +101,10 @@ impl Store {
     /// up to date.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
         let pools = if is_postgres(database_url) {
+            let primary = postgres::connect(database_url).await?;
             Pools::Postgres {
-                primary: postgres::connect(database_url).await?,
+                queue_writers: postgres::snapshot_isolation(&primary).await?,
+                primary,
                 replicas: Replicas::default(),
             }
         } else {
@@ -133,13 +141,19 @@ impl Store {
         if urls.is_empty() {
             return Ok(self);
         }
-        let Pools::Postgres { primary, .. } = self.pools else {
+        let Pools::Postgres {
+            primary,
+            queue_writers,
+            ..
+        } = self.pools
+        else {
             anyhow::bail!("read replicas are PostgreSQL standbys; this database is SQLite");
         };
         Ok(Self {
             pools: Pools::Postgres {
                 primary,
                 replicas: Replicas::open(urls, max_lag)?,
+                queue_writers,
             },
             ..self
         })
@@ -182,7 +196,9 @@ impl Store {
                 ("reader".to_owned(), reader.size(), reader.num_idle()),
                 ("writer".to_owned(), writer.size(), writer.num_idle()),
             ],
-            Pools::Postgres { primary, replicas } => {
+            Pools::Postgres {
+                primary, replicas, ..
+            } => {
                 let mut stats = vec![("primary".to_owned(), primary.size(), primary.num_idle())];
                 stats.extend(replicas.all().iter().map(|replica| {
                     (
@@ -315,7 +331,22 @@ impl Store {
             }
             Pools::Postgres { primary, .. } => Connection::PostgresTx(primary.begin().await?),
         };
-        Ok(Transaction(self.session(connection)))
+        let mut tx = Transaction(self.session(connection));
+        if self.queues_writers() {
+            tx.execute(Sql::new(postgres::QUEUE_WRITERS)).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Whether write transactions queue for `postgres::QUEUE_WRITERS`.
+    pub(super) fn queues_writers(&self) -> bool {
+        matches!(
+            self.pools,
+            Pools::Postgres {
+                queue_writers: true,
+                ..
+            }
+        )
     }
 
     /// Wake-ups from other replicas' commits, where there can be other

@@ -10,6 +10,27 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use super::sql::{Sql, Value};
 use crate::domain::customer::MetadataValue;
 
+/// Taken first by every write transaction when the database runs them at
+/// REPEATABLE READ or SERIALIZABLE (see `snapshot_isolation`): a table
+/// lock is the one lock PostgreSQL grants before a transaction takes its
+/// snapshot, so writers queue for it and each one's snapshot sees every
+/// write before it. Readers (ACCESS SHARE) never wait for it.
+pub(super) const QUEUE_WRITERS: &str = "LOCK TABLE change_counters IN SHARE ROW EXCLUSIVE MODE";
+
+/// Whether this database's transactions run at REPEATABLE READ or
+/// SERIALIZABLE by default (as CockroachDB's and YugabyteDB's do, or a
+/// PostgreSQL set so). Every write of a workspace updates its change
+/// counter, so at those levels two concurrent writes always conflict and
+/// the later one to commit fails; with thirty-two writers some would fail
+/// thirty times in a row. Queued behind `QUEUE_WRITERS` they do not.
+pub(super) async fn snapshot_isolation(pool: &PgPool) -> anyhow::Result<bool> {
+    let (level,): (String,) =
+        sqlx::query_as("SELECT current_setting('default_transaction_isolation')")
+            .fetch_one(pool)
+            .await?;
+    Ok(matches!(level.as_str(), "serializable" | "repeatable read"))
+}
+
 pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?;
     // Migrations run on a connection of their own, without the bounds
