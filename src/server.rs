@@ -191,13 +191,7 @@ impl Application {
         let healthy = database_answers(&self.service, self.health_interval).await;
         health.set(healthy).await;
         health
-            .replicas(
-                &self
-                    .service
-                    .store()
-                    .check_replicas(self.health_interval)
-                    .await,
-            )
+            .replicas(&check_replicas(&self.service, self.health_interval).await)
             .await;
         let (stopping_tx, stopping) = watch::channel(false);
         let watchdog = tokio::spawn(watch_database(
@@ -490,6 +484,17 @@ async fn database_answers(service: &Service, timeout: Duration) -> bool {
     )
 }
 
+/// Checks the read replicas, allowing each at least a second to answer: a
+/// check cut short drops its connection, and a quick health interval on a
+/// loaded machine would otherwise take healthy standbys out.
+async fn check_replicas(service: &Service, interval: Duration) -> Vec<ReplicaState> {
+    const SHORTEST_CHECK: Duration = Duration::from_secs(1);
+    service
+        .store()
+        .check_replicas(interval.max(SHORTEST_CHECK))
+        .await
+}
+
 /// Pings the database every `interval` and mirrors the answer in health:
 /// NOT_SERVING while it is unreachable, SERVING again once it answers. Each
 /// read replica is checked as often, and put in or out of rotation.
@@ -507,7 +512,7 @@ async fn watch_database(
         }
         let healthy = database_answers(&service, interval).await;
         health
-            .replicas(&service.store().check_replicas(interval).await)
+            .replicas(&check_replicas(&service, interval).await)
             .await;
         if healthy != serving {
             if healthy {

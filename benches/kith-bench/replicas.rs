@@ -21,7 +21,8 @@ use crate::{Args, customers, keep_faster, people};
 
 const ROUNDS: usize = 3;
 const CUSTOMERS: usize = 1_000;
-/// Customers created one per call, at this many in flight, per write round.
+/// At most this many customers are created one per call (`--calls` when
+/// fewer), at this many in flight, per write round.
 const CREATES: usize = 5_000;
 const CREATES_IN_FLIGHT: usize = 16;
 
@@ -134,7 +135,7 @@ async fn write_scenarios(
             let batches = people::grpc_batches(&kith, &people, args.concurrency).await?;
             keep_faster(&mut best[variant][0], (batches, kith.cpu_time() - cpu));
             let cpu = kith.cpu_time();
-            let creates = create_customers(&kith).await?;
+            let creates = create_customers(&kith, args.calls.min(CREATES)).await?;
             keep_faster(&mut best[variant][1], (creates, kith.cpu_time() - cpu));
             kith.stop().await?;
         }
@@ -150,7 +151,13 @@ async fn write_scenarios(
     let creates = format!("CreateCustomer, {CREATES_IN_FLIGHT} in flight");
     for (call, (rc, rc_cpu), (ser, ser_cpu), units, unit) in [
         (batches, batches_rc, batches_ser, people.len(), "rows/s"),
-        (creates, creates_rc, creates_ser, CREATES, "calls/s"),
+        (
+            creates,
+            creates_rc,
+            creates_ser,
+            args.calls.min(CREATES),
+            "calls/s",
+        ),
     ] {
         table.push(
             Row::rate(
@@ -248,11 +255,11 @@ async fn get_by_id(
     .await
 }
 
-/// `CREATES` customers, one per call, `CREATES_IN_FLIGHT` at once: every
+/// `creates` customers, one per call, `CREATES_IN_FLIGHT` at once: every
 /// two of them collide on the workspace's change counter at SERIALIZABLE.
-async fn create_customers(kith: &Kith) -> anyhow::Result<Measured> {
+async fn create_customers(kith: &Kith, creates: usize) -> anyhow::Result<Measured> {
     let client = kith.customers();
-    closed_loop(CREATES, CREATES_IN_FLIGHT, 1, move |i| {
+    closed_loop(creates, CREATES_IN_FLIGHT, 1, move |i| {
         let mut client = client.clone();
         async move {
             client

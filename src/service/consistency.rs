@@ -15,7 +15,7 @@ use crate::domain::Caller;
 use crate::domain::WorkspaceId;
 use crate::domain::change::ChangeCursor;
 use crate::error::{Error, Result};
-use crate::store::{ReadFrom, Session};
+use crate::store::{Freshness, Session};
 
 tokio::task_local! {
     /// The last change committed by the call being served, and its
@@ -23,20 +23,37 @@ tokio::task_local! {
     static COMMITTED: Cell<Option<(WorkspaceId, ChangeCursor)>>;
 }
 
+/// The last change a call (or a task it spawned) committed, and its
+/// workspace.
+pub(super) type Committed = Option<(WorkspaceId, ChangeCursor)>;
+
 /// Runs one call, and returns with its output the cursor (encoded, as
 /// callers see cursors) of the last change it committed, if it committed
-/// any: what a transport answers a write with. Writes made in tasks the
-/// call spawns, or after its answer began (a server stream), are not
-/// counted.
+/// any: what a transport answers a write with. Writes made after its answer
+/// began (a server stream) are not counted, nor those of a task it spawns
+/// unless the call `adopt`s them.
 pub async fn noting_commits<F: Future>(call: F) -> (F::Output, Option<String>) {
+    let (output, committed) = recording_commits(call).await;
+    let cursor = committed.map(|(workspace, cursor)| cursor.encode(workspace));
+    (output, cursor)
+}
+
+/// Runs `work` (in a task of its own, say), and returns with its output the
+/// last change it committed, for the call that spawned it to `adopt`.
+pub(super) async fn recording_commits<F: Future>(work: F) -> (F::Output, Committed) {
     COMMITTED
         .scope(Cell::new(None), async move {
-            let output = call.await;
-            let committed = COMMITTED.with(Cell::get);
-            let cursor = committed.map(|(workspace, cursor)| cursor.encode(workspace));
-            (output, cursor)
+            let output = work.await;
+            (output, COMMITTED.with(Cell::get))
         })
         .await
+}
+
+/// Counts what a spawned task committed as the calling task's own.
+pub(super) fn adopt(committed: Committed) {
+    if let Some((workspace, cursor)) = committed {
+        note_committed(workspace, cursor.seq);
+    }
 }
 
 /// Notes that the call being served committed `workspace`'s changes up to
@@ -67,7 +84,7 @@ impl Service {
         caller: &Caller,
         mut read: impl FnMut(Session) -> Read<'a, T>,
     ) -> Result<T> {
-        let session = self.store.read_fresh(read_from(caller)).await?;
+        let session = self.store.read_fresh(freshness(caller)).await?;
         let replica = session.replica();
         match read(session).await {
             Err(error) if replica.is_some() && replica_trouble(&error) => {
@@ -86,31 +103,22 @@ impl Service {
         caller: &Caller,
         mut read: impl FnMut(Session, ChangeCursor) -> Read<'a, T>,
     ) -> Result<T> {
-        let session = self.store.snapshot_fresh(read_from(caller)).await?;
+        let (session, horizon) = self.store.snapshot_fresh(freshness(caller)).await?;
         let replica = session.replica();
-        match snapshot_read(session, caller, &mut read).await {
+        match read(session, ChangeCursor::at(horizon.last_seq)).await {
             Err(error) if replica.is_some() && replica_trouble(&error) => {
                 self.store.replica_failed(replica, &error);
-                snapshot_read(self.store.snapshot().await?, caller, &mut read).await
+                let (session, horizon) = self.store.snapshot_on_primary(caller.workspace).await?;
+                read(session, ChangeCursor::at(horizon.last_seq)).await
             }
             result => result,
         }
     }
 }
 
-/// `read` in `session`'s snapshot, given the change cursor it is at.
-async fn snapshot_read<'a, T>(
-    mut session: Session,
-    caller: &Caller,
-    read: &mut impl FnMut(Session, ChangeCursor) -> Read<'a, T>,
-) -> Result<T> {
-    let horizon = session.log_horizon(caller.workspace).await?;
-    read(session, ChangeCursor::at(horizon.last_seq)).await
-}
-
-/// A caller's reads go to a replica that has seen what it has seen.
-fn read_from(caller: &Caller) -> ReadFrom {
-    ReadFrom::Replica {
+/// A caller's reads go to a replica that has what the caller has seen.
+fn freshness(caller: &Caller) -> Freshness {
+    Freshness {
         workspace: caller.workspace,
         seen: caller.seen.map(|cursor| cursor.seq),
     }

@@ -6,6 +6,7 @@ use crate::metrics::ImportOutcome;
 use std::collections::{HashSet, VecDeque};
 
 use super::Service;
+use super::consistency::{self, Committed};
 use crate::domain::Caller;
 use crate::domain::customer::Email;
 use crate::domain::person::{PersonUpsert, PersonUpsertInput, batch_item};
@@ -56,7 +57,8 @@ pub struct Importer {
 /// A batch being written, and every key it names.
 struct InFlight {
     keys: HashSet<String>,
-    task: tokio::task::JoinHandle<Attempt>,
+    /// The batch's write, and what it committed (the call's answer says).
+    task: tokio::task::JoinHandle<(Attempt, Committed)>,
 }
 
 /// What writing a batch as new people did. Batches in flight name disjoint
@@ -167,7 +169,9 @@ impl Importer {
         let Some(batch) = self.writing.pop_front() else {
             return Ok(());
         };
-        let written = match batch.task.await.map_err(crate::error::Error::internal)? {
+        let (attempt, committed) = batch.task.await.map_err(crate::error::Error::internal)?;
+        consistency::adopt(committed);
+        let written = match attempt {
             Attempt::Written(written) => written,
             Attempt::NeedsMerge { positions, pending } => {
                 write(&self.service, &self.caller, positions, pending).await?
@@ -199,7 +203,7 @@ impl Importer {
             self.settle_oldest().await?;
         }
         let (service, caller) = (self.service.clone(), self.caller);
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(consistency::recording_commits(async move {
             match service.insert_new_people(&caller, &pending).await {
                 Ok(Some(people)) => Attempt::Written(Written {
                     created: people.len() as u64,
@@ -209,7 +213,7 @@ impl Importer {
                 // sorts out which and reports any other failure.
                 Ok(None) | Err(_) => Attempt::NeedsMerge { positions, pending },
             }
-        });
+        }));
         self.writing.push_back(InFlight { keys, task });
         Ok(())
     }

@@ -307,8 +307,9 @@ impl Store {
         .bind(through);
         tx.execute(mark).await?;
         tx.commit().await?;
-        // In slices, so no single statement holds the table long.
-        let mut tx = self.write().await?;
+        // In slices, so no single statement holds the table long; beside
+        // the writers, since it touches no counter.
+        let mut tx = self.write_unqueued().await?;
         let delete = Sql::new(
             "DELETE FROM changes WHERE workspace_id = $1 AND seq IN (SELECT seq FROM changes \
              WHERE workspace_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)",

@@ -30,6 +30,7 @@ mod users;
 mod workspaces;
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
@@ -69,12 +70,13 @@ enum Pools {
     },
     /// The primary, for writes and reads that must be fresh, and the hot
     /// standbys that serve the other reads. Where the primary runs
-    /// transactions at snapshot isolation, writers queue for a lock first
-    /// (`postgres::QUEUE_WRITERS`).
+    /// transactions at snapshot isolation, writers queue: in this process
+    /// for `writer_queue` (so that waiting writers hold no connection),
+    /// then across processes for `postgres::QUEUE_WRITERS`.
     Postgres {
         primary: PgPool,
         replicas: Replicas,
-        queue_writers: bool,
+        writer_queue: Option<Arc<tokio::sync::Mutex<()>>>,
     },
 }
 
@@ -82,17 +84,13 @@ enum Pools {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaId(usize);
 
-/// Where a read may go.
+/// What a read that may be served by a replica must see: a replica in
+/// rotation whose copy of `workspace`'s change log reaches `seen` (any in
+/// rotation when `None`) serves it, else the primary.
 #[derive(Debug, Clone, Copy)]
-pub enum ReadFrom {
-    /// The primary: the read sees every committed write.
-    Primary,
-    /// A read replica in rotation whose copy of `workspace`'s change log
-    /// reaches `seen` (any in rotation when `None`), else the primary.
-    Replica {
-        workspace: WorkspaceId,
-        seen: Option<i64>,
-    },
+pub struct Freshness {
+    pub workspace: WorkspaceId,
+    pub seen: Option<i64>,
 }
 
 impl Store {
@@ -103,7 +101,9 @@ impl Store {
         let pools = if is_postgres(database_url) {
             let primary = postgres::connect(database_url).await?;
             Pools::Postgres {
-                queue_writers: postgres::snapshot_isolation(&primary).await?,
+                writer_queue: postgres::snapshot_isolation(&primary)
+                    .await?
+                    .then(Arc::default),
                 primary,
                 replicas: Replicas::default(),
             }
@@ -143,7 +143,7 @@ impl Store {
         }
         let Pools::Postgres {
             primary,
-            queue_writers,
+            writer_queue,
             ..
         } = self.pools
         else {
@@ -153,7 +153,7 @@ impl Store {
             pools: Pools::Postgres {
                 primary,
                 replicas: Replicas::open(urls, max_lag)?,
-                queue_writers,
+                writer_queue,
             },
             ..self
         })
@@ -163,7 +163,9 @@ impl Store {
     /// rotation by its answer and lag.
     pub async fn check_replicas(&self, timeout: std::time::Duration) -> Vec<ReplicaState> {
         match &self.pools {
-            Pools::Postgres { replicas, .. } => replicas.check(timeout).await,
+            Pools::Postgres {
+                primary, replicas, ..
+            } => replicas.check(primary, timeout).await,
             Pools::Sqlite { .. } => Vec::new(),
         }
     }
@@ -239,13 +241,13 @@ impl Store {
         Ok(self.session(connection))
     }
 
-    /// A connection for reads where `from` allows. A replica that cannot
-    /// give a connection, or whose log has not reached the change the
+    /// A connection for reads as fresh as `fresh` says. A replica that
+    /// cannot give a connection, or whose log has not reached the change the
     /// caller saw, is passed over for the primary: a read never waits for
     /// a standby to catch up.
-    pub async fn read_fresh(&self, from: ReadFrom) -> Result<Session> {
-        match self.on_replica(from, false).await {
-            Some(session) => Ok(session),
+    pub async fn read_fresh(&self, fresh: Freshness) -> Result<Session> {
+        match self.on_replica(fresh, false).await {
+            Some((session, _)) => Ok(session),
             None => self.read().await,
         }
     }
@@ -264,19 +266,34 @@ impl Store {
         Ok(self.session(connection))
     }
 
-    /// A snapshot (as `snapshot`) where `from` allows, as `read_fresh`.
-    pub async fn snapshot_fresh(&self, from: ReadFrom) -> Result<Session> {
-        match self.on_replica(from, true).await {
-            Some(session) => Ok(session),
-            None => self.snapshot().await,
+    /// A snapshot (as `snapshot`) as fresh as `fresh` says (as
+    /// `read_fresh`), and the workspace's log horizon in it: its first read.
+    pub async fn snapshot_fresh(&self, fresh: Freshness) -> Result<(Session, LogHorizon)> {
+        match self.on_replica(fresh, true).await {
+            Some((session, Some(horizon))) => Ok((session, horizon)),
+            _ => self.snapshot_on_primary(fresh.workspace).await,
         }
     }
 
-    /// A session on a replica `from` allows, if one has what it must see.
-    async fn on_replica(&self, from: ReadFrom, snapshot: bool) -> Option<Session> {
-        let (Pools::Postgres { replicas, .. }, ReadFrom::Replica { workspace, seen }) =
-            (&self.pools, from)
-        else {
+    /// A snapshot on the primary, and the workspace's log horizon in it.
+    pub async fn snapshot_on_primary(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<(Session, LogHorizon)> {
+        let mut session = self.snapshot().await?;
+        let horizon = session.log_horizon(workspace).await?;
+        Ok((session, horizon))
+    }
+
+    /// A session on a replica in rotation that has what `fresh` says it must
+    /// see, and, when it was read (for a snapshot, or to check a token), the
+    /// workspace's log horizon there.
+    async fn on_replica(
+        &self,
+        fresh: Freshness,
+        snapshot: bool,
+    ) -> Option<(Session, Option<LogHorizon>)> {
+        let Pools::Postgres { replicas, .. } = &self.pools else {
             return None;
         };
         let index = replicas.pick()?;
@@ -292,23 +309,24 @@ impl Store {
         };
         let connection = match connection {
             Ok(connection) => connection,
-            Err(error) => {
-                replica.take_out(format!("no connection: {error}"));
-                return None;
-            }
+            // Busy, or down: either way the primary serves this read, and
+            // the next check says which.
+            Err(_) => return None,
         };
         let mut session = Session {
             replica: Some(index),
             ..self.session(connection)
         };
-        let Some(seen) = seen else {
-            return Some(session);
-        };
+        if !snapshot && fresh.seen.is_none() {
+            return Some((session, None));
+        }
         // The standby's copy of the workspace's counter says how far its log
         // reaches. In a snapshot it is the snapshot's, which is what the
         // page will be read from.
-        match session.log_horizon(workspace).await {
-            Ok(horizon) if horizon.last_seq >= seen => Some(session),
+        match session.log_horizon(fresh.workspace).await {
+            Ok(horizon) if fresh.seen.is_none_or(|seen| horizon.last_seq >= seen) => {
+                Some((session, Some(horizon)))
+            }
             Ok(_) => None,
             Err(error) => {
                 self.replica_failed(session.replica(), &error);
@@ -320,6 +338,25 @@ impl Store {
     /// A transaction for writes (and the reads they depend on). Dropped
     /// without `commit`, it rolls back.
     pub async fn write(&self) -> Result<Transaction> {
+        let Pools::Postgres {
+            writer_queue: Some(queue),
+            ..
+        } = &self.pools
+        else {
+            return self.write_unqueued().await;
+        };
+        // Turn in this process first, then across processes.
+        let turn = queue.clone().lock_owned().await;
+        let mut tx = self.write_unqueued().await?;
+        tx.execute(Sql::new(postgres::QUEUE_WRITERS)).await?;
+        tx.1 = Some(turn);
+        Ok(tx)
+    }
+
+    /// A write transaction that does not queue behind other writers at
+    /// snapshot isolation: for writes that touch no change counter (the
+    /// pruner's deletes), which then conflict with no one's.
+    async fn write_unqueued(&self) -> Result<Transaction> {
         let connection = match &self.pools {
             // Takes the write lock at once, waiting up to the busy timeout
             // while another process (a `kith` command) holds it. A deferred
@@ -331,19 +368,15 @@ impl Store {
             }
             Pools::Postgres { primary, .. } => Connection::PostgresTx(primary.begin().await?),
         };
-        let mut tx = Transaction(self.session(connection));
-        if self.queues_writers() {
-            tx.execute(Sql::new(postgres::QUEUE_WRITERS)).await?;
-        }
-        Ok(tx)
+        Ok(Transaction(self.session(connection), None))
     }
 
-    /// Whether write transactions queue for `postgres::QUEUE_WRITERS`.
+    /// Whether write transactions queue (`write`).
     pub(super) fn queues_writers(&self) -> bool {
         matches!(
             self.pools,
             Pools::Postgres {
-                queue_writers: true,
+                writer_queue: Some(_),
                 ..
             }
         )
@@ -473,8 +506,9 @@ impl Session {
     }
 }
 
-/// A write transaction: commit it, or drop it to roll back.
-pub struct Transaction(Session);
+/// A write transaction: commit it, or drop it to roll back. Where writers
+/// queue, it holds this process's turn until it ends.
+pub struct Transaction(Session, Option<tokio::sync::OwnedMutexGuard<()>>);
 
 impl Transaction {
     /// Commits what the transaction wrote. After a failed statement it

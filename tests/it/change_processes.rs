@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::{
-    BatchUpsertPeopleRequest, Change, ChangeKind, ChangeOperation, CreateCustomerRequest, Customer,
-    ListChangesRequest, PersonUpsert, WatchRequest, WatchResponse,
+    BatchUpsertPeopleRequest, ChangeKind, ChangeOperation, CreateCustomerRequest, Customer,
+    PersonUpsert, WatchRequest, WatchResponse,
 };
 use tonic::codec::Streaming;
 use tonic::service::interceptor::InterceptedService;
@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 use crate::changes::{assert_gap_free, read_changes};
+use crate::grpc_support::whole_log;
 use crate::harness::{Backend, TestDb, backend_tests, require};
 use crate::kith_process::{Bearer, Database, Kith};
 use crate::processes::write_people_until_gone;
@@ -31,28 +32,6 @@ fn person(id: &str) -> PersonUpsert {
         user_id: id.to_owned(),
         email: Some(format!("{id}@example.com")),
         ..PersonUpsert::default()
-    }
-}
-
-/// The whole log, page by page.
-async fn walk(mut changes: Changes) -> Vec<Change> {
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = changes
-            .list_changes(ListChangesRequest {
-                cursor: cursor.clone(),
-                page_size: 1000,
-                ..ListChangesRequest::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if page.changes.is_empty() {
-            return all;
-        }
-        all.extend(page.changes);
-        cursor = page.next_cursor;
     }
 }
 
@@ -107,7 +86,7 @@ async fn a_crash_under_write_load_loses_no_change_and_a_watcher_resumes_exactly(
 
     let mut kith = Kith::start(&db.url, Database::Existing).await.unwrap();
     kith.key = key;
-    let logged = walk(kith.changes()).await;
+    let logged = whole_log(&mut kith.changes()).await;
     assert_gap_free(&logged, 1);
     let created: HashSet<&str> = logged
         .iter()
@@ -254,7 +233,7 @@ async fn replicas_on_one_postgres_database_follow_one_sequence() {
     for writer in writers {
         writer.await.unwrap();
     }
-    let logged = walk(first.changes()).await;
+    let logged = whole_log(&mut first.changes()).await;
     assert_gap_free(&logged, 1);
     assert_eq!(logged.len(), 2 * 4 * 10 * (2 + 5), "every write's changes");
     let (seen_on_first, _) = read_changes(&mut on_first, logged.len()).await;

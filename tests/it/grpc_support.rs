@@ -2,13 +2,43 @@
 
 use std::collections::HashSet;
 
-use kith::pb::kith::v1::ListPeopleRequest;
+use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+use kith::pb::kith::v1::{Change, ListChangesRequest, ListPeopleRequest};
+use tonic::codegen::{Body, Bytes, StdError};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::harness::Bearer;
 use tonic_types::StatusExt;
+
+/// The whole change log, page by page, through any kind of client.
+pub async fn whole_log<T>(changes: &mut ChangeServiceClient<T>) -> Vec<Change>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+{
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = changes
+            .list_changes(ListChangesRequest {
+                cursor: cursor.clone(),
+                page_size: 1000,
+                ..ListChangesRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.changes.is_empty() {
+            return all;
+        }
+        all.extend(page.changes);
+        cursor = page.next_cursor;
+    }
+}
 
 /// The code, the ErrorInfo reason and the BadRequest field paths of an error.
 pub fn error_of<T: std::fmt::Debug>(result: Result<T, Status>) -> (Code, String, Vec<String>) {

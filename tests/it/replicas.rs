@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use kith::config::ReadReplicas;
 use kith::pb::kith::v1::{
-    self as pb, CreateCustomerRequest, GetCustomerRequest, ListChangesRequest,
-    ListCustomersRequest, UpdateCustomerRequest, get_customer_request, update_customer_request,
+    self as pb, CreateCustomerRequest, GetCustomerRequest, ImportPeopleRequest, ListChangesRequest,
+    ListCustomersRequest, PersonUpsert, UpdateCustomerRequest, get_customer_request,
+    update_customer_request,
 };
 use kith::throwaway_postgres::PrivateServer;
 use prost_types::FieldMask;
@@ -41,7 +42,9 @@ struct Replicated {
 impl Replicated {
     /// `None` (the test returns) when PostgreSQL's binaries are missing and
     /// not required.
-    async fn start(max_lag: Duration) -> Option<Self> {
+    /// `isolation` is the database's default transaction isolation, which
+    /// the standby inherits with the database.
+    async fn start(max_lag: Duration, isolation: &str) -> Option<Self> {
         let required = std::env::var("KITH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let Some(primary) = PrivateServer::start() else {
             assert!(
@@ -55,6 +58,16 @@ impl Replicated {
             .await
             .expect("a database on the primary");
         let database = url.rsplit('/').next().unwrap().to_owned();
+        let admin = sqlx::PgPool::connect(&primary.database_url("postgres"))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {database} SET default_transaction_isolation = '{isolation}'"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
         // Kith migrates on start; the standby must have the database first.
         eventually("the standby has the database", || async {
             sqlx::PgPool::connect(&standby.database_url(&database))
@@ -95,9 +108,11 @@ impl Replicated {
     }
 
     async fn on_standby(&self, statement: &str) {
-        let pool = sqlx::PgPool::connect(&self.standby.database_url(&self.database))
-            .await
-            .unwrap();
+        // A standby refuses SERIALIZABLE, which it may inherit.
+        let options: sqlx::postgres::PgConnectOptions =
+            self.standby.database_url(&self.database).parse().unwrap();
+        let options = options.options([("default_transaction_isolation", "read committed")]);
+        let pool = sqlx::PgPool::connect_with(options).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
             .execute(&pool)
             .await
@@ -215,7 +230,7 @@ async fn names_listed(client: &mut Client, at_least: Option<&str>) -> Vec<String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_serves_reads_and_a_write_cursor_makes_a_read_fresh() {
-    let cluster = require!(Replicated::start(Duration::from_secs(3600)).await);
+    let cluster = require!(Replicated::start(Duration::from_secs(3600), "read committed").await);
     let mut client = cluster.app.customers();
     let (id, _) = create(&mut client, "before").await;
     // Without a token, the standby answers once it has replayed the write.
@@ -275,7 +290,8 @@ async fn rest_get(app: &TestApp, path: &str, cursor: &str) -> (u16, serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_that_lags_or_stops_leaves_the_rotation_and_comes_back() {
-    let cluster = require!(Replicated::start(Duration::from_secs(1)).await);
+    // At SERIALIZABLE, which the standby inherits and refuses to run at.
+    let cluster = require!(Replicated::start(Duration::from_secs(1), "serializable").await);
     let mut client = cluster.app.customers();
     let replicas = kith::server::REPLICAS_HEALTH;
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
@@ -300,11 +316,9 @@ async fn a_standby_that_lags_or_stops_leaves_the_rotation_and_comes_back() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("kith_db_replica_in_rotation{replica=\"127.0.0.1:")
-            && metrics.contains("} 0"),
-        "{metrics}"
-    );
+    let port = cluster.standby.url().rsplit(':').next().unwrap().to_owned();
+    let out_of_rotation = format!("kith_db_replica_in_rotation{{replica=\"127.0.0.1:{port}\"}} 0");
+    assert!(metrics.contains(&out_of_rotation), "{metrics}");
     cluster.on_standby("SELECT pg_wal_replay_resume()").await;
     cluster.eventually_ready("ok").await;
     assert_eq!(cluster.health(replicas).await, serving);
@@ -399,6 +413,38 @@ async fn a_write_answers_with_the_cursor_of_its_last_change(backend: Backend) {
             .as_deref(),
         Some("three")
     );
+    // A stream of new people, written by tasks of the import's own: its
+    // answer's cursor is the log's end.
+    let chunks: Vec<ImportPeopleRequest> = (0..3)
+        .map(|chunk| ImportPeopleRequest {
+            people: (0..200)
+                .map(|n| PersonUpsert {
+                    user_id: format!("imported-{chunk}-{n}"),
+                    ..PersonUpsert::default()
+                })
+                .collect(),
+        })
+        .collect();
+    let imported = app
+        .people()
+        .import_people(tokio_stream::iter(chunks))
+        .await
+        .unwrap();
+    let import_cursor = cursor_of(imported.metadata());
+    let after = app
+        .changes()
+        .list_changes(ListChangesRequest {
+            cursor: import_cursor.clone(),
+            ..ListChangesRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        after.changes.is_empty(),
+        "the import's cursor is the log's end"
+    );
+    assert_ne!(import_cursor, rest_cursor);
 }
 
 async fn a_bad_freshness_token_is_refused_on_its_header(backend: Backend) {
