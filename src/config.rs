@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use http::HeaderValue;
 
 pub use crate::auth::RateLimit;
-pub use crate::service::ChangeLogConfig;
+pub use crate::domain::webhook::RetryPolicy;
+pub use crate::service::{ChangeLogConfig, WebhookConfig};
 pub use crate::tls::TlsFiles;
 
 #[derive(Debug, Parser)]
@@ -384,6 +385,35 @@ pub struct ServeArgs {
     #[arg(long, env = "KITH_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Let webhook endpoints be on loopback, private and link-local
+    /// addresses: for tests and local setups. Off, such URLs are refused
+    /// when set and at every connection.
+    #[arg(long, env = "KITH_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// The wait before a webhook's second attempt at a change; each next
+    /// failure doubles it (with jitter) up to `--webhook-retry-max`.
+    #[arg(long, env = "KITH_WEBHOOK_RETRY_FIRST", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_first: Duration,
+
+    /// The longest wait between a webhook's attempts.
+    #[arg(long, env = "KITH_WEBHOOK_RETRY_MAX", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_max: Duration,
+
+    /// An endpoint is disabled after this many failed attempts in a row…
+    #[arg(long, env = "KITH_WEBHOOK_DISABLE_AFTER_FAILURES", default_value_t = 10)]
+    pub webhook_disable_after_failures: u32,
+
+    /// …over at least this long (`3d`): it then shows why in Get, and
+    /// EnableWebhookEndpoint resumes it from its cursor.
+    #[arg(long, env = "KITH_WEBHOOK_DISABLE_AFTER", default_value = "3d", value_parser = humantime::parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// How long a replica's claim on an endpoint lasts unless renewed: a
+    /// replica that dies has its endpoints taken over after this.
+    #[arg(long, env = "KITH_WEBHOOK_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub webhook_lease: Duration,
+
     /// Require client certificates that chain to this CA (PEM): mTLS. A
     /// client without one is refused at the handshake.
     #[arg(long, env = "KITH_TLS_CLIENT_CA", requires = "tls_cert")]
@@ -412,6 +442,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// How often the TLS files are checked for a replacement.
     pub tls_watch_interval: Duration,
+    /// How webhooks are checked, delivered and retried.
+    pub webhooks: WebhookConfig,
 }
 
 /// PostgreSQL hot standbys for reads.
@@ -459,6 +491,19 @@ impl From<&ServeArgs> for ServeConfig {
                     client_ca: args.tls_client_ca.clone(),
                 }),
             tls_watch_interval: TLS_WATCH_INTERVAL,
+            webhooks: WebhookConfig {
+                allow_private: args.webhook_allow_private,
+                retry: RetryPolicy {
+                    first_backoff: args.webhook_retry_first.max(Duration::from_millis(10)),
+                    max_backoff: args.webhook_retry_max.max(args.webhook_retry_first),
+                    disable_after_failures: args.webhook_disable_after_failures.max(1),
+                    disable_after: args.webhook_disable_after,
+                },
+                // Renewed every third of it: shorter than a second would
+                // renew faster than a busy database answers.
+                lease: args.webhook_lease.max(Duration::from_secs(1)),
+                ..WebhookConfig::default()
+            },
         }
     }
 }

@@ -62,6 +62,7 @@ pub struct Application {
     drain_timeout: Duration,
     cors_origins: Vec<HeaderValue>,
     authenticator: Authenticator,
+    webhook_sender: Arc<dyn crate::service::WebhookSender>,
 }
 
 impl Application {
@@ -93,8 +94,11 @@ impl Application {
             ),
             None => (store, crate::metrics::ServiceMetrics::default()),
         };
-        let service =
-            Service::with_change_log(store, config.change_log).counting_into(service_metrics);
+        let service = Service::with_change_log(store, config.change_log)
+            .with_webhooks(config.webhooks)
+            .counting_into(service_metrics);
+        let webhook_sender = crate::api::webhooks::HttpSender::new(config.webhooks.allow_private)
+            .context("building the webhook client")?;
         let certificates = match (certificates, &metrics) {
             (Some(certificates), Some(metrics)) => {
                 Some(certificates.counting_reloads(metrics.tls_reloads()))
@@ -132,6 +136,7 @@ impl Application {
             drain_timeout: config.drain_timeout,
             cors_origins: config.cors_origins.clone(),
             authenticator,
+            webhook_sender: Arc::new(webhook_sender),
         })
     }
 
@@ -206,6 +211,14 @@ impl Application {
         // replicas' commits.
         let pruner = tokio::spawn(self.service.clone().prune_changes_forever());
         let relay = tokio::spawn(self.service.clone().relay_other_replicas_changes());
+        // Webhook delivery, until the shutdown signal ends it (with the
+        // watches): each endpoint's progress recorded and its lease given
+        // back for another replica.
+        let webhooks = tokio::spawn(
+            self.service
+                .clone()
+                .deliver_webhooks_forever(self.webhook_sender.clone()),
+        );
 
         let signal_health = health.clone();
         let watches = self.service.clone();
@@ -315,6 +328,13 @@ impl Application {
                     rest.abort();
                 }
             }
+        }
+        // Deliverers finish the attempt in flight (10 s at most) and give
+        // their leases back; past the drain time they are cut off, and
+        // their leases expire instead.
+        let webhooks_abort = webhooks.abort_handle();
+        if tokio::time::timeout(self.drain_timeout, webhooks).await.is_err() {
+            webhooks_abort.abort();
         }
         watchdog.abort();
         pruner.abort();

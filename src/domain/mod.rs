@@ -7,6 +7,7 @@ pub mod entity;
 pub mod page;
 pub mod person;
 pub mod user;
+pub mod webhook;
 pub mod workspace;
 
 use chrono::{DateTime, SubsecRound, Utc};

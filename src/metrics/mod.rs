@@ -345,7 +345,7 @@ struct ImportLabels {
 }
 
 /// What the service counts: records written (one per change it logs), rows
-/// imported, and the change log's readers.
+/// imported, the change log's readers, and webhook deliveries.
 #[derive(Clone, Default)]
 pub struct ServiceMetrics {
     written: Family<WrittenLabels, Counter>,
@@ -353,6 +353,33 @@ pub struct ServiceMetrics {
     watchers: Gauge,
     watch_changes_sent: Counter,
     changes_pruned: Counter,
+    webhooks: WebhookMetrics,
+}
+
+/// Webhook delivery: attempts by outcome, the delay from a change's commit
+/// to its acknowledgement, and the endpoints this server delivers for. No
+/// endpoint id in a label: the delay's histogram shows the spread.
+#[derive(Clone)]
+struct WebhookMetrics {
+    attempts: Family<OutcomeLabels, Counter>,
+    delay: Histogram,
+    delivering: Gauge,
+}
+
+/// Commit → acknowledgement, in seconds: from a healthy receiver's
+/// milliseconds to an hour-long backoff.
+const WEBHOOK_DELAY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+impl Default for WebhookMetrics {
+    fn default() -> Self {
+        Self {
+            attempts: Family::default(),
+            delay: Histogram::new(WEBHOOK_DELAY_BUCKETS),
+            delivering: Gauge::default(),
+        }
+    }
 }
 
 /// The outcomes an import row can have.
@@ -403,6 +430,44 @@ impl ServiceMetrics {
             "Changes removed from the log past its retention",
             self.changes_pruned.clone(),
         );
+        for outcome in ["delivered", "refused", "failed"] {
+            self.webhooks
+                .attempts
+                .get_or_create_owned(&OutcomeLabels { outcome });
+        }
+        registry.register(
+            "kith_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered (2xx), refused (another status), failed (no answer)",
+            self.webhooks.attempts.clone(),
+        );
+        registry.register(
+            "kith_webhook_delivery_delay_seconds",
+            "Time from a change's commit to its acknowledgement by a webhook endpoint",
+            self.webhooks.delay.clone(),
+        );
+        registry.register(
+            "kith_webhook_endpoints_delivering",
+            "Webhook endpoints this server holds the delivery lease of",
+            self.webhooks.delivering.clone(),
+        );
+    }
+
+    /// Counts one webhook attempt; an acknowledged one also observes the
+    /// delay since its change committed.
+    pub fn webhook_attempt(&self, outcome: &'static str, since_commit: Option<f64>) {
+        self.webhooks
+            .attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        if let Some(seconds) = since_commit {
+            self.webhooks.delay.observe(seconds.max(0.0));
+        }
+    }
+
+    /// Counts an endpoint delivered for until the guard drops.
+    pub fn delivering_webhooks(&self) -> WatcherGuard {
+        self.webhooks.delivering.inc();
+        WatcherGuard(self.webhooks.delivering.clone())
     }
 
     /// Counts the records a committed write changed: one label lookup per

@@ -9,7 +9,9 @@ use prost::Message as _;
 use prost_types::Timestamp;
 
 use super::kith::v1 as pb;
-use crate::domain::change::{ChangeKind, ChangeOperation, LoggedChange};
+use crate::domain::WorkspaceId;
+use crate::domain::change::{ChangeCursor, ChangeKind, ChangeOperation, LoggedChange};
+use crate::domain::webhook::{DeliveryAttempt, WebhookEndpoint, webhook_id};
 use crate::domain::customer::{
     BillingAddress, Customer, CustomerDetail, CustomerType, ExternalId, MetadataValue,
 };
@@ -235,33 +237,16 @@ pub fn change_to_proto(logged: &LoggedChange) -> Result<pb::Change, prost::Decod
     use pb::change::Record;
     let change = &logged.change;
     let bytes = change.record.as_slice();
-    let (kind, record) = match change.kind {
-        ChangeKind::Customer => (
-            pb::ChangeKind::Customer,
-            Record::Customer(pb::Customer::decode(bytes)?),
-        ),
-        ChangeKind::Entity => (
-            pb::ChangeKind::Entity,
-            Record::Entity(pb::Entity::decode(bytes)?),
-        ),
-        ChangeKind::EntityType => (
-            pb::ChangeKind::EntityType,
-            Record::EntityType(pb::EntityType::decode(bytes)?),
-        ),
-        ChangeKind::Person => (
-            pb::ChangeKind::Person,
-            Record::Person(pb::Person::decode(bytes)?),
-        ),
-        ChangeKind::User => (pb::ChangeKind::User, Record::User(pb::User::decode(bytes)?)),
-        ChangeKind::Company => (
-            pb::ChangeKind::Company,
-            Record::Company(pb::Company::decode(bytes)?),
-        ),
-        ChangeKind::Membership => (
-            pb::ChangeKind::Membership,
-            Record::Membership(pb::CompanyMembership::decode(bytes)?),
-        ),
+    let record = match change.kind {
+        ChangeKind::Customer => Record::Customer(pb::Customer::decode(bytes)?),
+        ChangeKind::Entity => Record::Entity(pb::Entity::decode(bytes)?),
+        ChangeKind::EntityType => Record::EntityType(pb::EntityType::decode(bytes)?),
+        ChangeKind::Person => Record::Person(pb::Person::decode(bytes)?),
+        ChangeKind::User => Record::User(pb::User::decode(bytes)?),
+        ChangeKind::Company => Record::Company(pb::Company::decode(bytes)?),
+        ChangeKind::Membership => Record::Membership(pb::CompanyMembership::decode(bytes)?),
     };
+    let kind = change_kind_to_proto(change.kind);
     let operation = match change.operation {
         ChangeOperation::Created => pb::ChangeOperation::Created,
         ChangeOperation::Updated => pb::ChangeOperation::Updated,
@@ -294,5 +279,57 @@ pub fn change_kind_from_proto(kind: pb::ChangeKind) -> Option<ChangeKind> {
         pb::ChangeKind::User => Some(ChangeKind::User),
         pb::ChangeKind::Company => Some(ChangeKind::Company),
         pb::ChangeKind::Membership => Some(ChangeKind::Membership),
+    }
+}
+
+pub fn change_kind_to_proto(kind: ChangeKind) -> pb::ChangeKind {
+    match kind {
+        ChangeKind::Customer => pb::ChangeKind::Customer,
+        ChangeKind::Entity => pb::ChangeKind::Entity,
+        ChangeKind::EntityType => pb::ChangeKind::EntityType,
+        ChangeKind::Person => pb::ChangeKind::Person,
+        ChangeKind::User => pb::ChangeKind::User,
+        ChangeKind::Company => pb::ChangeKind::Company,
+        ChangeKind::Membership => pb::ChangeKind::Membership,
+    }
+}
+
+/// An endpoint as the contract shows it: never its secret.
+pub fn webhook_endpoint_to_proto(endpoint: &WebhookEndpoint) -> pb::WebhookEndpoint {
+    pb::WebhookEndpoint {
+        id: endpoint.id.to_string(),
+        url: endpoint.url.as_str().to_owned(),
+        kinds: endpoint
+            .kinds
+            .kinds()
+            .iter()
+            .map(|kind| change_kind_to_proto(*kind).into())
+            .collect(),
+        description: endpoint.description.clone(),
+        enabled: Some(endpoint.enabled),
+        disabled_reason: endpoint.disabled_reason.clone().unwrap_or_default(),
+        disabled_at: endpoint.disabled_at.map(timestamp),
+        cursor: ChangeCursor::at(endpoint.cursor_seq).encode(endpoint.workspace),
+        consecutive_failures: i32::try_from(endpoint.failures.count).unwrap_or(i32::MAX),
+        next_attempt_at: endpoint.failures.next_attempt_at.map(timestamp),
+        created_at: Some(timestamp(endpoint.created_at)),
+        updated_at: Some(timestamp(endpoint.updated_at)),
+    }
+}
+
+pub fn webhook_delivery_to_proto(
+    attempt: &DeliveryAttempt,
+    workspace: WorkspaceId,
+) -> pb::WebhookDelivery {
+    pb::WebhookDelivery {
+        seq: attempt.seq,
+        webhook_id: webhook_id(workspace, attempt.seq),
+        attempt: i32::try_from(attempt.attempt).unwrap_or(i32::MAX),
+        http_status: i32::from(attempt.http_status),
+        error: attempt.error.clone(),
+        latency_ms: i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX),
+        attempted_at: Some(timestamp(attempt.attempted_at)),
+        next_retry_at: attempt.next_retry_at.map(timestamp),
+        delivered: attempt.delivered,
     }
 }

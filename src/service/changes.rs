@@ -73,9 +73,9 @@ const PRUNE_SLICE: usize = 10_000;
 pub(super) struct ChangeSignal(Arc<watch::Sender<Wakeups>>);
 
 #[derive(Debug, Clone, Copy, Default)]
-struct Wakeups {
+pub(super) struct Wakeups {
     commits: u64,
-    closing: bool,
+    pub(super) closing: bool,
 }
 
 impl ChangeSignal {
@@ -92,7 +92,7 @@ impl ChangeSignal {
         self.0.send_modify(|wakeups| wakeups.closing = true);
     }
 
-    fn subscribe(&self) -> watch::Receiver<Wakeups> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<Wakeups> {
         self.0.subscribe()
     }
 }
@@ -342,16 +342,16 @@ fn live_ids<Last>(rows: &BTreeMap<Uuid, RowChange<Last>>) -> Vec<Uuid> {
 
 /// Up to `size` changes after `after` (from the oldest kept when `None`),
 /// and where the next page starts.
-async fn changes_page(
+pub(super) async fn changes_page(
     session: &mut Session,
-    caller: &Caller,
+    workspace: WorkspaceId,
     filter: &ChangeFilter,
     after: Option<ChangeCursor>,
     size: ChangeBatchSize,
 ) -> Result<ChangePage> {
     // The horizon first: every change up to it is visible to the read that
     // follows, which is what lets a short page say it reached it.
-    let horizon = session.log_horizon(caller.workspace).await?;
+    let horizon = session.log_horizon(workspace).await?;
     let after = match after {
         Some(cursor) => {
             cursor.check_kept(horizon.pruned_seq)?;
@@ -360,7 +360,7 @@ async fn changes_page(
         None => ChangeCursor::at(horizon.pruned_seq),
     };
     let changes = session
-        .changes_after(caller.workspace, after.seq, filter, size.0)
+        .changes_after(workspace, after.seq, filter, size.0)
         .await?;
     let read_to = changes.last().map_or(after.seq, |change| change.seq);
     let next = if changes.len() < size.0 {
@@ -437,7 +437,9 @@ impl Service {
         size: ChangeBatchSize,
     ) -> Result<ChangePage> {
         self.reading(caller, |mut session| {
-            Box::pin(async move { changes_page(&mut session, caller, filter, after, size).await })
+            Box::pin(async move {
+                changes_page(&mut session, caller.workspace, filter, after, size).await
+            })
         })
         .await
     }
@@ -452,7 +454,7 @@ impl Service {
         size: ChangeBatchSize,
     ) -> Result<ChangePage> {
         let mut session = self.store.read().await?;
-        changes_page(&mut session, caller, filter, after, size).await
+        changes_page(&mut session, caller.workspace, filter, after, size).await
     }
 
     /// Follows the log from `from` (from now when `None`): every change
@@ -525,7 +527,8 @@ impl Service {
 
     /// Ends every watch of this process, now and from now on, with
     /// `Unavailable`: a stopping server does not wait for streams that
-    /// would never end, and their readers resume on another replica.
+    /// would never end, and their readers resume on another replica. Ends
+    /// webhook delivery too, each endpoint's lease given back.
     pub fn end_watches(&self) {
         self.changed.close();
     }

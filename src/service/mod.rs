@@ -9,16 +9,20 @@
 mod changes;
 mod consistency;
 mod customers;
+mod delivery;
 mod entities;
 mod import;
 mod people;
 mod users;
+mod webhooks;
 mod workspaces;
 
 use std::future::Future;
 
 pub use changes::{ChangeLogConfig, ChangePage, WatchStream};
 pub use consistency::noting_commits;
+pub use delivery::{Outgoing, SEND_TIMEOUT, WebhookSender};
+pub use webhooks::{ReplayFrom, WebhookConfig};
 pub use import::{ImportTally, Importer, Rejection};
 
 use crate::domain::Caller;
@@ -45,6 +49,10 @@ pub struct Service {
     store: Store,
     log: ChangeLogConfig,
     changed: changes::ChangeSignal,
+    webhooks: WebhookConfig,
+    /// Wakes this process's webhook dispatcher when a caller changes an
+    /// endpoint, so a new or re-enabled one is taken up at once.
+    webhooks_changed: std::sync::Arc<tokio::sync::Notify>,
     /// Counted always; shown when a server registers them.
     metrics: ServiceMetrics,
 }
@@ -61,8 +69,15 @@ impl Service {
             store,
             log,
             changed: changes::ChangeSignal::new(),
+            webhooks: WebhookConfig::default(),
+            webhooks_changed: std::sync::Arc::default(),
             metrics: ServiceMetrics::default(),
         }
+    }
+
+    /// The service, checking and delivering webhooks this way.
+    pub fn with_webhooks(self, webhooks: WebhookConfig) -> Self {
+        Self { webhooks, ..self }
     }
 
     /// The service, counting its writes and watches into `metrics`.

@@ -27,6 +27,7 @@ mod rows;
 mod sql;
 mod sqlite;
 mod users;
+mod webhooks;
 mod workspaces;
 
 use std::ops::{Deref, DerefMut};
@@ -43,6 +44,7 @@ pub use replicas::ReplicaState;
 use replicas::Replicas;
 use sql::Sql;
 pub use users::KeyOwners;
+pub use webhooks::{DeliveryProgress, attempt_cursor, endpoint_cursor};
 
 use crate::domain::WorkspaceId;
 use crate::domain::page::PageRequest;

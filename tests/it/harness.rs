@@ -10,13 +10,16 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kith::config::{ChangeLogConfig, RateLimit, ReadReplicas, ServeConfig, TlsFiles};
+use kith::config::{
+    ChangeLogConfig, RateLimit, ReadReplicas, RetryPolicy, ServeConfig, TlsFiles, WebhookConfig,
+};
 use kith::domain::workspace::WorkspaceName;
 use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
 use kith::pb::kith::v1::customer_service_client::CustomerServiceClient;
 use kith::pb::kith::v1::entity_service_client::EntityServiceClient;
 use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
 use kith::pb::kith::v1::user_service_client::UserServiceClient;
+use kith::pb::kith::v1::webhook_service_client::WebhookServiceClient;
 use kith::server::Application;
 use kith::service::Service;
 use kith::store::Store;
@@ -124,6 +127,24 @@ pub fn serve_config(database_url: String) -> ServeConfig {
         metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
         tls: None,
         tls_watch_interval: Duration::from_secs(10),
+        webhooks: test_webhooks(),
+    }
+}
+
+/// Webhooks as tests deliver them: to receivers on loopback, claimed
+/// within 100 ms, retried within a fraction of a second, never given up on
+/// unless a test says so, and a lease short enough to see taken over.
+pub fn test_webhooks() -> WebhookConfig {
+    WebhookConfig {
+        allow_private: true,
+        retry: RetryPolicy {
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            disable_after_failures: u32::MAX,
+            disable_after: Duration::ZERO,
+        },
+        lease: Duration::from_secs(3),
+        claim_every: Duration::from_millis(100),
     }
 }
 
@@ -157,6 +178,7 @@ pub struct TestAppBuilder {
     change_log: Option<ChangeLogConfig>,
     tls: Option<(TlsFiles, Duration)>,
     read_replicas: ReadReplicas,
+    webhooks: WebhookConfig,
 }
 
 impl TestAppBuilder {
@@ -185,6 +207,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Checks and delivers webhooks this way.
+    pub fn webhooks(mut self, webhooks: WebhookConfig) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
     /// Keeps and follows the change log this way.
     pub fn change_log(mut self, change_log: ChangeLogConfig) -> Self {
         self.change_log = Some(change_log);
@@ -205,6 +233,7 @@ impl TestAppBuilder {
             rate_limit: self.rate_limit,
             change_log: self.change_log.unwrap_or_default(),
             read_replicas: self.read_replicas,
+            webhooks: self.webhooks,
             ..serve_config(url)
         };
         Some(TestApp::launch(db, config, self.tls).await)
@@ -220,6 +249,7 @@ impl TestApp {
             change_log: None,
             tls: None,
             read_replicas: ReadReplicas::default(),
+            webhooks: test_webhooks(),
         }
     }
 
@@ -324,6 +354,14 @@ impl TestApp {
     }
 
     /// A user client sending the default workspace's key.
+    pub fn webhooks(&self) -> WebhookServiceClient<Authed> {
+        self.webhooks_with(Some(&self.key))
+    }
+
+    pub fn webhooks_with(&self, key: Option<&str>) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), Bearer::new(key))
+    }
+
     pub fn users(&self) -> UserServiceClient<Authed> {
         self.users_with(Some(&self.key))
     }

@@ -12,6 +12,7 @@ mod people;
 mod status;
 mod users;
 mod web;
+mod webhooks;
 
 pub use auth::{RequireApiKey, RequireApiKeyService};
 pub use changes::ChangeApi;
@@ -23,6 +24,7 @@ pub use people::PeopleApi;
 /// rows with the server's own conversion and rules.
 pub(crate) use people::upsert_input as person_upsert_input;
 pub use users::UserApi;
+pub use webhooks::WebhookApi;
 pub use web::{browser_cors, parse_origin};
 
 use tonic::service::Routes;
@@ -34,6 +36,7 @@ use crate::pb::kith::v1::customer_service_server::CustomerServiceServer;
 use crate::pb::kith::v1::entity_service_server::EntityServiceServer;
 use crate::pb::kith::v1::people_service_server::PeopleServiceServer;
 use crate::pb::kith::v1::user_service_server::UserServiceServer;
+use crate::pb::kith::v1::webhook_service_server::WebhookServiceServer;
 use crate::service::Service;
 
 /// The contract's services, every `kith.v1` one, on `service`: what the
@@ -47,6 +50,7 @@ pub fn contract(service: &Service) -> Routes {
     .add_service(PeopleServiceServer::new(PeopleApi::new(service.clone())))
     .add_service(UserServiceServer::new(UserApi::new(service.clone())))
     .add_service(ChangeServiceServer::new(ChangeApi::new(service.clone())))
+    .add_service(WebhookServiceServer::new(WebhookApi::new(service.clone())))
 }
 
 /// The caller `RequireApiKey` admitted for this call.
