@@ -401,7 +401,11 @@ pub struct ServeArgs {
     pub webhook_retry_max: Duration,
 
     /// An endpoint is disabled after this many failed attempts in a row…
-    #[arg(long, env = "KITH_WEBHOOK_DISABLE_AFTER_FAILURES", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "KITH_WEBHOOK_DISABLE_AFTER_FAILURES",
+        default_value_t = 10
+    )]
     pub webhook_disable_after_failures: u32,
 
     /// …over at least this long (`3d`): it then shows why in Get, and

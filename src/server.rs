@@ -333,7 +333,10 @@ impl Application {
         // their leases back; past the drain time they are cut off, and
         // their leases expire instead.
         let webhooks_abort = webhooks.abort_handle();
-        if tokio::time::timeout(self.drain_timeout, webhooks).await.is_err() {
+        if tokio::time::timeout(self.drain_timeout, webhooks)
+            .await
+            .is_err()
+        {
             webhooks_abort.abort();
         }
         watchdog.abort();

@@ -176,9 +176,7 @@ impl reqwest::dns::Resolve for PublicAddressesOnly {
 async fn resolve_public(
     name: String,
 ) -> Result<reqwest::dns::Addrs, Box<dyn std::error::Error + Send + Sync>> {
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-        .await?
-        .collect();
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
     let public: Vec<SocketAddr> = found
         .into_iter()
         .filter(|address| !is_forbidden_address(address.ip()))

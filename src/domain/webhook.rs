@@ -586,7 +586,11 @@ mod tests {
                 "{address} must be refused"
             );
         }
-        for address in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+        for address in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+        ] {
             assert!(
                 !is_forbidden_address(address.parse().unwrap()),
                 "{address} is public"
@@ -607,10 +611,13 @@ mod tests {
     fn backoff_doubles_within_jitter_up_to_the_ceiling() {
         let policy = RetryPolicy::default();
         for failures in 1..=20 {
-            let ceiling = (policy.first_backoff * (1 << (failures - 1).min(20)))
-                .min(policy.max_backoff);
+            let ceiling =
+                (policy.first_backoff * (1 << (failures - 1).min(20))).min(policy.max_backoff);
             let wait = policy.backoff(failures);
-            assert!(wait <= ceiling && wait >= ceiling / 2, "{failures}: {wait:?}");
+            assert!(
+                wait <= ceiling && wait >= ceiling / 2,
+                "{failures}: {wait:?}"
+            );
         }
     }
 
@@ -626,9 +633,19 @@ mod tests {
 
     #[test]
     fn kinds_are_stored_sorted_and_read_back() {
-        let kinds = EndpointKinds::new(vec![ChangeKind::Person, ChangeKind::Customer, ChangeKind::Person]);
+        let kinds = EndpointKinds::new(vec![
+            ChangeKind::Person,
+            ChangeKind::Customer,
+            ChangeKind::Person,
+        ]);
         assert_eq!(kinds.to_stored(), "customer,person");
-        assert_eq!(EndpointKinds::from_stored("customer,person").unwrap(), kinds);
-        assert_eq!(EndpointKinds::from_stored("").unwrap(), EndpointKinds::default());
+        assert_eq!(
+            EndpointKinds::from_stored("customer,person").unwrap(),
+            kinds
+        );
+        assert_eq!(
+            EndpointKinds::from_stored("").unwrap(),
+            EndpointKinds::default()
+        );
     }
 }

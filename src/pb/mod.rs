@@ -37,8 +37,9 @@ pub fn canonical_json(message: &impl prost::Message, full_name: &str) -> Vec<u8>
     let descriptor = descriptor_pool()
         .get_message_by_name(full_name)
         .unwrap_or_else(|| panic!("{full_name} is in the contract"));
-    let dynamic = prost_reflect::DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .expect("a message decodes as its own type");
+    let dynamic =
+        prost_reflect::DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+            .expect("a message decodes as its own type");
     let mut out = Vec::with_capacity(message.encoded_len() * 2);
     dynamic
         .serialize_with_options(

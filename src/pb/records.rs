@@ -11,13 +11,13 @@ use prost_types::Timestamp;
 use super::kith::v1 as pb;
 use crate::domain::WorkspaceId;
 use crate::domain::change::{ChangeCursor, ChangeKind, ChangeOperation, LoggedChange};
-use crate::domain::webhook::{DeliveryAttempt, WebhookEndpoint, webhook_id};
 use crate::domain::customer::{
     BillingAddress, Customer, CustomerDetail, CustomerType, ExternalId, MetadataValue,
 };
 use crate::domain::entity::{Entity, EntityType};
 use crate::domain::person::{Person, PersonStatus};
 use crate::domain::user::{Company, Member, MemberRole, MembershipDetail, UserDetail};
+use crate::domain::webhook::{DeliveryAttempt, WebhookEndpoint, webhook_id};
 
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     Timestamp {

@@ -25,7 +25,9 @@ use uuid::Uuid;
 use super::Service;
 use super::changes::{Wakeups, changes_page};
 use crate::domain::change::{ChangeBatchSize, ChangeCursor, LoggedChange};
-use crate::domain::webhook::{AttemptOutcome, DeliveryAttempt, Failures, WebhookEndpoint, webhook_id};
+use crate::domain::webhook::{
+    AttemptOutcome, DeliveryAttempt, Failures, WebhookEndpoint, webhook_id,
+};
 use crate::domain::{new_id, now};
 use crate::error::Result;
 use crate::store::DeliveryProgress;
@@ -93,7 +95,9 @@ impl Service {
                         running.insert(id, tokio::spawn(deliverer.run()));
                     }
                 }
-                Err(error) => tracing::warn!(%error, "claiming webhook endpoints failed; will try again"),
+                Err(error) => {
+                    tracing::warn!(%error, "claiming webhook endpoints failed; will try again")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(self.webhooks.claim_every) => {}
@@ -191,6 +195,10 @@ impl Deliverer {
 
     async fn deliver(&mut self) -> Result<Stop> {
         let lease = self.service.webhooks.lease;
+        // After a wait, the endpoint is read again before the next attempt,
+        // so a caller's change made meanwhile (a new URL, a replay) applies
+        // to it; while changes flow, at the next record (RECORD_EVERY).
+        let mut waited = false;
         'read: loop {
             if self.signal.borrow_and_update().closing {
                 return Ok(Stop::Closing);
@@ -222,13 +230,15 @@ impl Deliverer {
                     }
                 }
                 self.wait_for_changes(lease).await;
+                waited = true;
                 continue;
             }
             for change in &page.changes {
                 if self.signal.borrow().closing {
                     return Ok(Stop::Closing);
                 }
-                let record_due = self.attempts.len() >= RECORD_ATTEMPTS
+                let record_due = std::mem::take(&mut waited)
+                    || self.attempts.len() >= RECORD_ATTEMPTS
                     || self.last_recorded.elapsed() >= RECORD_EVERY;
                 if record_due || self.renewal_due(lease) {
                     match self.keep_lease().await? {
@@ -337,7 +347,10 @@ impl Deliverer {
     /// when `disable` says why). A caller's change since the endpoint was
     /// read wins: the lease is given back all the same, so a replica
     /// claims the endpoint as the caller left it.
-    async fn give_back(&mut self, disable: Option<(String, chrono::DateTime<chrono::Utc>)>) -> Result<()> {
+    async fn give_back(
+        &mut self,
+        disable: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<()> {
         if !self.record_with(None, disable).await? {
             self.service
                 .store
@@ -398,7 +411,11 @@ impl Deliverer {
             disable,
             attempts: &self.attempts,
         };
-        let recorded = self.service.store.record_webhook_progress(&progress).await?;
+        let recorded = self
+            .service
+            .store
+            .record_webhook_progress(&progress)
+            .await?;
         // Attempts of a write that matched nothing were made under a
         // generation the caller has since replaced: not kept.
         self.attempts.clear();

@@ -22,8 +22,8 @@ use std::future::Future;
 pub use changes::{ChangeLogConfig, ChangePage, WatchStream};
 pub use consistency::noting_commits;
 pub use delivery::{Outgoing, SEND_TIMEOUT, WebhookSender};
-pub use webhooks::{ReplayFrom, WebhookConfig};
 pub use import::{ImportTally, Importer, Rejection};
+pub use webhooks::{ReplayFrom, WebhookConfig};
 
 use crate::domain::Caller;
 use crate::domain::change::ChangeCursor;

@@ -353,9 +353,11 @@ impl Store {
             return Ok(false);
         }
         if !progress.attempts.is_empty() {
+            // Its text varies with the number of attempts: not kept prepared.
             let mut insert = Sql::new(format!(
-                "INSERT INTO webhook_deliveries (endpoint_id, {ATTEMPT_COLUMNS}) VALUES "
-            ));
+                "INSERT INTO webhook_deliveries (endpoint_id, {ATTEMPT_COLUMNS}) "
+            ))
+            .unprepared();
             insert.push_values(progress.attempts, |row, attempt| {
                 row.bind(progress.endpoint)
                     .bind(attempt.id)

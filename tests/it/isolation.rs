@@ -232,6 +232,96 @@ impl Called {
     }
 }
 
+/// A's endpoint (disabled, so that it does not change while the test runs)
+/// is out of B's reach on every WebhookService call, and B's list is empty.
+async fn webhooks_find_nothing(app: &TestApp, b_key: &str, called: &mut Called) {
+    use Outcome::*;
+    let endpoint = app
+        .webhooks()
+        .create_webhook_endpoint(CreateWebhookEndpointRequest {
+            endpoint: Some(WebhookEndpoint {
+                url: "http://127.0.0.1:9/acme".to_owned(),
+                description: "acme hook".to_owned(),
+                enabled: Some(false),
+                ..WebhookEndpoint::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    let id = endpoint.id.clone();
+    let mut webhooks = app.webhooks_with(Some(b_key));
+    let r = webhooks
+        .get_webhook_endpoint(GetWebhookEndpointRequest { id: id.clone() })
+        .await;
+    called.check("GetWebhookEndpoint", r, NotFound);
+    let r = webhooks
+        .list_webhook_endpoints(ListWebhookEndpointsRequest::default())
+        .await;
+    called.check("ListWebhookEndpoints", r, NothingOfA);
+    let r = webhooks
+        .update_webhook_endpoint(UpdateWebhookEndpointRequest {
+            id: id.clone(),
+            endpoint: Some(WebhookEndpoint {
+                description: "taken".to_owned(),
+                ..WebhookEndpoint::default()
+            }),
+            update_mask: None,
+        })
+        .await;
+    called.check("UpdateWebhookEndpoint", r, NotFound);
+    let r = webhooks
+        .rotate_webhook_secret(RotateWebhookSecretRequest { id: id.clone() })
+        .await;
+    called.check("RotateWebhookSecret", r, NotFound);
+    let r = webhooks
+        .enable_webhook_endpoint(EnableWebhookEndpointRequest { id: id.clone() })
+        .await;
+    called.check("EnableWebhookEndpoint", r, NotFound);
+    let r = webhooks
+        .replay_webhook(ReplayWebhookRequest {
+            id: id.clone(),
+            from: Some(replay_webhook_request::From::Since(
+                prost_types::Timestamp::default(),
+            )),
+        })
+        .await;
+    called.check("ReplayWebhook", r, NotFound);
+    let r = webhooks
+        .list_webhook_deliveries(ListWebhookDeliveriesRequest {
+            endpoint_id: id.clone(),
+            ..ListWebhookDeliveriesRequest::default()
+        })
+        .await;
+    called.check("ListWebhookDeliveries", r, NotFound);
+    let r = webhooks
+        .delete_webhook_endpoint(DeleteWebhookEndpointRequest { id: id.clone() })
+        .await;
+    called.check("DeleteWebhookEndpoint", r, NotFound);
+    let r = webhooks
+        .create_webhook_endpoint(CreateWebhookEndpointRequest {
+            endpoint: Some(WebhookEndpoint {
+                url: "http://127.0.0.1:9/b".to_owned(),
+                enabled: Some(false),
+                ..WebhookEndpoint::default()
+            }),
+        })
+        .await;
+    called.check("CreateWebhookEndpoint", r, NothingOfA);
+    // A's endpoint is as A left it.
+    let after = app
+        .webhooks()
+        .get_webhook_endpoint(GetWebhookEndpointRequest { id })
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    assert_eq!(after, endpoint);
+}
+
 async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backend) {
     let app = require!(TestApp::spawn(backend).await);
     let a = set_up_a(&app).await;
@@ -515,6 +605,8 @@ async fn another_workspaces_key_reaches_nothing_of_a_on_any_call(backend: Backen
     let r = changes.watch(WatchRequest::default()).await;
     let first = r.unwrap().into_inner().message().await;
     called.check("Watch", first, NothingOfA);
+
+    webhooks_find_nothing(&app, &b_key, &mut called).await;
 
     rest_calls_find_nothing(&app, &a, &b_key).await;
 

@@ -36,3 +36,4 @@ mod store_conformance;
 mod tls;
 mod tracing;
 mod users;
+mod webhooks;

@@ -24,8 +24,8 @@ pub use people::PeopleApi;
 /// rows with the server's own conversion and rules.
 pub(crate) use people::upsert_input as person_upsert_input;
 pub use users::UserApi;
-pub use webhooks::WebhookApi;
 pub use web::{browser_cors, parse_origin};
+pub use webhooks::WebhookApi;
 
 use tonic::service::Routes;
 use tonic::{Request, Status};

@@ -165,7 +165,8 @@ impl WebhookService for WebhookApi {
                 ReplayFrom::Cursor(ChangeCursor::parse(&cursor, caller.workspace, "cursor")?)
             }
             Some(replay_webhook_request::From::Since(since)) => ReplayFrom::Time(
-                timestamp_from_proto(&since, "since").map_err(|v| Error::InvalidArgument(vec![v]))?,
+                timestamp_from_proto(&since, "since")
+                    .map_err(|v| Error::InvalidArgument(vec![v]))?,
             ),
             None => {
                 return Err(Error::invalid("from", "set `cursor` or `since`").into());
