@@ -177,7 +177,8 @@ class WebhookServiceServicer:
     def UpdateWebhookEndpoint(self, request, context):
         """Change the fields named in `update_mask`: `url`, `kinds`,
         `description`, `enabled`. Enabling a disabled endpoint resumes it from
-        its cursor; disabling pauses it.
+        its cursor; disabling pauses it. A change applies from the next attempt
+        that starts after it (while changes flow, within a quarter second).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -744,7 +744,8 @@ export const WebhookService: GenService<{
   /**
    * Change the fields named in `update_mask`: `url`, `kinds`,
    * `description`, `enabled`. Enabling a disabled endpoint resumes it from
-   * its cursor; disabling pauses it.
+   * its cursor; disabling pauses it. A change applies from the next attempt
+   * that starts after it (while changes flow, within a quarter second).
    *
    * @generated from rpc kith.v1.WebhookService.UpdateWebhookEndpoint
    */
