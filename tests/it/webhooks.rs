@@ -13,6 +13,9 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use kith::config::{RetryPolicy, WebhookConfig};
+use kith::pb::kith::v1::change_service_client::ChangeServiceClient;
+use kith::pb::kith::v1::people_service_client::PeopleServiceClient;
+use kith::pb::kith::v1::webhook_service_client::WebhookServiceClient;
 use kith::pb::kith::v1::{
     self as pb, BatchUpsertPeopleRequest, ChangeKind, CreateCustomerRequest,
     CreateWebhookEndpointRequest, EnableWebhookEndpointRequest, GetWebhookEndpointRequest,
@@ -22,7 +25,8 @@ use kith::pb::kith::v1::{
 use tonic::Code;
 
 use crate::grpc_support::assert_error;
-use crate::harness::{Backend, TestApp, backend_tests, require, test_webhooks};
+use crate::harness::{Backend, TestApp, TestDb, backend_tests, require, test_webhooks};
+use crate::kith_process::{Database, Kith};
 
 backend_tests!(
     every_change_reaches_the_endpoint_once_in_commit_order,
@@ -37,6 +41,8 @@ backend_tests!(
 #[derive(Clone, Copy, Debug)]
 enum Answer {
     Ok,
+    /// Acknowledged after a while.
+    Slow(Duration),
     Status(u16),
     Stall(Duration),
 }
@@ -112,7 +118,10 @@ async fn receive(
     let now = receiver.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     receiver.most_in_flight.fetch_max(now, Ordering::SeqCst);
     let status = match (receiver.answer)(n) {
-        Answer::Ok => {
+        Answer::Ok | Answer::Slow(_) => {
+            if let Answer::Slow(wait) = (receiver.answer)(n) {
+                tokio::time::sleep(wait).await;
+            }
             let change = serde_json::from_slice(&body).expect("the body is JSON");
             receiver.got.lock().unwrap().push(Received {
                 headers,
@@ -213,6 +222,122 @@ async fn logged_after(app: &TestApp, cursor: &str) -> Vec<i64> {
         seqs.extend(page.changes.iter().map(|change| change.seq));
         cursor = page.next_cursor;
     }
+}
+
+/// Two `kith serve` processes on one PostgreSQL database, one endpoint:
+/// never two attempts at once, every change in order; the delivering one
+/// killed (`SIGKILL`), the other takes over once its lease expires and
+/// sends the rest, resending only what was acknowledged but not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_one_at_a_time_and_the_survivor_takes_over_after_a_kill() {
+    let db = require!(TestDb::new(Backend::Postgres).await);
+    let flags = ["--webhook-allow-private", "--webhook-lease", "2s"];
+    let first = Kith::start_with(&db.url, Database::Fresh, &flags)
+        .await
+        .unwrap();
+    let key = first.key.clone().expect("a fresh database prints a key");
+    let (receiver, url) = Receiver::start(|_| Answer::Slow(Duration::from_millis(2))).await;
+    let mut hooks = WebhookServiceClient::with_interceptor(first.channel.clone(), first.bearer());
+    let endpoint = hooks
+        .create_webhook_endpoint(CreateWebhookEndpointRequest {
+            endpoint: Some(WebhookEndpoint {
+                url,
+                kinds: vec![ChangeKind::Person.into()],
+                ..WebhookEndpoint::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    let write = |people: &mut PeopleServiceClient<_>, tag: &'static str| {
+        let mut people = people.clone();
+        async move {
+            for batch in 0..10 {
+                people
+                    .batch_upsert_people(BatchUpsertPeopleRequest {
+                        people: (0..100)
+                            .map(|i| PersonUpsert {
+                                user_id: format!("{tag}-{batch}-{i}"),
+                                ..PersonUpsert::default()
+                            })
+                            .collect(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    // The first replica claims the endpoint before the second exists.
+    write(&mut first.people(), "first").await;
+    receiver.wait_for(1).await;
+    let mut second = Kith::start_with(&db.url, Database::Existing, &flags)
+        .await
+        .unwrap();
+    second.key = Some(key);
+    write(&mut second.people(), "second").await;
+
+    receiver.wait_for(300).await;
+    first.crash().await.unwrap();
+    let crashed_at = receiver.acknowledged().len();
+    assert!(crashed_at < 2000, "the kill came mid-stream ({crashed_at})");
+
+    let mut changes =
+        ChangeServiceClient::with_interceptor(second.channel.clone(), second.bearer());
+    let mut logged = Vec::new();
+    let mut cursor = endpoint.cursor.clone();
+    loop {
+        let page = changes
+            .list_changes(ListChangesRequest {
+                cursor: cursor.clone(),
+                page_size: 1000,
+                filter: Some(pb::ChangeFilter {
+                    kinds: vec![ChangeKind::Person.into()],
+                    ..pb::ChangeFilter::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.changes.is_empty() {
+            break;
+        }
+        logged.extend(page.changes.iter().map(|change| change.seq));
+        cursor = page.next_cursor;
+    }
+    assert_eq!(logged.len(), 2000);
+    let last = *logged.last().unwrap();
+    for _ in 0..600 {
+        if receiver.acknowledged().last().map(Received::seq) == Some(last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrived: Vec<i64> = receiver.acknowledged().iter().map(Received::seq).collect();
+    assert_eq!(arrived.last(), Some(&last), "the survivor sent the rest");
+    assert_eq!(
+        receiver.most_in_flight.load(Ordering::SeqCst),
+        1,
+        "never two at once"
+    );
+    // In order, but for one resend: what the killed replica had sent and
+    // not yet recorded, again, from where its record stood.
+    let mut distinct = Vec::new();
+    let mut resends = 0;
+    for seq in &arrived {
+        if distinct.last().is_some_and(|newest| seq <= newest) {
+            resends += 1;
+            continue;
+        }
+        distinct.push(*seq);
+    }
+    assert_eq!(distinct, logged, "every change, in order");
+    assert!(
+        resends < 400,
+        "only the unrecorded tail is sent again ({resends})"
+    );
+    second.stop().await.unwrap();
 }
 
 async fn every_change_reaches_the_endpoint_once_in_commit_order(backend: Backend) {
