@@ -18,6 +18,7 @@ mod load;
 mod people;
 mod raw;
 mod replicas;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +69,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "people,entities,changes,lookup,metrics,growth,startup,cli,replicas"
+        default_value = "people,entities,changes,lookup,metrics,growth,startup,cli,replicas,webhooks"
     )]
     only: Vec<Group>,
     /// A PostgreSQL server (base URL, no database) to create databases on.
@@ -99,6 +100,8 @@ enum Group {
     Cli,
     /// PostgreSQL only, on private servers: a standby's reads, SERIALIZABLE writes.
     Replicas,
+    /// Webhook deliveries to a receiver in this process.
+    Webhooks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +229,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if runs(Group::Cli) {
             cli_scenarios(&args, &mut databases, backend, &mut table).await?;
+        }
+        if runs(Group::Webhooks) {
+            webhooks::scenarios(&args, &mut databases, backend, &mut table).await?;
         }
     }
     if args.only.contains(&Group::Replicas) && !args.sqlite_only {
