@@ -25,6 +25,8 @@ CREATE TABLE webhook_endpoints (
     -- deliverer's writes name the generation they read, so a stale one
     -- never overwrites a caller's change.
     generation           bigint NOT NULL DEFAULT 0,
+    -- The generation of the last replay.
+    replay_generation    bigint NOT NULL DEFAULT 0,
     -- The replica delivering for the endpoint, until when.
     lease_owner          uuid,
     lease_expires_at     timestamptz,

@@ -25,6 +25,8 @@ CREATE TABLE webhook_endpoints (
     -- deliverer's writes name the generation they read, so a stale one
     -- never overwrites a caller's change.
     generation           INTEGER NOT NULL DEFAULT 0,
+    -- The generation of the last replay.
+    replay_generation    INTEGER NOT NULL DEFAULT 0,
     -- The process delivering for the endpoint, until when.
     lease_owner          BLOB,
     lease_expires_at     TEXT,

@@ -42,6 +42,9 @@ impl HttpSender {
     pub fn new(allow_private: bool) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve names itself,
+            // past the resolver that refuses private addresses.
+            .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("Kith-Webhooks/", env!("CARGO_PKG_VERSION")));
         if !allow_private {

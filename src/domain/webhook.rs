@@ -110,8 +110,16 @@ pub fn is_forbidden_address(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => is_forbidden_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            // Forms that carry an IPv4 address are judged by it: mapped,
+            // compatible (::a.b.c.d) and 6to4 (2002:aabb:ccdd::/48).
+            if let Some(v4) = v6.to_ipv4() {
                 return is_forbidden_v4(v4);
+            }
+            if v6.segments()[0] == 0x2002 {
+                let [_, high, low, ..] = v6.segments();
+                return is_forbidden_v4(Ipv4Addr::from_bits(
+                    (u32::from(high) << 16) | u32::from(low),
+                ));
             }
             let first = v6.segments()[0];
             v6.is_loopback()
@@ -328,6 +336,11 @@ pub struct WebhookEndpoint {
     pub failures: Failures,
     /// Bumped by every change a caller makes.
     pub generation: i64,
+    /// The generation of the last replay: a deliverer that saw an older
+    /// generation reads from the cursor as stored.
+    pub replay_generation: i64,
+    /// Replayed since read: saving it records the replay.
+    pub replayed: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -368,6 +381,8 @@ impl WebhookEndpoint {
             cursor_seq,
             failures: Failures::default(),
             generation: 0,
+            replay_generation: 0,
+            replayed: false,
             created_at: now,
             updated_at: now,
         }
@@ -416,6 +431,7 @@ impl WebhookEndpoint {
     pub fn replay_after(&mut self, seq: i64, now: DateTime<Utc>) {
         self.cursor_seq = seq;
         self.failures = Failures::default();
+        self.replayed = true;
         self.updated_at = now;
     }
 }
@@ -579,6 +595,8 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "::10.0.0.1",
+            "2002:a9fe:a9fe::1",
             "fd00:ec2::254",
         ] {
             assert!(

@@ -29,7 +29,7 @@ use crate::domain::webhook::{
     AttemptOutcome, DeliveryAttempt, Failures, WebhookEndpoint, webhook_id,
 };
 use crate::domain::{new_id, now};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::DeliveryProgress;
 
 /// The longest an attempt may take: connecting, sending and the answer.
@@ -65,6 +65,7 @@ impl Service {
     /// back.
     pub async fn deliver_webhooks_forever(self, sender: Arc<dyn WebhookSender>) {
         let mut signal = self.changed.subscribe();
+        let mut endpoints_changed = self.webhooks_changed.subscribe();
         let mut running: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             if signal.borrow_and_update().closing {
@@ -101,7 +102,7 @@ impl Service {
             }
             tokio::select! {
                 () = tokio::time::sleep(self.webhooks.claim_every) => {}
-                () = self.webhooks_changed.notified() => {}
+                _ = endpoints_changed.changed() => {}
                 changed = signal.changed() => if changed.is_err() { break },
             }
         }
@@ -149,6 +150,8 @@ struct Deliverer {
     attempts: Vec<DeliveryAttempt>,
     last_recorded: Instant,
     signal: watch::Receiver<Wakeups>,
+    /// A caller changed an endpoint (perhaps this one).
+    endpoints_changed: watch::Receiver<u64>,
 }
 
 impl Deliverer {
@@ -161,7 +164,9 @@ impl Deliverer {
     ) -> Self {
         let lease_ends = claimed_at + service.webhooks.lease;
         let signal = service.changed.subscribe();
+        let endpoints_changed = service.webhooks_changed.subscribe();
         Self {
+            endpoints_changed,
             recorded_seq: endpoint.cursor_seq,
             service,
             sender,
@@ -195,10 +200,11 @@ impl Deliverer {
 
     async fn deliver(&mut self) -> Result<Stop> {
         let lease = self.service.webhooks.lease;
-        // After a wait, the endpoint is read again before the next attempt,
-        // so a caller's change made meanwhile (a new URL, a replay) applies
-        // to it; while changes flow, at the next record (RECORD_EVERY).
-        let mut waited = false;
+        // After a wait (and after the claim), the endpoint is read again
+        // before the next attempt, so a caller's change made meanwhile (a
+        // new URL, a replay, a pause) applies to it; while changes flow, at
+        // the next record (RECORD_EVERY).
+        let mut waited = true;
         'read: loop {
             if self.signal.borrow_and_update().closing {
                 return Ok(Stop::Closing);
@@ -208,14 +214,25 @@ impl Deliverer {
             }
             let page = {
                 let mut session = self.service.store.read().await?;
-                changes_page(
+                let filter = self.endpoint.kinds.filter();
+                let read = changes_page(
                     &mut session,
                     self.endpoint.workspace,
-                    &self.endpoint.kinds.filter(),
+                    &filter,
                     Some(ChangeCursor::at(self.endpoint.cursor_seq)),
                     READ_BATCH,
-                )
-                .await?
+                );
+                match read.await {
+                    Err(Error::CursorExpired) => {
+                        let reason = "disabled: its cursor is older than the change log keeps \
+                             (--change-retention); replay it from a later cursor or time"
+                            .to_owned();
+                        tracing::warn!(endpoint = %self.endpoint.id, %reason, "webhook endpoint disabled");
+                        self.give_back(Some((reason, now()))).await?;
+                        return Ok(Stop::BackingOff);
+                    }
+                    read => read?,
+                }
             };
             if page.changes.is_empty() {
                 // Changes the endpoint's kinds leave out move the cursor too.
@@ -379,17 +396,27 @@ impl Deliverer {
             return Ok(Lease::Lost);
         };
         self.lease_ends = renewing + self.service.webhooks.lease;
-        let replayed = current.cursor_seq != self.recorded_seq;
+        if !current.enabled {
+            // Disabled by a caller: given back by its holder, so that no
+            // one else sends while a send of this one may be in flight.
+            self.service
+                .store
+                .release_webhook_lease(self.endpoint.id, self.owner)
+                .await?;
+            return Ok(Lease::Lost);
+        }
+        let replayed = current.replay_generation > self.endpoint.generation;
         let delivered_seq = self.endpoint.cursor_seq;
         self.recorded_seq = current.cursor_seq;
         self.endpoint = current;
-        if replayed {
-            return Ok(Lease::Moved);
+        if !replayed {
+            // Only the settings changed: what was acknowledged stays so.
+            self.endpoint.cursor_seq = delivered_seq;
+            self.record(Some(until)).await?;
         }
-        // Only the settings changed: what was acknowledged stays so.
-        self.endpoint.cursor_seq = delivered_seq;
-        self.record(Some(until)).await?;
-        Ok(Lease::Held)
+        // Either way the page in hand was read with the old settings: read
+        // again from the cursor with the new ones.
+        Ok(Lease::Moved)
     }
 
     async fn record(&mut self, lease_until: Option<chrono::DateTime<chrono::Utc>>) -> Result<bool> {
@@ -433,6 +460,7 @@ impl Deliverer {
         let pending = self.endpoint.cursor_seq != self.recorded_seq;
         tokio::select! {
             _ = self.signal.changed() => {}
+            _ = self.endpoints_changed.changed() => {}
             () = tokio::time::sleep(self.service.log.poll_every) => {}
             () = tokio::time::sleep_until(renew_at) => {}
             () = tokio::time::sleep_until(record_at), if pending => {}

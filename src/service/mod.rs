@@ -50,9 +50,10 @@ pub struct Service {
     log: ChangeLogConfig,
     changed: changes::ChangeSignal,
     webhooks: WebhookConfig,
-    /// Wakes this process's webhook dispatcher when a caller changes an
-    /// endpoint, so a new or re-enabled one is taken up at once.
-    webhooks_changed: std::sync::Arc<tokio::sync::Notify>,
+    /// Wakes this process's webhook dispatcher and deliverers when a
+    /// caller changes an endpoint, so a new, re-enabled, replayed or moved
+    /// one is taken up at once.
+    webhooks_changed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// Counted always; shown when a server registers them.
     metrics: ServiceMetrics,
 }
@@ -70,7 +71,7 @@ impl Service {
             log,
             changed: changes::ChangeSignal::new(),
             webhooks: WebhookConfig::default(),
-            webhooks_changed: std::sync::Arc::default(),
+            webhooks_changed: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             metrics: ServiceMetrics::default(),
         }
     }

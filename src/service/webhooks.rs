@@ -77,7 +77,7 @@ impl Service {
             Ok(endpoint)
         })
         .await?;
-        self.webhooks_changed.notify_one();
+        self.endpoints_changed();
         Ok(endpoint)
     }
 
@@ -191,7 +191,7 @@ impl Service {
             Ok(saved)
         })
         .await
-        .inspect(|_| self.webhooks_changed.notify_one())
+        .inspect(|_| self.endpoints_changed())
     }
 
     /// A page of the endpoint's recent attempts, newest first.
@@ -208,6 +208,12 @@ impl Service {
         )?;
         let rows = session.webhook_deliveries(id, page).await?;
         Ok(page.finish(rows, attempt_cursor))
+    }
+
+    /// Wakes this process's dispatcher and deliverers.
+    fn endpoints_changed(&self) {
+        self.webhooks_changed
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
     }
 
     /// Changes a locked endpoint with `change` and saves it (bumping its
@@ -231,7 +237,7 @@ impl Service {
             Ok(saved)
         })
         .await?;
-        self.webhooks_changed.notify_one();
+        self.endpoints_changed();
         Ok(saved)
     }
 

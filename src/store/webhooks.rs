@@ -20,7 +20,7 @@ use crate::error::{Error, FieldPath, Result};
 
 const ENDPOINT_COLUMNS: &str = "id, workspace_id, url, description, kinds, secret, enabled, \
      disabled_reason, disabled_at, cursor_seq, consecutive_failures, failing_since, \
-     next_attempt_at, generation, created_at, updated_at";
+     next_attempt_at, generation, replay_generation, created_at, updated_at";
 
 const ATTEMPT_COLUMNS: &str =
     "id, seq, attempt, http_status, error, latency_ms, delivered, next_retry_at, created_at";
@@ -41,6 +41,7 @@ struct EndpointRow {
     failing_since: Option<DateTime<Utc>>,
     next_attempt_at: Option<DateTime<Utc>>,
     generation: i64,
+    replay_generation: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -68,6 +69,8 @@ impl TryFrom<EndpointRow> for WebhookEndpoint {
                 next_attempt_at: row.next_attempt_at,
             },
             generation: row.generation,
+            replay_generation: row.replay_generation,
+            replayed: false,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -228,8 +231,9 @@ impl Transaction {
     }
 
     /// Writes a caller's change of the endpoint and bumps its generation, so
-    /// its deliverer sees the change before its next write. Disabling it
-    /// also ends its lease, so enabling it again is taken up at once.
+    /// its deliverer sees the change before its next write (and, for a
+    /// replay, that the cursor moved). The lease stays: its holder gives it
+    /// back when it sees the endpoint disabled, after any send in flight.
     pub async fn save_webhook_endpoint(
         &mut self,
         endpoint: &WebhookEndpoint,
@@ -239,8 +243,7 @@ impl Transaction {
              enabled = $7, disabled_reason = $8, disabled_at = $9, cursor_seq = $10, \
              consecutive_failures = $11, failing_since = $12, next_attempt_at = $13, \
              updated_at = $14, generation = generation + 1, \
-             lease_owner = CASE WHEN $7 THEN lease_owner ELSE NULL END, \
-             lease_expires_at = CASE WHEN $7 THEN lease_expires_at ELSE NULL END \
+             replay_generation = CASE WHEN $15 THEN generation + 1 ELSE replay_generation END \
              WHERE workspace_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
         ))
         .bind(endpoint.workspace.0)
@@ -256,7 +259,8 @@ impl Transaction {
         .bind(count(endpoint.failures.count))
         .bind(endpoint.failures.since)
         .bind(endpoint.failures.next_attempt_at)
-        .bind(endpoint.updated_at);
+        .bind(endpoint.updated_at)
+        .bind(endpoint.replayed);
         let row: EndpointRow = self.fetch_one(sql).await?;
         row.try_into()
     }
@@ -386,7 +390,7 @@ impl Store {
     }
 
     /// Extends a held lease and reads the endpoint as it now stands; `None`
-    /// when the lease is lost, or the endpoint deleted or disabled.
+    /// when the lease is lost or the endpoint deleted.
     pub async fn renew_webhook_lease(
         &self,
         endpoint: Uuid,
@@ -396,7 +400,7 @@ impl Store {
         let mut tx = self.write_unqueued().await?;
         let sql = Sql::new(format!(
             "UPDATE webhook_endpoints SET lease_expires_at = $3 \
-             WHERE id = $1 AND lease_owner = $2 AND enabled RETURNING {ENDPOINT_COLUMNS}"
+             WHERE id = $1 AND lease_owner = $2 RETURNING {ENDPOINT_COLUMNS}"
         ))
         .bind(endpoint)
         .bind(owner)

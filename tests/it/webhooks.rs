@@ -35,6 +35,7 @@ backend_tests!(
     an_endpoint_is_disabled_at_the_failure_limit_and_resumes_when_enabled_and_replayed,
     destinations_on_private_addresses_are_refused_on_the_url_field,
     kinds_pick_what_is_sent_and_an_update_takes_effect,
+    an_endpoint_whose_cursor_was_pruned_is_disabled_with_the_reason_until_replayed,
 );
 
 /// What a receiver does with the `n`th request (from 0).
@@ -758,6 +759,80 @@ async fn destinations_on_private_addresses_are_refused_on_the_url_field(backend:
         })
         .await;
     assert_error(r, Code::InvalidArgument, &["endpoint.kinds[1]"]);
+}
+
+async fn an_endpoint_whose_cursor_was_pruned_is_disabled_with_the_reason_until_replayed(
+    backend: Backend,
+) {
+    let log = kith::config::ChangeLogConfig {
+        retention: Duration::from_millis(300),
+        prune_every: Duration::from_millis(100),
+        ..kith::config::ChangeLogConfig::default()
+    };
+    let app = require!(TestApp::builder(backend).change_log(log).start().await);
+    let (receiver, url) = Receiver::start(|_| Answer::Ok).await;
+    let (endpoint, _) = create_endpoint(&app, &url, vec![ChangeKind::Person]).await;
+    let paused = WebhookEndpoint {
+        enabled: Some(false),
+        ..WebhookEndpoint::default()
+    };
+    app.webhooks()
+        .update_webhook_endpoint(UpdateWebhookEndpointRequest {
+            id: endpoint.id.clone(),
+            endpoint: Some(paused),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["enabled".to_owned()],
+            }),
+        })
+        .await
+        .unwrap();
+    make_changes(&app, 5, "pruned").await;
+    // Past the retention, its changes are gone from the log.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.webhooks()
+        .enable_webhook_endpoint(EnableWebhookEndpointRequest {
+            id: endpoint.id.clone(),
+        })
+        .await
+        .unwrap();
+    let mut stuck = get_endpoint(&app, &endpoint.id).await;
+    for _ in 0..100 {
+        if stuck.enabled == Some(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stuck = get_endpoint(&app, &endpoint.id).await;
+    }
+    assert_eq!(stuck.enabled, Some(false), "{stuck:?}");
+    assert!(
+        stuck.disabled_reason.contains("replay"),
+        "{}",
+        stuck.disabled_reason
+    );
+    assert!(receiver.acknowledged().is_empty());
+
+    // Replayed from now, and enabled, it delivers what comes next.
+    app.webhooks()
+        .replay_webhook(ReplayWebhookRequest {
+            id: endpoint.id.clone(),
+            from: Some(replay_webhook_request::From::Since(
+                prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + 1,
+                    nanos: 0,
+                },
+            )),
+        })
+        .await
+        .unwrap();
+    app.webhooks()
+        .enable_webhook_endpoint(EnableWebhookEndpointRequest {
+            id: endpoint.id.clone(),
+        })
+        .await
+        .unwrap();
+    make_changes(&app, 1, "after").await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].change["externalId"], "after-0-0");
 }
 
 async fn kinds_pick_what_is_sent_and_an_update_takes_effect(backend: Backend) {
