@@ -13,7 +13,7 @@ use crate::pb::kith::v1::change_service_server::ChangeService;
 use crate::pb::kith::v1::{
     self as pb, ListChangesRequest, ListChangesResponse, WatchRequest, WatchResponse,
 };
-use crate::pb::records::{change_kind_from_proto, change_to_proto};
+use crate::pb::records::change_to_proto;
 use crate::service::{ChangePage, Service};
 
 pub struct ChangeApi {
@@ -83,17 +83,8 @@ impl ChangeService for ChangeApi {
 
 fn filter(filter: Option<pb::ChangeFilter>) -> Result<ChangeFilter> {
     let filter = filter.unwrap_or_default();
-    let mut kinds = Vec::with_capacity(filter.kinds.len());
-    let mut unknown = Vec::new();
-    for (i, value) in filter.kinds.iter().enumerate() {
-        match pb::ChangeKind::try_from(*value).map(change_kind_from_proto) {
-            Ok(Some(kind)) => kinds.push(kind),
-            Ok(None) | Err(_) => unknown.push(crate::error::FieldViolation::new(
-                FieldPath::field("filter").then("kinds").index(i),
-                format!("{value} is not a change kind"),
-            )),
-        }
-    }
+    let (kinds, unknown) =
+        super::convert::change_kinds(&filter.kinds, &FieldPath::field("filter").then("kinds"));
     let parsed = ChangeFilter::parse(kinds, &filter.owner_id, &filter.record_id);
     Error::with_wire_violations(unknown, parsed)
 }

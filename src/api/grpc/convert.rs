@@ -134,3 +134,24 @@ pub fn masked_fields(
         Err(Error::InvalidArgument(unknown))
     }
 }
+
+/// The change kinds a repeated `ChangeKind` field names, and a violation
+/// at `field[i]` for each value that is no kind (unspecified included).
+pub fn change_kinds(
+    values: &[i32],
+    field: &crate::error::FieldPath,
+) -> (Vec<crate::domain::change::ChangeKind>, Vec<FieldViolation>) {
+    use crate::pb::kith::v1::ChangeKind;
+    let mut kinds = Vec::with_capacity(values.len());
+    let mut unknown = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        match ChangeKind::try_from(*value).map(crate::pb::records::change_kind_from_proto) {
+            Ok(Some(kind)) => kinds.push(kind),
+            Ok(None) | Err(_) => unknown.push(FieldViolation::new(
+                field.clone().index(i),
+                format!("{value} is not a change kind"),
+            )),
+        }
+    }
+    (kinds, unknown)
+}

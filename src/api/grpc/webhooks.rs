@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
-use super::convert::{masked_fields, timestamp_from_proto};
+use super::convert::{change_kinds, masked_fields, timestamp_from_proto};
 use crate::domain::change::{ChangeCursor, ChangeKind};
 use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::user::parse_uuid;
@@ -19,9 +19,7 @@ use crate::pb::kith::v1::{
     RotateWebhookSecretRequest, RotateWebhookSecretResponse, UpdateWebhookEndpointRequest,
     UpdateWebhookEndpointResponse, replay_webhook_request,
 };
-use crate::pb::records::{
-    change_kind_from_proto, webhook_delivery_to_proto, webhook_endpoint_to_proto,
-};
+use crate::pb::records::{webhook_delivery_to_proto, webhook_endpoint_to_proto};
 use crate::service::{ReplayFrom, Service};
 
 pub struct WebhookApi {
@@ -206,20 +204,9 @@ impl WebhookService for WebhookApi {
     }
 }
 
-/// The kinds named, and a violation for each value that is no kind.
+/// The endpoint's kinds, and a violation for each value that is no kind.
 fn kinds(values: &[i32]) -> (Vec<ChangeKind>, Vec<FieldViolation>) {
-    let mut kinds = Vec::with_capacity(values.len());
-    let mut unknown = Vec::new();
-    for (i, value) in values.iter().enumerate() {
-        match pb::ChangeKind::try_from(*value).map(change_kind_from_proto) {
-            Ok(Some(kind)) => kinds.push(kind),
-            Ok(None) | Err(_) => unknown.push(FieldViolation::new(
-                FieldPath::field("endpoint").then("kinds").index(i),
-                format!("{value} is not a change kind"),
-            )),
-        }
-    }
-    (kinds, unknown)
+    change_kinds(values, &FieldPath::field("endpoint").then("kinds"))
 }
 
 /// The update's patch: the fields its mask names, or without one those the
