@@ -86,6 +86,10 @@ impl Application {
             .context("opening the database")?
             .reading_from_replicas(&config.read_replicas.urls, config.read_replicas.max_lag)
             .context("opening the read replicas")?;
+        store
+            .rebuild_search_documents()
+            .await
+            .context("rebuilding search documents")?;
         let metrics = config.metrics.then(|| Metrics::new(&store));
         let (store, service_metrics) = match &metrics {
             Some(metrics) => (

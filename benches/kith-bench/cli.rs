@@ -90,7 +90,16 @@ pub async fn import(kith: &Kith, path: &Path, rows: usize) -> anyhow::Result<Cli
     };
     let elapsed = started.elapsed();
     let lines = lines.join().expect("the reader thread does not panic");
-    anyhow::ensure!(status.success(), "kith import failed: {lines:?}");
+    if !status.success() {
+        let server_errors: Vec<String> = kith
+            .logs()
+            .into_iter()
+            .filter(|line| {
+                line.contains(r#""level":"ERROR""#) || line.contains(r#""level":"WARN""#)
+            })
+            .collect();
+        anyhow::bail!("kith import failed: {lines:?}; the server logged: {server_errors:?}");
+    }
     let expected = format!("{rows} created, 0 updated, 0 rejected");
     anyhow::ensure!(
         lines.iter().any(|line| line.contains(&expected)),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::search::{SearchDocument, SearchQuery};
 use super::{Change, WorkspaceId, bounded_text, storable_text};
 use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
@@ -357,6 +358,15 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// What a search finds the customer by: name and email contain the
+    /// text, the external id starts with it. (A company's key values are
+    /// searched as well, from the keys' own rows.)
+    pub fn search_document(&self) -> SearchDocument {
+        SearchDocument::keyed(self.external_id.as_ref().map(ExternalId::as_str))
+            .field(self.name.as_ref().map(CustomerName::as_str))
+            .field(self.email.as_ref().map(Email::as_str))
+    }
+
     /// The customer behind a company that a user upsert or a trait change
     /// names by keys before it exists: a team, with the company's external
     /// id and name.
@@ -676,25 +686,42 @@ pub struct CustomerFilter {
     pub email: Option<Email>,
     pub external_id: Option<ExternalId>,
     pub metadata: Vec<(String, MetadataValue)>,
+    /// Text the name, the email or a company key value contains, or the
+    /// external id starts with.
+    pub query: Option<SearchQuery>,
+    pub kind: Option<CustomerType>,
+    /// Only these customers (Schematic's `ids`); empty: no filter.
+    pub ids: Vec<Uuid>,
+}
+
+/// A customer listing's filters as a request spells them, unchecked.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilterInput<'a> {
+    pub email: &'a str,
+    pub external_id: &'a str,
+    pub metadata: BTreeMap<String, MetadataValue>,
+    /// The search text, and the request field it came in.
+    pub query: (&'static str, &'a str),
 }
 
 impl CustomerFilter {
-    pub fn parse(
-        email: &str,
-        external_id: &str,
-        metadata: BTreeMap<String, MetadataValue>,
-    ) -> Result<Self> {
+    pub fn parse(input: CustomerFilterInput<'_>) -> Result<Self> {
         let mut v = Violations::default();
-        let email = (!email.is_empty())
-            .then(|| v.check(Email::parse(email)))
+        let email = (!input.email.is_empty())
+            .then(|| v.check(Email::parse(input.email)))
             .flatten();
-        let external_id = v.check(ExternalId::parse(external_id)).flatten();
-        let metadata = check_metadata(&mut v, metadata).unwrap_or_default();
+        let external_id = v.check(ExternalId::parse(input.external_id)).flatten();
+        let metadata = check_metadata(&mut v, input.metadata).unwrap_or_default();
+        let (query_field, query) = input.query;
+        let query = v.check(SearchQuery::parse(query_field, query)).flatten();
         v.finish(
             Self {
                 email,
                 external_id,
                 metadata: metadata.0.into_iter().collect(),
+                query,
+                kind: None,
+                ids: Vec::new(),
             },
             Error::InvalidArgument,
         )
@@ -711,6 +738,15 @@ impl CustomerFilter {
         }
         for (key, value) in &self.metadata {
             let _ = write!(out, "metadata.{key}={value:?}|");
+        }
+        if let Some(query) = &self.query {
+            let _ = write!(out, "query={}|", query.as_str());
+        }
+        if let Some(kind) = self.kind {
+            let _ = write!(out, "kind={}|", kind.as_str());
+        }
+        for id in &self.ids {
+            let _ = write!(out, "id={id}|");
         }
         out
     }

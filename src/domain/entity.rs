@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::customer::ExternalId;
+use super::search::{SearchDocument, SearchQuery};
 use super::{Change, bounded_text, storable_text};
 use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
@@ -68,6 +69,14 @@ impl EntityId {
 }
 
 impl Entity {
+    /// What a search finds the entity by: the id starts with the text, the
+    /// display name or a metadata value contains it.
+    pub fn search_document(&self) -> SearchDocument {
+        SearchDocument::keyed(Some(self.id.as_str()))
+            .field(self.display_name.as_deref())
+            .fields(self.metadata.values().map(String::as_str))
+    }
+
     /// Archives or restores the entity; says whether that changed it.
     /// Archiving an archived entity keeps its first archive time.
     pub fn set_archived(&mut self, archived: bool, now: DateTime<Utc>) -> bool {
@@ -321,28 +330,37 @@ pub fn parse_ids(ids: &[String]) -> Result<Vec<EntityId>> {
 pub struct EntityFilter {
     pub type_id: Option<EntityTypeId>,
     pub include_archived: bool,
+    /// Text the id starts with, or the display name or a metadata value
+    /// contains.
+    pub query: Option<SearchQuery>,
 }
 
 impl EntityFilter {
-    pub fn parse(type_id: &str, include_archived: bool) -> Result<Self> {
-        let type_id = if type_id.is_empty() {
-            None
-        } else {
-            Some(EntityId::parse(type_id, "type_id").map_err(|v| Error::InvalidArgument(vec![v]))?)
-        };
-        Ok(Self {
-            type_id,
-            include_archived,
-        })
+    /// The filter of a listing; its search text comes in the field `query`.
+    pub fn parse(type_id: &str, include_archived: bool, query: &str) -> Result<Self> {
+        let mut v = Violations::default();
+        let type_id = (!type_id.is_empty())
+            .then(|| v.check(EntityId::parse(type_id, "type_id")))
+            .flatten();
+        let query = v.check(SearchQuery::parse("query", query)).flatten();
+        v.finish(
+            Self {
+                type_id,
+                include_archived,
+                query,
+            },
+            Error::InvalidArgument,
+        )
     }
 
     /// What page tokens are bound to.
     pub fn canonical(&self, workspace: super::WorkspaceId, owner: &ExternalId) -> String {
         format!(
-            "entities|{workspace}|{}|{}|{}",
+            "entities|{workspace}|{}|{}|{}|{}",
             owner.as_str(),
             self.type_id.as_ref().map_or("", EntityId::as_str),
-            self.include_archived
+            self.include_archived,
+            self.query.as_ref().map_or("", SearchQuery::as_str)
         )
     }
 }

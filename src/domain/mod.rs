@@ -6,6 +6,7 @@ pub mod customer;
 pub mod entity;
 pub mod page;
 pub mod person;
+pub mod search;
 pub mod user;
 pub mod webhook;
 pub mod workspace;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::customer::Email;
 use super::entity::check_batch_size;
+use super::search::{SearchDocument, SearchQuery};
 use super::{Change, WorkspaceId, bounded_text, storable_json, storable_text};
 use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
@@ -136,18 +137,13 @@ pub struct Person {
 }
 
 impl Person {
-    /// What the text search looks in: names and email, lower-cased.
-    pub fn search_text(&self) -> String {
-        [
-            self.profile.get("first_name"),
-            self.profile.get("last_name"),
-            self.email.as_ref().map(Email::as_str),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    /// What a search finds the person by: names and email contain the text,
+    /// the external id starts with it.
+    pub fn search_document(&self) -> SearchDocument {
+        SearchDocument::keyed(Some(&self.external_id))
+            .field(self.profile.get("first_name"))
+            .field(self.profile.get("last_name"))
+            .field(self.email.as_ref().map(Email::as_str))
     }
 }
 
@@ -568,16 +564,16 @@ impl PersonLookup {
 #[derive(Debug, Clone, Default)]
 pub struct PersonFilter {
     pub status: Option<PersonStatus>,
-    /// Lower-cased text to look for in names and email.
-    pub search: Option<String>,
+    /// Text the names or email contain, or the external id starts with.
+    pub search: Option<SearchQuery>,
 }
 
 impl PersonFilter {
-    pub fn parse(status: Option<PersonStatus>, search: &str) -> Result<Self> {
-        bounded_text(search, 256).map_err(|why| Error::invalid("search", why))?;
+    /// The filter of a listing whose query is in the request field `field`.
+    pub fn parse(status: Option<PersonStatus>, field: &'static str, search: &str) -> Result<Self> {
         Ok(Self {
             status,
-            search: (!search.is_empty()).then(|| search.to_lowercase()),
+            search: SearchQuery::parse(field, search)?,
         })
     }
 
@@ -585,7 +581,7 @@ impl PersonFilter {
         format!(
             "people|{workspace}|{}|{}",
             self.status.map_or("", PersonStatus::as_str),
-            self.search.as_deref().unwrap_or("")
+            self.search.as_ref().map_or("", SearchQuery::as_str)
         )
     }
 }

@@ -8,6 +8,7 @@
 //! `acme` are one record.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use super::customer::{Customer, CustomerName, CustomerPatch, ExternalId};
 use super::entity::MAX_BATCH;
+use super::search::{SearchDocument, SearchQuery};
 use super::{Change, WorkspaceId, bounded_text, storable_text};
 use crate::error::{Error, FieldPath, FieldViolation, Result, Violations};
 
@@ -192,6 +194,14 @@ pub struct User {
     pub last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// What a search finds the user by: the name (key values are searched
+    /// from the keys' own rows, each folded by `search::fold`).
+    pub fn search_document(&self) -> SearchDocument {
+        SearchDocument::keyed(None).field(self.name.as_deref())
+    }
 }
 
 /// The company view of a customer.
@@ -759,22 +769,68 @@ pub fn parse_optional_uuid(text: &str, field: &'static str) -> Result<Option<Uui
     }
 }
 
-/// A user listing: every user, or the members of one company.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The most ids an `ids` filter takes (Schematic's limit).
+pub const MAX_FILTER_IDS: usize = 100;
+
+/// An `ids` filter: each a UUID, at most `MAX_FILTER_IDS` of them.
+pub fn parse_id_filter(ids: &[String], field: &'static str) -> Result<Vec<Uuid>> {
+    if ids.len() > MAX_FILTER_IDS {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_FILTER_IDS} ids, got {}", ids.len()),
+        ));
+    }
+    ids.iter().map(|id| parse_uuid(id, field)).collect()
+}
+
+/// A user listing: every user, or the members of one company; those
+/// matching a search; those with these ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
     pub company: Option<Uuid>,
+    /// Text the name or one of the key values contains.
+    pub query: Option<SearchQuery>,
+    /// Only these users; empty: no filter.
+    pub ids: Vec<Uuid>,
 }
 
 impl UserFilter {
-    pub fn parse(company_id: &str) -> Result<Self> {
-        Ok(Self {
-            company: parse_optional_uuid(company_id, "company_id")?,
-        })
+    /// The members of `company`, every one.
+    pub fn of_company(company: Uuid) -> Self {
+        Self {
+            company: Some(company),
+            ..Self::default()
+        }
+    }
+
+    /// The filter of a listing whose search text is in the field
+    /// `query_field`.
+    pub fn parse(company_id: &str, query_field: &'static str, query: &str) -> Result<Self> {
+        let mut v = Violations::default();
+        let company = (!company_id.is_empty())
+            .then(|| v.check(parse_id(company_id, "company_id")))
+            .flatten();
+        let query = v.check(SearchQuery::parse(query_field, query)).flatten();
+        v.finish(
+            Self {
+                company,
+                query,
+                ids: Vec::new(),
+            },
+            Error::InvalidArgument,
+        )
     }
 
     /// What page tokens are bound to.
     pub fn canonical(&self, workspace: super::WorkspaceId) -> String {
-        format!("users|{workspace}|{}", optional(self.company))
+        let mut out = format!("users|{workspace}|{}|", optional(self.company));
+        if let Some(query) = &self.query {
+            out.push_str(query.as_str());
+        }
+        for id in &self.ids {
+            let _ = write!(out, "|{id}");
+        }
+        out
     }
 }
 

@@ -111,6 +111,13 @@ fn list(violations: &[FieldViolation]) -> String {
         .join("; ")
 }
 
+/// One bad field: the request is invalid for that reason alone.
+impl From<FieldViolation> for Error {
+    fn from(violation: FieldViolation) -> Self {
+        Self::InvalidArgument(vec![violation])
+    }
+}
+
 impl Error {
     pub fn invalid(field: impl Into<FieldPath>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])

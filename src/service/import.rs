@@ -13,7 +13,7 @@ use crate::domain::person::{PersonUpsert, PersonUpsertInput, batch_item};
 use crate::error::{FieldPath, FieldViolation, Result};
 
 /// People per store batch: large enough to amortise a transaction, small
-/// enough for both backends' bind limits (18 columns × 500 rows).
+/// enough for both backends' bind limits (20 columns × 500 rows).
 pub const BATCH_SIZE: usize = 500;
 /// Rejections reported by position; the rest are only counted.
 pub const MAX_REPORTED_REJECTIONS: usize = 100;

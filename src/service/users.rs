@@ -243,17 +243,18 @@ impl Service {
         .await
     }
 
-    /// A page of the workspace's companies (every live customer, as seed
-    /// 001 sees it), without their members.
+    /// A page of the workspace's companies (every live customer that passes
+    /// `filter`, as seed 001 sees it), without their members.
     pub async fn list_companies(
         &self,
         caller: &Caller,
+        filter: &CustomerFilter,
         page: &PageRequest,
     ) -> Result<Listing<Page<Company>>> {
         self.reading_snapshot(caller, |mut session, change_cursor| {
             Box::pin(async move {
                 let customers = session
-                    .list_customers(caller.workspace, &CustomerFilter::default(), page)
+                    .list_customers(caller.workspace, filter, page)
                     .await?;
                 let ids: Vec<Uuid> = customers.items.iter().map(|c| c.id).collect();
                 let mut companies = session.companies(caller.workspace, &ids).await?;

@@ -1,11 +1,13 @@
 //! Customers: rows of the `customers` table, which companies share.
 
 use super::rows::{CUSTOMER_COLUMNS, CustomerRow, customer_cursor};
+use super::search::{SearchColumns, push_search};
 use super::sql::{Sql, Value};
 use super::{Session, Transaction, push_page};
 use crate::domain::WorkspaceId;
 use crate::domain::customer::{Customer, CustomerFilter, CustomerLookup};
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::search::{SEARCH_VERSION, SearchDocument};
 use crate::error::Result;
 
 /// `SELECT <columns> FROM customers WHERE <the live customer lookup names>`.
@@ -41,7 +43,27 @@ fn push_filter(sql: &mut Sql, session: &Session, workspace: WorkspaceId, filter:
         sql.push(" AND ");
         session.dialect().push_metadata_filter(sql, key, value);
     }
+    if let Some(kind) = filter.kind {
+        sql.push(" AND kind = ").push_bind(kind.as_str());
+    }
+    if !filter.ids.is_empty() {
+        sql.push(" AND id IN (")
+            .push_list(filter.ids.iter().copied())
+            .push(")");
+    }
+    if let Some(query) = &filter.query {
+        push_search(sql, query, CUSTOMER_SEARCH);
+    }
 }
+
+/// A customer is found by its name and email, its external id's start, and
+/// (a company) its key values.
+const CUSTOMER_SEARCH: SearchColumns = SearchColumns {
+    table: "customers",
+    text: "search_text",
+    key: Some("search_key"),
+    keys: Some(("customer_keys", "customer_id")),
+};
 
 impl Session {
     /// The live customer `lookup` names in the workspace.
@@ -96,8 +118,8 @@ impl Transaction {
         let sql = Sql::new(
             "INSERT INTO customers (id, workspace_id, external_id, email, email_key, \
              email_verified, name, billing_address, metadata, kind, created_at, \
-             modified_at, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             modified_at, deleted_at, search_text, search_key, search_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(customer.id)
         .bind(customer.workspace_id.0)
@@ -112,7 +134,9 @@ impl Transaction {
         .bind(customer.created_at)
         .bind(customer.modified_at)
         .bind(customer.deleted_at);
-        self.execute(sql).await.map(drop)
+        self.execute(bind_search(sql, &customer.search_document()))
+            .await
+            .map(drop)
     }
 
     /// Writes a customer's fields back (not its id, workspace or creation
@@ -121,7 +145,8 @@ impl Transaction {
         let sql = Sql::new(
             "UPDATE customers SET external_id = $3, email = $4, email_key = $5, \
              email_verified = $6, name = $7, billing_address = $8, metadata = $9, \
-             kind = $10, modified_at = $11 WHERE workspace_id = $1 AND id = $2",
+             kind = $10, modified_at = $11, search_text = $12, search_key = $13, \
+             search_version = $14 WHERE workspace_id = $1 AND id = $2",
         )
         .bind(customer.workspace_id.0)
         .bind(customer.id)
@@ -134,7 +159,9 @@ impl Transaction {
         .bind(Value::json(&customer.metadata))
         .bind(customer.kind.as_str())
         .bind(customer.modified_at);
-        self.execute(sql).await.map(drop)
+        self.execute(bind_search(sql, &customer.search_document()))
+            .await
+            .map(drop)
     }
 
     /// Marks the live customer deleted at `now` and returns it so; `None`
@@ -161,6 +188,13 @@ impl Transaction {
         let row: Option<CustomerRow> = self.fetch_optional(sql.bind(now)).await?;
         Ok(row.map(Into::into))
     }
+}
+
+/// Binds a document's text, key and version, in that order.
+fn bind_search(sql: Sql, document: &SearchDocument) -> Sql {
+    sql.bind(document.text())
+        .bind(document.key())
+        .bind(SEARCH_VERSION)
 }
 
 fn billing_address(customer: &Customer) -> Value {

@@ -9,12 +9,23 @@ use super::rows::{
     ENTITY_COLUMNS, ENTITY_TYPE_COLUMNS, EntityRow, EntityTypeRow, entity_cursor,
     entity_type_cursor,
 };
+use super::search::{SearchColumns, push_search};
 use super::sql::{Sql, Value};
 use super::{Session, Transaction, push_page};
 use crate::domain::WorkspaceId;
 use crate::domain::entity::{Entity, EntityFilter, EntityId, EntityType, EntityTypeId};
 use crate::domain::page::{Cursor, Page, PageRequest};
+use crate::domain::search::SEARCH_VERSION;
 use crate::error::Result;
+
+/// An entity is found by its id's start, its display name and its metadata
+/// values.
+const ENTITY_SEARCH: SearchColumns = SearchColumns {
+    table: "entities",
+    text: "search_text",
+    key: Some("search_key"),
+    keys: None,
+};
 
 impl Session {
     /// The entities of one customer with these ids, by id.
@@ -85,6 +96,9 @@ impl Session {
         }
         if !filter.include_archived {
             sql.push(" AND archived_at IS NULL");
+        }
+        if let Some(query) = &filter.query {
+            push_search(&mut sql, query, ENTITY_SEARCH);
         }
         push_page(&mut sql, page, "", "pk");
         let rows: Vec<EntityRow> = self.fetch_all(sql).await?;
@@ -160,9 +174,11 @@ impl Transaction {
         }
         let mut sql = Sql::new(
             "INSERT INTO entities (pk, workspace_id, customer_id, id, type_id, display_name, \
-             metadata, created_at, updated_at, archived_at) ",
+             metadata, created_at, updated_at, archived_at, search_text, search_key, \
+             search_version) ",
         );
         sql.push_values(entities, |row, entity| {
+            let document = entity.search_document();
             row.bind(entity.key)
                 .bind(workspace.0)
                 .bind(entity.customer_id)
@@ -172,12 +188,17 @@ impl Transaction {
                 .bind(Value::json(&entity.metadata))
                 .bind(entity.created_at)
                 .bind(entity.updated_at)
-                .bind(entity.archived_at);
+                .bind(entity.archived_at)
+                .bind(document.text())
+                .bind(document.key())
+                .bind(SEARCH_VERSION);
         });
         sql.push(
             " ON CONFLICT (customer_id, id) DO UPDATE SET type_id = excluded.type_id, \
              display_name = excluded.display_name, metadata = excluded.metadata, \
-             updated_at = excluded.updated_at, archived_at = excluded.archived_at",
+             updated_at = excluded.updated_at, archived_at = excluded.archived_at, \
+             search_text = excluded.search_text, search_key = excluded.search_key, \
+             search_version = excluded.search_version",
         );
         self.execute(sql).await.map(drop)
     }

@@ -24,6 +24,7 @@ mod people;
 mod postgres;
 mod replicas;
 mod rows;
+mod search;
 mod sql;
 mod sqlite;
 mod users;

@@ -5,11 +5,13 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::rows::{PERSON_COLUMNS, PersonRow, person_cursor};
+use super::search::{SearchColumns, push_search};
 use super::sql::{Sql, Value};
 use super::{Session, Transaction, push_page};
 use crate::domain::WorkspaceId;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::person::{Person, PersonFilter, PersonLookup, PersonUpsert};
+use crate::domain::search::SEARCH_VERSION;
 use crate::error::Result;
 
 /// The column a lookup reads, and the value it looks for.
@@ -31,6 +33,14 @@ fn select(workspace: WorkspaceId, lookup: &PersonLookup) -> Sql {
     .bind(workspace.0)
 }
 
+/// A person is found by names and email, and by its external id's start.
+const PERSON_SEARCH: SearchColumns = SearchColumns {
+    table: "people",
+    text: "search_text",
+    key: Some("search_key"),
+    keys: None,
+};
+
 /// `INSERT INTO people … VALUES …` of whole person rows, to be finished
 /// with an `ON CONFLICT` clause or left plain.
 fn insert(people: &[Person]) -> Sql {
@@ -44,10 +54,12 @@ pub(super) fn push_insert(sql: &mut Sql, people: &[Person]) {
     sql.push(
         "INSERT INTO people (id, workspace_id, external_id, email, email_key, phone, \
          first_name, last_name, avatar_url, timezone, locale, status, attributes, \
-         search_text, created_at, updated_at, first_seen_at, last_seen_at) ",
+         search_text, search_key, search_version, created_at, updated_at, first_seen_at, \
+         last_seen_at) ",
     );
     sql.push_values(people, |row, person| {
         let profile = |name: &str| person.profile.get(name);
+        let document = person.search_document();
         row.bind(person.id)
             .bind(person.workspace_id.0)
             .bind(&person.external_id)
@@ -61,7 +73,9 @@ pub(super) fn push_insert(sql: &mut Sql, people: &[Person]) {
             .bind(profile("locale"))
             .bind(person.status.as_str())
             .bind(Value::json(&person.attributes))
-            .bind(person.search_text())
+            .bind(document.text())
+            .bind(document.key())
+            .bind(SEARCH_VERSION)
             .bind(person.created_at)
             .bind(person.updated_at)
             .bind(person.first_seen_at)
@@ -93,13 +107,7 @@ impl Session {
             sql.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(search) = &filter.search {
-            let escaped = search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            sql.push(" AND search_text LIKE ")
-                .push_bind(format!("%{escaped}%"))
-                .push(" ESCAPE '\\'");
+            push_search(&mut sql, search, PERSON_SEARCH);
         }
         push_page(&mut sql, page, "", "id");
         let rows: Vec<PersonRow> = self.fetch_all(sql).await?;
@@ -184,6 +192,7 @@ impl Transaction {
              avatar_url = excluded.avatar_url, timezone = excluded.timezone, \
              locale = excluded.locale, status = excluded.status, \
              attributes = excluded.attributes, search_text = excluded.search_text, \
+             search_key = excluded.search_key, search_version = excluded.search_version, \
              updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at",
         );
         self.execute(sql).await.map(drop)

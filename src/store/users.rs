@@ -11,17 +11,19 @@ use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
 use super::rows::{CompanyRow, KeyRow, MembershipRow, UserRow};
+use super::search::{SearchColumns, push_search};
 use super::sql::{Sql, Value};
 use super::{Session, Transaction, push_page};
 use crate::domain::WorkspaceId;
 use crate::domain::page::{Cursor, Page, PageRequest};
+use crate::domain::search::{self, SEARCH_VERSION};
 use crate::domain::user::{
     Company, EXTERNAL_ID_KEY, Keys, Member, MemberRole, Membership, MembershipDetail,
     MembershipFilter, User, UserDetail, UserFilter,
 };
 use crate::error::Result;
 
-const USER_COLUMNS: &str = "id, name, traits, last_seen_at, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str = "id, name, traits, last_seen_at, created_at, updated_at";
 const MEMBERSHIP_COLUMNS: &str = "id, user_id, customer_id, role, created_at, updated_at";
 
 /// Whose keys: users', or companies' (customers').
@@ -37,6 +39,32 @@ impl KeyOwners {
     fn stored(self, keys: &Keys) -> impl Iterator<Item = (&String, &String)> {
         keys.iter()
             .filter(move |(name, _)| self == Self::Users || name.as_str() != EXTERNAL_ID_KEY)
+    }
+}
+
+/// A user is found by its name and its key values.
+const USER_SEARCH: SearchColumns = SearchColumns {
+    table: "u",
+    text: "search_text",
+    key: None,
+    keys: Some(("user_keys", "user_id")),
+};
+
+/// ` FROM users u … WHERE …`: the workspace's users that pass `filter`.
+fn push_user_filter(sql: &mut Sql, workspace: WorkspaceId, filter: &UserFilter) {
+    sql.push(" FROM users u");
+    if let Some(company) = filter.company {
+        sql.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ")
+            .push_bind(company);
+    }
+    sql.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
+    if !filter.ids.is_empty() {
+        sql.push(" AND u.id IN (")
+            .push_list(filter.ids.iter().copied())
+            .push(")");
+    }
+    if let Some(query) = &filter.query {
+        push_search(sql, query, USER_SEARCH);
     }
 }
 
@@ -245,12 +273,8 @@ impl Session {
         filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Page<UserDetail>> {
-        let mut sql = Sql::new("SELECT u.id, u.created_at FROM users u");
-        if let Some(company) = filter.company {
-            sql.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ")
-                .push_bind(company);
-        }
-        sql.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
+        let mut sql = Sql::new("SELECT u.id, u.created_at");
+        push_user_filter(&mut sql, workspace, filter);
         push_page(&mut sql, page, "u.", "id");
         let rows: Vec<(Uuid, DateTime<Utc>)> = self.fetch_all(sql).await?;
         // The page (and its next token) comes from the id rows, so a user
@@ -271,12 +295,8 @@ impl Session {
         workspace: WorkspaceId,
         filter: &UserFilter,
     ) -> Result<u64> {
-        let mut sql = Sql::new("SELECT COUNT(*) FROM users u");
-        if let Some(company) = filter.company {
-            sql.push(" JOIN memberships m ON m.user_id = u.id AND m.customer_id = ")
-                .push_bind(company);
-        }
-        sql.push(" WHERE u.workspace_id = ").push_bind(workspace.0);
+        let mut sql = Sql::new("SELECT COUNT(*)");
+        push_user_filter(&mut sql, workspace, filter);
         self.count(sql).await
     }
 
@@ -408,9 +428,11 @@ impl Transaction {
     /// one).
     pub async fn write_user(&mut self, workspace: WorkspaceId, user: &User) -> Result<()> {
         let sql = Sql::new(format!(
-            "INSERT INTO users (workspace_id, {USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO users (workspace_id, {USER_COLUMNS}, search_text, search_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, traits = excluded.traits, \
-             last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at"
+             last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at, \
+             search_text = excluded.search_text, search_version = excluded.search_version"
         ))
         .bind(workspace.0)
         .bind(user.id)
@@ -418,7 +440,9 @@ impl Transaction {
         .bind(Value::json(&user.traits))
         .bind(user.last_seen_at)
         .bind(user.created_at)
-        .bind(user.updated_at);
+        .bind(user.updated_at)
+        .bind(user.search_document().text())
+        .bind(SEARCH_VERSION);
         self.execute(sql).await?;
         self.write_keys(workspace, user.id, &user.keys, KeyOwners::Users)
             .await
@@ -438,17 +462,26 @@ impl Transaction {
         }
         let (insert, conflict) = match owners {
             KeyOwners::Users => (
-                "INSERT INTO user_keys (user_id, workspace_id, name, value) ",
-                " ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value",
+                "INSERT INTO user_keys (user_id, workspace_id, name, value, search_value, \
+                 search_version) ",
+                " ON CONFLICT (user_id, name) DO UPDATE SET value = excluded.value, \
+                 search_value = excluded.search_value, search_version = excluded.search_version",
             ),
             KeyOwners::Companies => (
-                "INSERT INTO customer_keys (customer_id, workspace_id, name, value) ",
-                " ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value",
+                "INSERT INTO customer_keys (customer_id, workspace_id, name, value, search_value, \
+                 search_version) ",
+                " ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, \
+                 search_value = excluded.search_value, search_version = excluded.search_version",
             ),
         };
         let mut sql = Sql::new(insert);
         sql.push_values(stored, |row, (name, value)| {
-            row.bind(owner).bind(workspace.0).bind(name).bind(value);
+            row.bind(owner)
+                .bind(workspace.0)
+                .bind(name)
+                .bind(value)
+                .bind(search::fold(value))
+                .bind(SEARCH_VERSION);
         });
         sql.push(conflict);
         self.execute(sql).await.map(drop)

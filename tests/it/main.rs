@@ -28,6 +28,7 @@ mod rest_rapidly;
 mod rest_schematic;
 mod rest_stigg;
 mod sdk;
+mod search;
 mod serializable;
 mod service;
 mod service_conformance;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use kith::domain::customer::{
-    AddressInput, Customer, CustomerFilter, CustomerInput, CustomerLookup, CustomerPatch,
-    CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
+    AddressInput, Customer, CustomerFilter, CustomerFilterInput, CustomerInput, CustomerLookup,
+    CustomerPatch, CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
 };
 use kith::domain::entity::{self, EntityId, EntityTypeInput, EntityUpsertInput};
 use kith::domain::page::{KITH_PAGES, PageRequest};
@@ -557,19 +557,28 @@ async fn listing_filters_by_email_external_id_and_typed_metadata(backend: Backen
         }
     };
     let metadata = |pairs: Vec<(&str, MetadataValue)>| {
-        CustomerFilter::parse(
-            "",
-            "",
-            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        )
+        CustomerFilter::parse(CustomerFilterInput {
+            metadata: pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ..CustomerFilterInput::default()
+        })
         .unwrap()
     };
     assert_eq!(
-        ids(CustomerFilter::parse("PRO@example.com", "", BTreeMap::new()).unwrap()).await,
+        ids(CustomerFilter::parse(CustomerFilterInput {
+            email: "PRO@example.com",
+            ..CustomerFilterInput::default()
+        })
+        .unwrap())
+        .await,
         [pro.id]
     );
     assert_eq!(
-        ids(CustomerFilter::parse("", "ext-9", BTreeMap::new()).unwrap()).await,
+        ids(CustomerFilter::parse(CustomerFilterInput {
+            external_id: "ext-9",
+            ..CustomerFilterInput::default()
+        })
+        .unwrap())
+        .await,
         [external.id]
     );
     assert_eq!(

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Duration;
 use kith::domain::change::{Change, ChangeFilter, ChangeKind, ChangeOperation, LoggedChange};
 use kith::domain::customer::{
-    Customer, CustomerFilter, CustomerInput, CustomerLookup, MetadataValue, NewCustomer,
+    Customer, CustomerFilter, CustomerFilterInput, CustomerInput, CustomerLookup, MetadataValue,
+    NewCustomer,
 };
 use kith::domain::entity::{self, Entity, EntityFilter, EntityId, EntityType, EntityTypeInput};
 use kith::domain::page::{KITH_PAGES, PageRequest};
@@ -527,14 +528,17 @@ async fn customers_list_count_and_filter(backend: Backend) {
         "newest first, after an offset"
     );
 
-    let even = CustomerFilter::parse(
-        "",
-        "",
-        BTreeMap::from([("even".to_owned(), MetadataValue::Bool(true))]),
-    )
+    let even = CustomerFilter::parse(CustomerFilterInput {
+        metadata: BTreeMap::from([("even".to_owned(), MetadataValue::Bool(true))]),
+        ..CustomerFilterInput::default()
+    })
     .unwrap();
     assert_eq!(session.count_customers(mine, &even).await.unwrap(), 3);
-    let by_email = CustomerFilter::parse("C3@EXAMPLE.COM", "", BTreeMap::new()).unwrap();
+    let by_email = CustomerFilter::parse(CustomerFilterInput {
+        email: "C3@EXAMPLE.COM",
+        ..CustomerFilterInput::default()
+    })
+    .unwrap();
     let found = session
         .list_customers(mine, &by_email, &page(10))
         .await
@@ -543,7 +547,11 @@ async fn customers_list_count_and_filter(backend: Backend) {
         found.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         [made[3].id]
     );
-    let by_external = CustomerFilter::parse("", "x4", BTreeMap::new()).unwrap();
+    let by_external = CustomerFilter::parse(CustomerFilterInput {
+        external_id: "x4",
+        ..CustomerFilterInput::default()
+    })
+    .unwrap();
     assert_eq!(
         session.count_customers(mine, &by_external).await.unwrap(),
         1
@@ -686,19 +694,19 @@ async fn entities_and_types_round_trip_with_cursors(backend: Backend) {
             .unwrap()
             .is_empty()
     );
-    let live = EntityFilter::parse("", false).unwrap();
+    let live = EntityFilter::parse("", false, "").unwrap();
     let listed = session
         .list_entities(mine, owner.id, &live, &page(10))
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 2, "archived entities are left out");
-    let everything = EntityFilter::parse("", true).unwrap();
+    let everything = EntityFilter::parse("", true, "").unwrap();
     let listed = session
         .list_entities(mine, owner.id, &everything, &page(10))
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 3);
-    let teams = EntityFilter::parse("team", true).unwrap();
+    let teams = EntityFilter::parse("team", true, "").unwrap();
     let listed = session
         .list_entities(mine, owner.id, &teams, &page(10))
         .await
@@ -823,13 +831,13 @@ async fn people_are_found_listed_updated_and_deleted(backend: Backend) {
         .unwrap();
     assert_eq!(all.items.len(), 2);
     assert!(all.next_token.is_some());
-    let search = PersonFilter::parse(None, "ANA@").unwrap();
+    let search = PersonFilter::parse(None, "search", "ANA@").unwrap();
     let found = session.list_people(mine, &search, &page(10)).await.unwrap();
     assert_eq!(
         found.items.iter().map(|p| p.id).collect::<Vec<_>>(),
         [ana.id]
     );
-    let literal = PersonFilter::parse(None, "a%a").unwrap();
+    let literal = PersonFilter::parse(None, "search", "a%a").unwrap();
     let none = session
         .list_people(mine, &literal, &page(10))
         .await
@@ -856,8 +864,12 @@ async fn people_are_found_listed_updated_and_deleted(backend: Backend) {
         .unwrap();
     tx.write_people(&[]).await.unwrap();
     tx.commit().await.unwrap();
-    let bounced =
-        PersonFilter::parse(Some(kith::domain::person::PersonStatus::Bounced), "").unwrap();
+    let bounced = PersonFilter::parse(
+        Some(kith::domain::person::PersonStatus::Bounced),
+        "search",
+        "",
+    )
+    .unwrap();
     let listed = store
         .read()
         .await
@@ -1091,9 +1103,7 @@ async fn memberships_are_created_once_changed_listed_and_deleted(backend: Backen
             .unwrap()
             .is_empty()
     );
-    let ada_in_acme = UserFilter {
-        company: Some(acme.id),
-    };
+    let ada_in_acme = UserFilter::of_company(acme.id);
     assert_eq!(session.count_users(mine, &ada_in_acme).await.unwrap(), 1);
     drop(session);
 

@@ -7,8 +7,8 @@ use super::caller_of;
 use super::convert::{masked_fields, metadata_from_proto, role_from_proto};
 use crate::domain::Change;
 use crate::domain::customer::{
-    AddressInput, CustomerFilter, CustomerInput, CustomerLookup, CustomerPatch, CustomerPatchInput,
-    CustomerType, NewCustomer,
+    AddressInput, CustomerFilter, CustomerFilterInput, CustomerInput, CustomerLookup,
+    CustomerPatch, CustomerPatchInput, CustomerType, NewCustomer,
 };
 use crate::domain::page::{KITH_PAGES, PageRequest};
 use crate::domain::user::{MembershipFilter, parse_uuid};
@@ -76,7 +76,12 @@ impl CustomerService for CustomerApi {
         let (metadata, wire) = metadata_from_proto(request.metadata);
         let filter = Error::with_wire_violations(
             wire,
-            CustomerFilter::parse(&request.email, &request.external_id, metadata),
+            CustomerFilter::parse(CustomerFilterInput {
+                email: &request.email,
+                external_id: &request.external_id,
+                metadata,
+                query: ("query", &request.query),
+            }),
         )?;
         let page = PageRequest::parse(
             &KITH_PAGES,

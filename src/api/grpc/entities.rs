@@ -109,7 +109,8 @@ impl EntityService for EntityApi {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let owner = owner(&request.customer_external_id)?;
-        let filter = EntityFilter::parse(&request.type_id, request.include_archived)?;
+        let filter =
+            EntityFilter::parse(&request.type_id, request.include_archived, &request.query)?;
         let page = PageRequest::parse(
             &KITH_PAGES,
             Some(request.page_size.into()),

@@ -103,7 +103,8 @@ impl PeopleService for PeopleApi {
     ) -> Result<Response<ListPeopleResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let filter = PersonFilter::parse(status(request.status, "status")?, &request.search)?;
+        let filter =
+            PersonFilter::parse(status(request.status, "status")?, "search", &request.search)?;
         let page = PageRequest::parse(
             &KITH_PAGES,
             Some(request.page_size.into()),

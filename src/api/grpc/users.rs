@@ -105,7 +105,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let filter = UserFilter::parse(&request.company_id)?;
+        let filter = UserFilter::parse(&request.company_id, "query", &request.query)?;
         let page = PageRequest::parse(
             &KITH_PAGES,
             Some(request.page_size.into()),

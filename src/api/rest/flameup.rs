@@ -419,17 +419,14 @@ pub(super) struct ListQuery {
     /// `active`, `unsubscribed` or `bounced`; empty for all.
     #[param(schema_with = person_status)]
     status: Option<String>,
-    /// Names and email containing this text.
-    #[param(schema_with = search_text)]
+    /// Names or email containing this text, or an external id starting
+    /// with it (case-insensitive, for all of Unicode).
+    #[param(schema_with = schemas::search_query)]
     search: Option<String>,
 }
 
 fn person_status() -> utoipa::openapi::schema::Object {
     schemas::one_of_words(&["", "active", "unsubscribed", "bounced"])
-}
-
-fn search_text() -> utoipa::openapi::schema::Object {
-    schemas::text(256).build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -453,7 +450,7 @@ async fn list(
             Error::invalid("status", "must be one of active, unsubscribed, bounced")
         })?),
     };
-    let filter = PersonFilter::parse(status, query.search.as_deref().unwrap_or(""))?;
+    let filter = PersonFilter::parse(status, "search", query.search.as_deref().unwrap_or(""))?;
     let offset = query.offset.unwrap_or(0);
     let page = PageRequest::parse(
         &FLAMEUP_PAGES,

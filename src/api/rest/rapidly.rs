@@ -21,8 +21,9 @@ use super::schemas;
 use crate::auth::bearer_key;
 use crate::domain::Change;
 use crate::domain::customer::{
-    AddressInput, BillingAddress, CustomerDetail, CustomerFilter, CustomerInput, CustomerLookup,
-    CustomerPatch, CustomerPatchInput, CustomerType, MetadataValue, NewCustomer,
+    AddressInput, BillingAddress, CustomerDetail, CustomerFilter, CustomerFilterInput,
+    CustomerInput, CustomerLookup, CustomerPatch, CustomerPatchInput, CustomerType, MetadataValue,
+    NewCustomer,
 };
 use crate::domain::page::{PageRequest, RAPIDLY_PAGES};
 use crate::domain::user::Member;
@@ -186,6 +187,10 @@ pub(super) struct ListParams {
     /// Only the customer with this external id.
     #[param(schema_with = schemas::external_id)]
     external_id: Option<String>,
+    /// Customers whose name or email contains this text, or whose external
+    /// id starts with it (case-insensitive, for all of Unicode).
+    #[param(schema_with = schemas::search_query)]
+    query: Option<String>,
     /// `-created_at` (default) or `created_at`.
     #[param(schema_with = sorting_schema)]
     sorting: Option<String>,
@@ -702,7 +707,7 @@ fn integer(
         .ok()
 }
 
-/// `?page=1&limit=10&email=…&external_id=…&metadata[key]=value&sorting=-created_at`.
+/// `?page=1&limit=10&email=…&external_id=…&query=…&metadata[key]=value&sorting=-created_at`.
 #[utoipa::path(get, path = "/customers", tag = "rapidly", params(ListParams), responses((status = 200, body = ListView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list(
     State(state): State<RestState>,
@@ -738,11 +743,13 @@ async fn list(
             Some((key.to_owned(), MetadataValue::String(value.clone())))
         })
         .collect();
-    let filter = CustomerFilter::parse(
-        query.get("email").map_or("", String::as_str),
-        query.get("external_id").map_or("", String::as_str),
+    let text = |name: &str| query.get(name).map_or("", String::as_str);
+    let filter = CustomerFilter::parse(CustomerFilterInput {
+        email: text("email"),
+        external_id: text("external_id"),
         metadata,
-    )
+        query: ("query", text("query")),
+    })
     .map_err(in_query);
     let filter = Error::with_wire_violations(wire, filter)?;
     let mut request = PageRequest::parse(

@@ -38,6 +38,11 @@ pub fn text(max: usize) -> ObjectBuilder {
         .pattern(Some(NO_CONTROL_CHARACTERS))
 }
 
+/// A search query: up to the domain's longest of free text.
+pub fn search_query() -> utoipa::openapi::schema::Object {
+    text(crate::domain::search::MAX_QUERY_CHARS).build()
+}
+
 /// 1 to `max` characters of free text.
 pub fn required_text(max: usize) -> ObjectBuilder {
     text(max).min_length(Some(1))

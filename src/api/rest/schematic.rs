@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -20,12 +20,12 @@ use super::family::{
 };
 use super::schemas;
 use crate::auth::header_key;
-use crate::domain::customer::CustomerFilter;
+use crate::domain::customer::{CustomerFilter, CustomerFilterInput};
 use crate::domain::page::{PageRequest, SCHEMATIC_PAGES};
 use crate::domain::user::{
     Company, CompanyLookup, CompanyTraitUpdate, CompanyUpsert, Keys, MembershipDetail,
     MembershipFilter, MembershipInput, TraitChange, TraitChangeInput, TraitUpdate, Upsert,
-    UpsertInput, UserDetail, UserFilter, UserLookup, parse_uuid,
+    UpsertInput, UserDetail, UserFilter, UserLookup, parse_id_filter, parse_uuid,
 };
 use crate::domain::{Caller, WorkspaceId};
 use crate::error::{Error, FieldPath};
@@ -368,9 +368,7 @@ async fn company_detail(
     caller: &Caller,
     company: &Company,
 ) -> Result<CompanyDetailView, Error> {
-    let members = UserFilter {
-        company: Some(company.id),
-    };
+    let members = UserFilter::of_company(company.id);
     let user_count = state.service.count_users(caller, &members).await?;
     Ok(CompanyDetailView {
         company: company_view(company, caller.workspace),
@@ -600,6 +598,18 @@ pub(super) struct ListQuery {
     /// Only members of this company.
     #[param(schema_with = schemas::uuid_filter)]
     company_id: Option<String>,
+    /// Only users whose name or a key value contains this text
+    /// (case-insensitive, for all of Unicode).
+    #[param(schema_with = schemas::search_query)]
+    q: Option<String>,
+    /// Only users with these ids (`ids=…&ids=…`, at most 100).
+    #[param(value_type = Option<Vec<uuid::Uuid>>, max_items = 100, explode = true)]
+    #[serde(skip)]
+    #[expect(
+        dead_code,
+        reason = "documented here, read from the raw query (repeated)"
+    )]
+    ids: (),
 }
 
 /// Newest-first offset pages.
@@ -611,9 +621,15 @@ pub(super) struct CountQuery {
     /// Only members of this company.
     #[param(schema_with = schemas::uuid_filter)]
     company_id: Option<String>,
+    /// Only users whose name or a key value contains this text.
+    #[param(schema_with = schemas::search_query)]
+    q: Option<String>,
+    /// Only users with these ids (`ids=…&ids=…`, at most 100).
+    #[param(value_type = Option<Vec<uuid::Uuid>>, max_items = 100, explode = true)]
+    ids: (),
 }
 
-/// `/companies`' query: paging, without a filter.
+/// `/companies`' query: paging, a search and an id filter.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code, reason = "a schema only: the route reads a ListQuery")]
@@ -623,6 +639,34 @@ pub(super) struct PageQuery {
     limit: Option<i64>,
     #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     offset: Option<u64>,
+    /// Only companies whose name, email or a key value contains this text,
+    /// or whose external id starts with it (case-insensitive).
+    #[param(schema_with = schemas::search_query)]
+    q: Option<String>,
+    /// Only companies with these ids (`ids=…&ids=…`, at most 100).
+    #[param(value_type = Option<Vec<uuid::Uuid>>, max_items = 100, explode = true)]
+    ids: (),
+}
+
+/// The `ids` of a list's query string, each repeated (`ids=a&ids=b`, or
+/// `ids[]=a` as some clients spell it), checked.
+fn id_filter(raw_query: Option<&str>) -> Result<Vec<uuid::Uuid>, Error> {
+    let ids: Vec<String> = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+        .filter(|(name, _)| name == "ids" || name == "ids[]")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    parse_id_filter(&ids, "ids")
+}
+
+/// A user listing's filter from its query string.
+fn user_filter(query: &ListQuery, raw_query: Option<&str>) -> Result<UserFilter, Error> {
+    let mut filter = UserFilter::parse(
+        query.company_id.as_deref().unwrap_or(""),
+        "q",
+        query.q.as_deref().unwrap_or(""),
+    )?;
+    filter.ids = id_filter(raw_query)?;
+    Ok(filter)
 }
 
 fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, Error> {
@@ -638,8 +682,9 @@ async fn list_users(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
     Params(query, _): Params<Schematic, ListQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<Envelope<Vec<UserView>>>, ApiError<Schematic>> {
-    let filter = UserFilter::parse(query.company_id.as_deref().unwrap_or(""))?;
+    let filter = user_filter(&query, raw_query.as_deref())?;
     let page = offset_page(&query, &filter.canonical(caller.workspace))?;
     let users = state
         .service
@@ -653,7 +698,12 @@ async fn list_users(
         .collect();
     Ok(envelope(
         data,
-        json!({ "limit": page.size, "offset": page.skip, "company_id": query.company_id }),
+        json!({
+            "limit": page.size,
+            "offset": page.skip,
+            "company_id": query.company_id,
+            "q": query.q,
+        }),
     ))
 }
 
@@ -662,8 +712,9 @@ async fn count_users(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
     Params(query, _): Params<Schematic, ListQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<Envelope<Count>>, ApiError<Schematic>> {
-    let filter = UserFilter::parse(query.company_id.as_deref().unwrap_or(""))?;
+    let filter = user_filter(&query, raw_query.as_deref())?;
     let count = state.service.count_users(&caller, &filter).await?;
     Ok(envelope(
         Count { count },
@@ -848,10 +899,19 @@ async fn list_companies(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
     Params(query, _): Params<Schematic, ListQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError<Schematic>> {
-    let filter = CustomerFilter::default();
+    let mut filter = CustomerFilter::parse(CustomerFilterInput {
+        query: ("q", query.q.as_deref().unwrap_or("")),
+        ..CustomerFilterInput::default()
+    })?;
+    filter.ids = id_filter(raw_query.as_deref())?;
     let page = offset_page(&query, &filter.canonical(caller.workspace))?;
-    let companies = state.service.list_companies(&caller, &page).await?.items;
+    let companies = state
+        .service
+        .list_companies(&caller, &filter, &page)
+        .await?
+        .items;
     let data: Vec<_> = companies
         .items
         .iter()

@@ -372,7 +372,11 @@ async fn list(
             return Err(Error::invalid("include_archived", "must be \"true\" or \"false\"").into());
         }
     };
-    let filter = EntityFilter::parse(query.type_ref_id.as_deref().unwrap_or(""), include_archived)?;
+    let filter = EntityFilter::parse(
+        query.type_ref_id.as_deref().unwrap_or(""),
+        include_archived,
+        "",
+    )?;
     let after = entity_cursor(
         &state,
         &caller,
