@@ -237,3 +237,19 @@ pub async fn create_database(server: &str) -> Result<String, sqlx::Error> {
     admin.close().await;
     Ok(format!("{server}/{name}"))
 }
+
+/// Drops a database `create_database` made, once nothing is connected to
+/// it.
+pub async fn drop_database(database_url: &str) -> Result<(), sqlx::Error> {
+    let Some((server, name)) = database_url.rsplit_once('/') else {
+        return Ok(());
+    };
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    admin.close().await;
+    Ok(())
+}

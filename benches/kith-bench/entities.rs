@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use kith::domain::search::SearchDocument;
 use kith::pb::kith::v1::{
     BatchUpsertEntitiesRequest, BatchUpsertEntityTypesRequest, CreateCustomerRequest, Customer,
     Entity, EntityTypeUpsert, EntityUpsert,
@@ -147,6 +148,9 @@ pub async fn raw_upsert(
                     .map(|e| RawEntity {
                         pk: kith::domain::new_id(),
                         customer: owners.ids[owner],
+                        search: SearchDocument::keyed(Some(&e.id))
+                            .field(e.display_name.as_deref())
+                            .fields(e.metadata.values().map(String::as_str)),
                         id: e.id,
                         type_id: TYPE.to_owned(),
                         display_name: e.display_name.unwrap_or_default(),

@@ -144,6 +144,26 @@ impl Databases {
         }
     }
 
+    /// Removes a database `fresh` made, once no server uses it: the large
+    /// ones would otherwise fill the disk over a whole run.
+    async fn discard(&self, url: &str) -> anyhow::Result<()> {
+        match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = format!("{path}{suffix}");
+                    match std::fs::remove_file(&file) {
+                        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(error).with_context(|| format!("removing {file}"));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            None => Ok(kith::throwaway_postgres::drop_database(url).await?),
+        }
+    }
+
     /// A fresh database Kith has migrated and given its default workspace.
     async fn bootstrapped(&mut self, backend: Backend) -> anyhow::Result<String> {
         let url = self.fresh(backend).await?;
@@ -719,11 +739,13 @@ async fn cli_scenarios(
     cli::write_jsonl(&people, &file)?;
 
     eprintln!("{name}: cli, ImportPeople from the bench client (ceiling)");
-    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    let url = databases.fresh(backend).await?;
+    let kith = Kith::start(&url, Database::Fresh).await?;
     let cpu = kith.cpu_time();
     let direct = people::grpc_import(&kith, &people).await?;
     let direct_cpu = kith.cpu_time() - cpu;
     kith.stop().await?;
+    databases.discard(&url).await?;
     drop(people);
     table.push(
         Row::rate(
@@ -736,13 +758,15 @@ async fn cli_scenarios(
     );
 
     eprintln!("{name}: cli, kith import people --file people.jsonl");
-    let kith = Kith::start(&databases.fresh(backend).await?, Database::Fresh).await?;
+    let url = databases.fresh(backend).await?;
+    let kith = Kith::start(&url, Database::Fresh).await?;
     kith.reset_peak_rss();
     let cpu = kith.cpu_time();
     let run = cli::import(&kith, &file, args.cli_rows).await?;
     let server_cpu = kith.cpu_time() - cpu;
     let server_mb = kith.peak_rss_mb();
     kith.stop().await?;
+    databases.discard(&url).await?;
     table.push(
         Row::rate(
             "cli: kith import people, JSONL (vs ceiling)",
@@ -842,6 +866,22 @@ async fn growth_scenarios(
         .server_mb(kith.peak_rss_mb())
         .against(times(p50(&pages.deep) / p50(&pages.first)), "≤ 1.5×"),
     );
+
+    eprintln!("{name}: growth, ListPeople searches");
+    let middle = args.stored / 2;
+    let searches = [
+        ("every person's email", "EXAMPLE.COM".to_owned()),
+        ("one person's email", format!("stored-{middle}@")),
+        ("an external id's start", format!("STORED-{middle}")),
+        ("no one", "nobody-at-all".to_owned()),
+    ];
+    for (what, search) in searches {
+        let found = people::search_page(&kith, &search, 20).await?;
+        table.push(
+            Row::latency(&format!("growth: ListPeople search, {what}"), name, &found)
+                .against(times(p50(&found) / p50(&pages.first)), "≤ 3×"),
+        );
+    }
     kith.stop().await.map(drop)
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use prost_types::{Struct, Value, value::Kind};
 
+use kith::domain::search::SearchDocument;
 use kith::pb::kith::v1::{
     BatchUpsertPeopleRequest, ImportPeopleRequest, ListPeopleRequest, PersonUpsert,
 };
@@ -72,8 +73,10 @@ impl From<&PersonUpsert> for RawPerson {
             id: kith::domain::new_id(),
             external_id: person.user_id.clone(),
             email_key: email.to_lowercase(),
-            search_text: format!("{} {} {email}", text("first_name"), text("last_name"))
-                .to_lowercase(),
+            search: SearchDocument::keyed(Some(&person.user_id))
+                .field(Some(&text("first_name")))
+                .field(Some(&text("last_name")))
+                .field(Some(&email)),
             first_name: text("first_name"),
             last_name: text("last_name"),
             attributes: serde_json::json!({ "plan": text("plan"), "seats": seats }),
@@ -354,6 +357,25 @@ pub async fn preload(database_url: &str, rows: usize, concurrency: usize) -> any
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// How long the first page of a search takes: `samples` fetches of the
+/// first page `search` finds.
+pub async fn search_page(kith: &Kith, search: &str, samples: usize) -> anyhow::Result<Latencies> {
+    let mut client = kith.people();
+    let mut all = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        client
+            .list_people(ListPeopleRequest {
+                page_size: i32::try_from(BATCH).expect("small"),
+                search: search.to_owned(),
+                ..ListPeopleRequest::default()
+            })
+            .await?;
+        all.push(started.elapsed());
+    }
+    Ok(Latencies::from_unsorted(all))
 }
 
 /// How long a page takes at the start of the list and deep in it.

@@ -11,6 +11,8 @@ use sqlx::types::Json;
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use uuid::Uuid;
 
+use kith::domain::search::{SEARCH_VERSION, SearchDocument};
+
 /// A pool on the benchmark's database, sized like Kith's for the backend:
 /// SQLite has one writer at a time, PostgreSQL as many as callers.
 pub enum RawPool {
@@ -27,7 +29,8 @@ pub struct RawPerson {
     pub first_name: String,
     pub last_name: String,
     pub attributes: serde_json::Value,
-    pub search_text: String,
+    /// Folded by the domain, as Kith stores it.
+    pub search: SearchDocument,
 }
 
 /// An entity row as Kith stores it.
@@ -38,6 +41,7 @@ pub struct RawEntity {
     pub type_id: String,
     pub display_name: String,
     pub metadata: serde_json::Value,
+    pub search: SearchDocument,
 }
 
 /// A change row as Kith logs it, its record already encoded.
@@ -58,18 +62,21 @@ pub struct Writer {
 }
 
 const INSERT_PEOPLE: &str = "INSERT INTO people (id, workspace_id, external_id, email, \
-     email_key, first_name, last_name, status, attributes, search_text, created_at, updated_at, \
-     first_seen_at, last_seen_at) ";
+     email_key, first_name, last_name, status, attributes, search_text, search_key, \
+     search_version, created_at, updated_at, first_seen_at, last_seen_at) ";
 const UPSERT_PEOPLE: &str = " ON CONFLICT (workspace_id, external_id) DO UPDATE SET \
      email = excluded.email, email_key = excluded.email_key, first_name = excluded.first_name, \
      last_name = excluded.last_name, attributes = excluded.attributes, \
-     search_text = excluded.search_text, updated_at = excluded.updated_at, \
+     search_text = excluded.search_text, search_key = excluded.search_key, \
+     search_version = excluded.search_version, updated_at = excluded.updated_at, \
      last_seen_at = excluded.last_seen_at";
 const INSERT_ENTITIES: &str = "INSERT INTO entities (pk, workspace_id, customer_id, id, type_id, \
-     display_name, metadata, created_at, updated_at) ";
+     display_name, metadata, created_at, updated_at, search_text, search_key, search_version) ";
 const UPSERT_ENTITIES: &str = " ON CONFLICT (customer_id, id) DO UPDATE SET \
      type_id = excluded.type_id, display_name = excluded.display_name, \
-     metadata = excluded.metadata, updated_at = excluded.updated_at";
+     metadata = excluded.metadata, updated_at = excluded.updated_at, \
+     search_text = excluded.search_text, search_key = excluded.search_key, \
+     search_version = excluded.search_version";
 const INSERT_CHANGES: &str = "INSERT INTO changes (workspace_id, seq, kind, operation, \
      record_id, external_id, owner_id, api_key_id, committed_at, record) ";
 
@@ -87,6 +94,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Json<&'q serde_json::Value>: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
     match *rows {
         Rows::People(people) => {
@@ -101,7 +109,9 @@ where
                     .push_bind(p.last_name.as_str())
                     .push_bind("active")
                     .push_bind(Json(&p.attributes))
-                    .push_bind(p.search_text.as_str())
+                    .push_bind(p.search.text())
+                    .push_bind(p.search.key())
+                    .push_bind(SEARCH_VERSION)
                     .push_bind(now)
                     .push_bind(now)
                     .push_bind(now)
@@ -121,7 +131,10 @@ where
                     .push_bind(e.display_name.as_str())
                     .push_bind(Json(&e.metadata))
                     .push_bind(now)
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(e.search.text())
+                    .push_bind(e.search.key())
+                    .push_bind(SEARCH_VERSION);
             });
             query.push(UPSERT_ENTITIES);
             query

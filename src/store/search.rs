@@ -115,7 +115,7 @@ impl Store {
                 if done < REBUILD_BATCH.unsigned_abs() {
                     break;
                 }
-                if rebuilt % 50_000 == 0 {
+                if rebuilt.is_multiple_of(50_000) {
                     tracing::info!(
                         table = searched.table(),
                         rebuilt,

@@ -319,7 +319,6 @@ async fn people_users_and_entities_are_searched_by_their_own_fields(backend: Bac
         type_id: Some("seat".to_owned()),
         display_name: Some(name.to_owned()),
         metadata: [("region".to_owned(), region.to_owned())].into(),
-        ..EntityUpsert::default()
     };
     entities
         .batch_upsert_entities(BatchUpsertEntitiesRequest {
