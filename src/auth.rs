@@ -93,6 +93,12 @@ impl Authenticator {
         })
     }
 
+    /// Drops what is cached of a key this process just revoked, so that it
+    /// stops working here at once (other replicas within `KEY_CACHE_TTL`).
+    pub fn forget(&self, id: ApiKeyId) {
+        self.cache.lock().expect("key cache lock").remove(&id);
+    }
+
     fn cached(&self, id: ApiKeyId) -> Option<ApiKey> {
         let cache = self.cache.lock().expect("key cache lock");
         cache

@@ -244,8 +244,12 @@ impl Application {
             self.tls_watch_interval,
         );
         let rest = self.rest.map(|listener| {
-            let router =
-                crate::api::rest::router(self.service.clone(), authenticator.clone(), &self.ops);
+            let router = crate::api::rest::router(
+                self.service.clone(),
+                authenticator.clone(),
+                &self.ops,
+                self.certificates.is_some(),
+            );
             tokio::spawn(serve_rest(
                 listener,
                 router,

@@ -3,6 +3,7 @@
 //! they share; the operator's routes (metrics, probes); and the one
 //! outbound transport, webhook attempts over HTTP.
 
+pub mod console;
 pub mod freshness;
 pub mod grpc;
 pub mod observe;

@@ -4,6 +4,7 @@ mod change_processes;
 mod changes;
 mod cli;
 mod clients;
+mod console;
 mod customers;
 mod data_cli;
 mod entities;

@@ -25,9 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
 use canonical::Gateway;
 pub use family::{ApiError, Family};
 
-use crate::api::freshness;
 use crate::api::observe::{HttpMetricsLayer, RequestSpans, Transport};
 use crate::api::operations::{self, Operations};
+use crate::api::{console, freshness};
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::service::Service;
@@ -43,10 +43,18 @@ pub struct RestState {
     gateway: Gateway,
 }
 
-/// The gateway's routes: the seed families' and, under `/kith`, the
-/// contract's own. `authenticator` is the one the gRPC server uses, so a
-/// key's rate limit counts its calls on both.
-pub fn router(service: Service, authenticator: Authenticator, ops: &Operations) -> Router {
+/// The gateway's routes: the seed families', under `/kith` the contract's
+/// own, and the web console under `/console`. `authenticator` is the one the
+/// gRPC server uses, so a key's rate limit counts its calls on both;
+/// `secure` says whether the gateway serves TLS (the console's cookies are
+/// then `Secure`).
+pub fn router(
+    service: Service,
+    authenticator: Authenticator,
+    ops: &Operations,
+    secure: bool,
+) -> Router {
+    let console = console::routes(service.clone(), authenticator.clone(), secure);
     let gateway = Gateway::new(&service, &authenticator);
     let state = RestState {
         service,
@@ -69,12 +77,13 @@ pub fn router(service: Service, authenticator: Authenticator, ops: &Operations) 
             get(move || std::future::ready(axum::Json(document.clone()))),
         )
         .fallback(no_route)
+        .with_state(state)
+        .merge(console)
         .layer(axum::middleware::from_fn(freshness::answering_cursors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Inside the router, so that both know the route template.
         .layer(HttpMetricsLayer(ops.metrics.clone()))
-        .layer(RequestSpans(Transport::Rest))
-        .with_state(state);
+        .layer(RequestSpans(Transport::Rest));
     // Paths are matched without a trailing slash (Polar's SDKs send
     // `/v1/customers/`), so each resource has one route and one entry in
     // the document. The rewrite must come before routing, hence the outer
