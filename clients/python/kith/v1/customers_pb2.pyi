@@ -126,7 +126,7 @@ class GetCustomerResponse(_message.Message):
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
 
 class ListCustomersRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "email", "external_id", "metadata")
+    __slots__ = ("page_size", "page_token", "email", "external_id", "metadata", "query")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,12 +139,14 @@ class ListCustomersRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     email: str
     external_id: str
     metadata: _containers.MessageMap[str, _common_pb2.MetadataValue]
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., email: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.MetadataValue]] = ...) -> None: ...
+    query: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., email: _Optional[str] = ..., external_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _common_pb2.MetadataValue]] = ..., query: _Optional[str] = ...) -> None: ...
 
 class ListCustomersResponse(_message.Message):
     __slots__ = ("customers", "next_page_token", "change_cursor")

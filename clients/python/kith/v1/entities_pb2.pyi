@@ -87,18 +87,20 @@ class GetEntityResponse(_message.Message):
     def __init__(self, entity: _Optional[_Union[Entity, _Mapping]] = ...) -> None: ...
 
 class ListEntitiesRequest(_message.Message):
-    __slots__ = ("customer_external_id", "page_size", "page_token", "type_id", "include_archived")
+    __slots__ = ("customer_external_id", "page_size", "page_token", "type_id", "include_archived", "query")
     CUSTOMER_EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TYPE_ID_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ARCHIVED_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     customer_external_id: str
     page_size: int
     page_token: str
     type_id: str
     include_archived: bool
-    def __init__(self, customer_external_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., type_id: _Optional[str] = ..., include_archived: _Optional[bool] = ...) -> None: ...
+    query: str
+    def __init__(self, customer_external_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., type_id: _Optional[str] = ..., include_archived: _Optional[bool] = ..., query: _Optional[str] = ...) -> None: ...
 
 class ListEntitiesResponse(_message.Message):
     __slots__ = ("entities", "next_page_token", "change_cursor")
