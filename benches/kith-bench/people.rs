@@ -73,9 +73,15 @@ impl From<&PersonUpsert> for RawPerson {
             id: kith::domain::new_id(),
             external_id: person.user_id.clone(),
             email_key: email.to_lowercase(),
+            // As `Person::search_document` builds it.
             search: SearchDocument::keyed(Some(&person.user_id))
                 .field(Some(&text("first_name")))
                 .field(Some(&text("last_name")))
+                .field(Some(&format!(
+                    "{} {}",
+                    text("first_name"),
+                    text("last_name")
+                )))
                 .field(Some(&email)),
             first_name: text("first_name"),
             last_name: text("last_name"),

@@ -137,12 +137,22 @@ pub struct Person {
 }
 
 impl Person {
-    /// What a search finds the person by: names and email contain the text,
-    /// the external id starts with it.
+    /// What a search finds the person by: the first, last or full name or
+    /// the email contains the text, the external id starts with it.
     pub fn search_document(&self) -> SearchDocument {
+        let (first, last) = (
+            self.profile.get("first_name"),
+            self.profile.get("last_name"),
+        );
+        // The full name is a field of its own, so "Ada Lovelace" finds Ada
+        // though no query reaches across two fields.
+        let full_name = first
+            .zip(last)
+            .map(|(first, last)| format!("{first} {last}"));
         SearchDocument::keyed(Some(&self.external_id))
-            .field(self.profile.get("first_name"))
-            .field(self.profile.get("last_name"))
+            .field(first)
+            .field(last)
+            .field(full_name.as_deref())
             .field(self.email.as_ref().map(Email::as_str))
     }
 }

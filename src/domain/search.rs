@@ -101,7 +101,9 @@ impl SearchQuery {
     /// when it is empty, which asks for no filter.
     pub fn parse(field: &'static str, text: &str) -> Result<Option<Self>, FieldViolation> {
         bounded_text(text, MAX_QUERY_CHARS).map_err(|why| FieldViolation::new(field, why))?;
-        let folded = fold(text);
+        // A pasted query's stray spaces would stop it matching at a field's
+        // end.
+        let folded = fold(text.trim());
         Ok((!folded.is_empty()).then_some(Self(folded)))
     }
 

@@ -75,8 +75,31 @@ impl Service {
 
     /// Revokes a key; revoking twice keeps the first revocation time.
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey> {
+        self.revoke_key_where(id, None).await
+    }
+
+    /// Revokes one of `workspace`'s keys: another workspace's key is as
+    /// unknown as one that does not exist.
+    pub async fn revoke_workspace_api_key(
+        &self,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<ApiKey> {
+        self.revoke_key_where(id, Some(workspace)).await
+    }
+
+    async fn revoke_key_where(
+        &self,
+        id: ApiKeyId,
+        workspace: Option<WorkspaceId>,
+    ) -> Result<ApiKey> {
         retrying(&[], || async move {
             let mut tx = self.store.write().await?;
+            let key = tx
+                .find_api_key(id)
+                .await?
+                .filter(|key| workspace.is_none_or(|workspace| key.workspace_id == workspace));
+            found(key, "API key")?;
             let key = found(tx.revoke_api_key(id, now()).await?, "API key")?;
             tx.commit().await?;
             Ok(key)

@@ -5,6 +5,7 @@
 //! compares folded text with folded text using `LIKE` with escaped
 //! wildcards, which SQLite and PostgreSQL evaluate alike.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::rows::{
@@ -63,7 +64,7 @@ const ESCAPE: &str = " ESCAPE '\\'";
 
 /// Rows rebuilt per transaction: small enough that a rebuild beside a
 /// serving replica holds the write lock only briefly.
-const REBUILD_BATCH: i64 = 500;
+const REBUILD_BATCH: usize = 500;
 
 /// The tables that hold search documents, in the order they are rebuilt.
 #[derive(Debug, Clone, Copy)]
@@ -96,25 +97,65 @@ impl Searched {
             Self::Entities => "entities",
         }
     }
+
+    /// The primary key's columns: the rebuild walks the table in their
+    /// order, so each batch starts where the last ended and two replicas
+    /// rebuilding at once lock rows in the same order.
+    fn primary_key(self) -> &'static [&'static str] {
+        match self {
+            Self::Customers | Self::Users | Self::People => &["id"],
+            Self::Entities => &["pk"],
+            Self::CustomerKeys => &["customer_id", "name"],
+            Self::UserKeys => &["user_id", "name"],
+        }
+    }
+}
+
+/// One row's rebuilt document: its primary key, and each search column's
+/// new value.
+struct Rebuilt {
+    key: Vec<Value>,
+    columns: Vec<(&'static str, String)>,
+}
+
+impl Rebuilt {
+    fn document(key: Value, document: &SearchDocument, has_key: bool) -> Self {
+        let mut columns = vec![("search_text", document.text().to_owned())];
+        if has_key {
+            columns.push(("search_key", document.key().to_owned()));
+        }
+        Self {
+            key: vec![key],
+            columns,
+        }
+    }
 }
 
 impl Store {
     /// Rebuilds every search document stored at an older `SEARCH_VERSION`
     /// (rows written before search existed, or before folding changed),
-    /// in batches, logging progress. Idempotent, and safe beside writers:
-    /// a row a writer stored at the current version meanwhile is left alone.
+    /// in batches walked in primary-key order, logging progress.
+    /// Idempotent, and safe beside writers: a row a writer stored at the
+    /// current version meanwhile is left alone.
     pub async fn rebuild_search_documents(&self) -> Result<()> {
         for searched in Searched::ALL {
             let started = Instant::now();
-            let mut rebuilt = 0_u64;
+            let mut rebuilt = 0_usize;
+            let mut after = None;
             loop {
-                let mut tx = self.write_unqueued().await?;
-                let done = tx.rebuild_search_batch(searched).await?;
+                // Queued like every writer, so that at snapshot isolation
+                // the batch never loses to a concurrent write.
+                let mut tx = self.write().await?;
+                let batch = tx.stale_documents(searched, after.as_deref()).await?;
+                for row in &batch {
+                    tx.store_rebuilt(searched, row).await?;
+                }
                 tx.commit().await?;
-                rebuilt += done;
-                if done < REBUILD_BATCH.unsigned_abs() {
+                rebuilt += batch.len();
+                if batch.len() < REBUILD_BATCH {
                     break;
                 }
+                after = batch.into_iter().last().map(|row| row.key);
                 if rebuilt.is_multiple_of(50_000) {
                     tracing::info!(
                         table = searched.table(),
@@ -137,24 +178,36 @@ impl Store {
 }
 
 impl Transaction {
-    /// Rebuilds up to `REBUILD_BATCH` stale documents of one table; returns
-    /// how many.
-    async fn rebuild_search_batch(&mut self, searched: Searched) -> Result<u64> {
-        let table = searched.table();
+    /// Up to `REBUILD_BATCH` rows of one table below the current version,
+    /// after the primary key `after`, each with its document rebuilt.
+    async fn stale_documents(
+        &mut self,
+        searched: Searched,
+        after: Option<&[Value]>,
+    ) -> Result<Vec<Rebuilt>> {
+        let key = searched.primary_key().join(", ");
         let stale = |columns: &str| {
-            Sql::new(format!(
-                "SELECT {columns} FROM {table} WHERE search_version < $1 LIMIT $2"
+            let mut sql = Sql::new(format!(
+                "SELECT {columns} FROM {} WHERE search_version < $1",
+                searched.table()
             ))
-            .bind(SEARCH_VERSION)
-            .bind(REBUILD_BATCH)
+            .bind(SEARCH_VERSION);
+            if let Some(after) = after {
+                sql.push(&format!(" AND ({key}) > ("))
+                    .push_list(after.iter().cloned())
+                    .push(")");
+            }
+            sql.push(&format!(" ORDER BY {key} LIMIT "))
+                .push_bind(REBUILD_BATCH as i64);
+            sql
         };
-        let documents: Vec<(Value, SearchDocument)> = match searched {
+        Ok(match searched {
             Searched::Customers => {
                 let rows: Vec<CustomerRow> = self.fetch_all(stale(CUSTOMER_COLUMNS)).await?;
                 rows.into_iter()
                     .map(|row| {
                         let customer = Customer::from(row);
-                        (customer.id.into(), customer.search_document())
+                        Rebuilt::document(customer.id.into(), &customer.search_document(), true)
                     })
                     .collect()
             }
@@ -162,8 +215,10 @@ impl Transaction {
                 let rows: Vec<UserRow> = self.fetch_all(stale(USER_COLUMNS)).await?;
                 rows.into_iter()
                     .map(|row| {
-                        let user = row.into_user(Default::default());
-                        (user.id.into(), user.search_document())
+                        let user = row.into_user(BTreeMap::new());
+                        // Users have no key column: their keys have rows of
+                        // their own.
+                        Rebuilt::document(user.id.into(), &user.search_document(), false)
                     })
                     .collect()
             }
@@ -172,7 +227,7 @@ impl Transaction {
                 rows.into_iter()
                     .map(|row| {
                         let person = Person::from(row);
-                        (person.id.into(), person.search_document())
+                        Rebuilt::document(person.id.into(), &person.search_document(), true)
                     })
                     .collect()
             }
@@ -181,64 +236,42 @@ impl Transaction {
                 rows.into_iter()
                     .map(|row| {
                         let entity = Entity::from(row);
-                        (entity.key.into(), entity.search_document())
+                        Rebuilt::document(entity.key.into(), &entity.search_document(), true)
                     })
                     .collect()
             }
             Searched::CustomerKeys | Searched::UserKeys => {
-                let owner = key_owner_column(searched);
+                let owner = searched.primary_key()[0];
                 let rows: Vec<KeyRow> = self
                     .fetch_all(stale(&format!("{owner} AS owner, name, value")))
                     .await?;
-                return self.rebuild_key_values(searched, rows).await;
+                rows.into_iter()
+                    .map(|row| Rebuilt {
+                        columns: vec![("search_value", fold(&row.value))],
+                        key: vec![row.owner.into(), row.name.into()],
+                    })
+                    .collect()
             }
-        };
-        let identity = if matches!(searched, Searched::Entities) {
-            "pk"
-        } else {
-            "id"
-        };
-        // Users have no key column: their keys have rows of their own.
-        let has_key = !matches!(searched, Searched::Users);
-        let count = documents.len() as u64;
-        for (id, document) in documents {
-            let mut sql = Sql::new(format!(
-                "UPDATE {table} SET search_version = $1, search_text = $2"
-            ))
-            .bind(SEARCH_VERSION)
-            .bind(document.text());
-            if has_key {
-                sql.push(", search_key = ").push_bind(document.key());
-            }
-            sql.push(&format!(" WHERE search_version < $1 AND {identity} = "))
-                .push_bind(id);
-            self.execute(sql).await?;
-        }
-        Ok(count)
+        })
     }
 
-    async fn rebuild_key_values(&mut self, searched: Searched, rows: Vec<KeyRow>) -> Result<u64> {
-        let count = rows.len() as u64;
-        for row in rows {
-            let sql = Sql::new(format!(
-                "UPDATE {} SET search_value = $2, search_version = $1 \
-                 WHERE search_version < $1 AND {} = $3 AND name = $4",
-                searched.table(),
-                key_owner_column(searched)
-            ))
-            .bind(SEARCH_VERSION)
-            .bind(fold(&row.value))
-            .bind(row.owner)
-            .bind(row.name);
-            self.execute(sql).await?;
+    /// Writes one rebuilt row, unless a writer stored it at the current
+    /// version since it was read.
+    async fn store_rebuilt(&mut self, searched: Searched, row: &Rebuilt) -> Result<()> {
+        let mut sql = Sql::new(format!(
+            "UPDATE {} SET search_version = $1",
+            searched.table()
+        ))
+        .bind(SEARCH_VERSION);
+        for (column, value) in &row.columns {
+            sql.push(&format!(", {column} = "))
+                .push_bind(value.as_str());
         }
-        Ok(count)
-    }
-}
-
-fn key_owner_column(searched: Searched) -> &'static str {
-    match searched {
-        Searched::UserKeys => "user_id",
-        _ => "customer_id",
+        sql.push(" WHERE search_version < $1");
+        for (column, value) in searched.primary_key().iter().zip(&row.key) {
+            sql.push(&format!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+        self.execute(sql).await.map(drop)
     }
 }

@@ -358,6 +358,23 @@ async fn records_are_escaped_and_another_workspace_sees_none_of_them(backend: Ba
         !keys.contains(&mine[0].id.to_string()),
         "another workspace's keys"
     );
+    // Nor can it revoke one: the key is as unknown as a made-up one.
+    let token = form_token(&keys);
+    let revoke = client()
+        .post(format!("{}/console/keys/{}/revoke", app.rest, mine[0].id))
+        .header(COOKIE, &theirs)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        page(&app, "/console/customers", Some(&session))
+            .await
+            .status(),
+        StatusCode::OK,
+        "the key still works"
+    );
 }
 
 /// Chromium and `playwright-core` (installed in tests/browser), when both

@@ -250,6 +250,9 @@ async fn people_users_and_entities_are_searched_by_their_own_fields(backend: Bac
     assert_eq!(found("CRM-élo").await, ["crm-ÉLO-7"]);
     assert!(found("lo-7").await.is_empty());
     assert!(found("martin elo").await.is_empty(), "across two fields");
+    // The full name is a field of its own.
+    assert_eq!(found("Élodie MARTIN").await, ["crm-ÉLO-7"]);
+    assert_eq!(found("  grace hopper ").await, ["crm-2"], "trimmed");
 
     // Users: the name and every key value.
     let app = &app;

@@ -63,18 +63,10 @@ pub(super) async fn revoke(
 ) -> Result<Response, Failure> {
     session.check_form(&state, &form)?;
     let id = ApiKeyId::parse(&id).map_err(|violation| Error::InvalidArgument(vec![violation]))?;
-    // Revoking takes a key of any workspace: here only the session's
-    // workspace's keys may be named, and another's is as unknown as one
-    // that does not exist.
     let key = state
         .service
-        .find_api_key(id)
-        .await?
-        .filter(|key| key.workspace_id == session.caller.workspace)
-        .ok_or(Error::NotFound {
-            resource: "API key",
-        })?;
-    state.service.revoke_api_key(key.id).await?;
+        .revoke_workspace_api_key(session.caller.workspace, id)
+        .await?;
     state.authenticator.forget(key.id);
     if session.uses_key(key.id) {
         return Ok(signed_out(&state));

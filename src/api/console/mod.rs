@@ -79,7 +79,7 @@ pub fn routes(service: Service, authenticator: Authenticator, secure: bool) -> R
         service,
         authenticator,
         secure,
-        tokens: session::FormTokens::random(),
+        tokens: session::FormTokens,
     };
     Router::new()
         .route("/console", get(home))

@@ -652,14 +652,15 @@ mod tests {
             },
         };
         let html = page.render().unwrap();
+        // askama writes numeric character references.
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
-                || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{html}"
         );
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("<b>workspace"), "{html}");
         assert!(!html.contains("\"><script"), "{html}");
-        assert!(html.contains("q=a&amp;page=b"), "{html}");
+        assert!(html.contains("q=a&#38;page=b"), "{html}");
         // The one script is the console's own file.
         assert_eq!(html.matches("<script").count(), 1, "{html}");
         assert!(html.contains(r#"<option value="team" selected>"#), "{html}");

@@ -3,14 +3,14 @@
 //!
 //! The session is the API key itself, in a cookie only the console's paths
 //! receive, that no script can read and that no other site's request
-//! carries. Each form carries a token: an HMAC, under a secret this process
-//! drew at start, of what the form is for and of the cookie it goes with.
-//! Another site can neither read the token nor forge it, so a form posted
-//! from elsewhere is refused even where SameSite is not honoured. A restart
-//! draws a new secret, which only expires the forms open at the time.
+//! carries. Each form carries a token: an HMAC, keyed by that cookie's
+//! secret value, of what the form is for. Another site can neither read the
+//! cookie nor so forge the token, so a form posted from elsewhere is refused
+//! even where SameSite is not honoured; and since the key is the cookie's,
+//! not the process's, any replica checks a form another rendered, and a
+//! restart expires none.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{FromRequestParts, State};
@@ -45,30 +45,18 @@ const SIGN_IN_FORMS: &str = "sign-in";
 /// Bytes of randomness in a sign-in form's cookie.
 const NONCE_BYTES: usize = 18;
 
-/// Makes and checks form tokens.
-#[derive(Clone)]
-pub(super) struct FormTokens {
-    secret: Arc<[u8; 32]>,
-}
+/// Makes and checks form tokens: stateless, the same on every replica.
+#[derive(Clone, Default)]
+pub(super) struct FormTokens;
 
 impl FormTokens {
-    /// Tokens under a secret drawn now.
-    pub(super) fn random() -> Self {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        Self {
-            secret: Arc::new(secret),
-        }
-    }
-
     fn mac(&self, purpose: &str, cookie: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_slice())
+        // The cookie's value (an API key, or the sign-in form's random
+        // nonce) is the secret: only its holder and this server know it.
+        let mut mac = Hmac::<Sha256>::new_from_slice(cookie.as_bytes())
             .expect("HMAC takes a key of any length");
+        mac.update(b"kith console form\0");
         mac.update(purpose.as_bytes());
-        // The purposes hold no NUL, so no two (purpose, cookie) pairs feed
-        // the MAC the same bytes.
-        mac.update(&[0]);
-        mac.update(cookie.as_bytes());
         mac
     }
 
@@ -365,12 +353,11 @@ mod tests {
 
     #[test]
     fn a_token_passes_for_its_own_purpose_and_cookie_only() {
-        let tokens = FormTokens::random();
+        let tokens = FormTokens;
         let token = tokens.token(SESSION_FORMS, "kith_a");
         assert!(tokens.accepts(SESSION_FORMS, "kith_a", &token));
         assert!(!tokens.accepts(SESSION_FORMS, "kith_b", &token));
         assert!(!tokens.accepts(SIGN_IN_FORMS, "kith_a", &token));
-        assert!(!FormTokens::random().accepts(SESSION_FORMS, "kith_a", &token));
         assert!(!tokens.accepts(SESSION_FORMS, "kith_a", ""));
         assert!(!tokens.accepts(SESSION_FORMS, "kith_a", "!!"));
     }

@@ -602,13 +602,42 @@ pub(super) struct ListQuery {
     /// (case-insensitive, for all of Unicode).
     #[param(schema_with = schemas::search_query)]
     q: Option<String>,
+}
+
+/// `/users`' query, as documented: the list's, and the `ids` it reads from
+/// the raw query (a repeated parameter).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only: the route reads a ListQuery")]
+pub(super) struct UsersQuery {
+    /// Up to 100, which is also the default; larger values are lowered.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    limit: Option<i64>,
+    #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
+    offset: Option<u64>,
+    /// Only members of this company.
+    #[param(schema_with = schemas::uuid_filter)]
+    company_id: Option<String>,
+    /// Only users whose name or a key value contains this text
+    /// (case-insensitive, for all of Unicode).
+    #[param(schema_with = schemas::search_query)]
+    q: Option<String>,
     /// Only users with these ids (`ids=…&ids=…`, at most 100).
     #[param(value_type = Option<Vec<uuid::Uuid>>, max_items = 100, explode = true)]
-    #[serde(skip)]
-    #[expect(
-        dead_code,
-        reason = "documented here, read from the raw query (repeated)"
-    )]
+    ids: (),
+}
+
+/// `/companies/count`'s query: the list's filter, without paging.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "a schema only: the route reads a ListQuery")]
+pub(super) struct CompanyCountQuery {
+    /// Only companies whose name, email or a key value contains this text,
+    /// or whose external id starts with it (case-insensitive).
+    #[param(schema_with = schemas::search_query)]
+    q: Option<String>,
+    /// Only companies with these ids (`ids=…&ids=…`, at most 100).
+    #[param(value_type = Option<Vec<uuid::Uuid>>, max_items = 100, explode = true)]
     ids: (),
 }
 
@@ -658,6 +687,16 @@ fn id_filter(raw_query: Option<&str>) -> Result<Vec<uuid::Uuid>, Error> {
     parse_id_filter(&ids, "ids")
 }
 
+/// A company listing's filter from its query string.
+fn company_filter(query: &ListQuery, raw_query: Option<&str>) -> Result<CustomerFilter, Error> {
+    let mut filter = CustomerFilter::parse(CustomerFilterInput {
+        query: ("q", query.q.as_deref().unwrap_or("")),
+        ..CustomerFilterInput::default()
+    })?;
+    filter.ids = id_filter(raw_query)?;
+    Ok(filter)
+}
+
 /// A user listing's filter from its query string.
 fn user_filter(query: &ListQuery, raw_query: Option<&str>) -> Result<UserFilter, Error> {
     let mut filter = UserFilter::parse(
@@ -677,7 +716,7 @@ fn offset_page(query: &ListQuery, canonical: &str) -> Result<PageRequest, Error>
     )
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/users", params(ListQuery), responses((status = 200, body = Envelope<Vec<UserView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/users", params(UsersQuery), responses((status = 200, body = Envelope<Vec<UserView>>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_users(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
@@ -901,11 +940,7 @@ async fn list_companies(
     Params(query, _): Params<Schematic, ListQuery>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<Envelope<Vec<CompanyView>>>, ApiError<Schematic>> {
-    let mut filter = CustomerFilter::parse(CustomerFilterInput {
-        query: ("q", query.q.as_deref().unwrap_or("")),
-        ..CustomerFilterInput::default()
-    })?;
-    filter.ids = id_filter(raw_query.as_deref())?;
+    let filter = company_filter(&query, raw_query.as_deref())?;
     let page = offset_page(&query, &filter.canonical(caller.workspace))?;
     let companies = state
         .service
@@ -923,16 +958,16 @@ async fn list_companies(
     ))
 }
 
-#[utoipa::path(get, tag = "schematic", path = "/companies/count", responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "schematic", path = "/companies/count", params(CompanyCountQuery), responses((status = 200, body = Envelope<Count>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn count_companies(
     State(state): State<RestState>,
     Authed(caller, _): Authed<Schematic>,
+    Params(query, _): Params<Schematic, ListQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<Envelope<Count>>, ApiError<Schematic>> {
-    let count = state
-        .service
-        .count_customers(&caller, &CustomerFilter::default())
-        .await?;
-    Ok(envelope(Count { count }, json!({})))
+    let filter = company_filter(&query, raw_query.as_deref())?;
+    let count = state.service.count_customers(&caller, &filter).await?;
+    Ok(envelope(Count { count }, json!({ "q": query.q })))
 }
 
 #[utoipa::path(post, tag = "schematic", path = "/company-traits", request_body = TraitChangeBody, responses((status = 200, body = Envelope<CompanyDetailView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
