@@ -33,7 +33,8 @@ fn gateway() -> &'static Gateway {
             let (workspace, key) = service.bootstrap().await.expect("bootstrap").expect("fresh");
             let authenticator = kith::auth::Authenticator::new(service.clone(), None);
             (
-                kith::api::rest::router(service, authenticator, &Default::default()),
+                // Plaintext: the console's cookies are not `Secure`.
+                kith::api::rest::router(service, authenticator, &Default::default(), false),
                 key.reveal().to_owned(),
                 workspace.id.to_string(),
             )
