@@ -22,7 +22,7 @@ use kith::pb::kith::v1::{
     MetadataValue, get_customer_request::Lookup, metadata_value::Kind,
 };
 
-use crate::kith_process::{Kith, peak_rss_mb, reset_peak_rss};
+use crate::kith_process::{Kith, cpu_time, peak_rss_mb, reset_peak_rss};
 use crate::load::{Measured, closed_loop};
 
 /// Creates `count` customers with an address and metadata, as a directory
@@ -156,6 +156,11 @@ impl Echo {
 
     pub fn peak_rss_mb(&self) -> f64 {
         peak_rss_mb(self.child.id())
+    }
+
+    /// The echo process's CPU time so far, all threads.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        cpu_time(self.child.id())
     }
 }
 

@@ -15,6 +15,7 @@ mod entities;
 #[allow(dead_code, reason = "the tests use the rest")]
 mod kith_process;
 mod load;
+mod lookups;
 mod people;
 mod raw;
 mod replicas;
@@ -561,10 +562,15 @@ async fn lookup_scenarios(
     table: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     const CUSTOMERS: usize = 1_000;
+    const PAGE: i32 = 20;
     let name = backend.name();
     eprintln!("{name}: GetCustomer at {} in flight", args.in_flight);
     let url = databases.fresh(backend).await?;
     let kith = Kith::start(&url, Database::Fresh).await?;
+    // Users first: their companies, ten members each, are then the first
+    // page of customers.
+    let users = Arc::new(lookups::users(&kith, CUSTOMERS).await?);
+    let people = Arc::new(lookups::people(&kith, CUSTOMERS).await?);
     let ids = Arc::new(customers::create(&kith, CUSTOMERS).await?);
     let reply = kith
         .customers()
@@ -574,6 +580,7 @@ async fn lookup_scenarios(
         .await?
         .into_inner();
     kith.reset_peak_rss();
+    let cpu = kith.cpu_time();
     let get = customers::get_by_id(
         kith.channel.clone(),
         kith.bearer(),
@@ -582,19 +589,44 @@ async fn lookup_scenarios(
         args.in_flight,
     )
     .await?;
+    let get_cpu = kith.cpu_time() - cpu;
     let kith_mb = kith.peak_rss_mb();
     eprintln!("{name}: the same lookups at the contract's REST route");
+    let cpu = kith.cpu_time();
     let rest_get =
         customers::rest_get_by_id(&kith, ids.clone(), args.calls, args.in_flight).await?;
+    let rest_cpu = kith.cpu_time() - cpu;
+    eprintln!("{name}: GetPerson, GetUser and a page of ListCustomers");
+    let (channel, bearer) = (kith.channel.clone(), kith.bearer());
+    let cpu = kith.cpu_time();
+    let person = lookups::get_person(
+        channel.clone(),
+        bearer.clone(),
+        people,
+        args.calls,
+        args.in_flight,
+    )
+    .await?;
+    let person_cpu = kith.cpu_time() - cpu;
+    let cpu = kith.cpu_time();
+    let user = lookups::get_user(channel, bearer, users, args.calls, args.in_flight).await?;
+    let user_cpu = kith.cpu_time() - cpu;
+    let pages = args.calls / 10;
+    let cpu = kith.cpu_time();
+    let list = lookups::list_customers(&kith, PAGE, pages, args.in_flight).await?;
+    let list_cpu = kith.cpu_time() - cpu;
     let bearer = kith.bearer();
     kith.stop().await?;
 
     eprintln!("{name}: the same lookups into the store, in process");
+    let cpu = own_cpu_time();
     let direct = customers::store_direct(&url, ids.clone(), args.calls, args.in_flight).await?;
+    let direct_cpu = own_cpu_time() - cpu;
 
     eprintln!("{name}: tonic echo of the same reply (ceiling)");
     let echo = customers::Echo::start(&reply).await?;
     echo.reset_peak_rss();
+    let cpu = echo.cpu_time();
     let ceiling = customers::get_by_id(
         echo.channel.clone(),
         bearer,
@@ -603,6 +635,7 @@ async fn lookup_scenarios(
         args.in_flight,
     )
     .await?;
+    let echo_cpu = echo.cpu_time() - cpu;
     table.push(
         Row::rate(
             "lookup: tonic echo, same reply (ceiling)",
@@ -610,14 +643,18 @@ async fn lookup_scenarios(
             &ceiling,
             "calls/s",
         )
-        .server_mb(echo.peak_rss_mb()),
+        .server_mb(echo.peak_rss_mb())
+        .server_cpu(echo_cpu, args.calls),
     );
-    table.push(Row::rate(
-        "lookup: Store get + members, no transport",
-        name,
-        &direct,
-        "calls/s",
-    ));
+    table.push(
+        Row::rate(
+            "lookup: Store get + members, no transport",
+            name,
+            &direct,
+            "calls/s",
+        )
+        .server_cpu(direct_cpu, args.calls),
+    );
     let p99 = |m: &load::Measured| m.latencies.p99().unwrap_or_default().as_secs_f64();
     table.push(
         Row::rate(
@@ -627,6 +664,7 @@ async fn lookup_scenarios(
             "calls/s",
         )
         .server_mb(kith_mb)
+        .server_cpu(get_cpu, args.calls)
         .against(percent(get.share_of(&ceiling)), "≥ 60 %"),
     );
     table.push(
@@ -636,11 +674,36 @@ async fn lookup_scenarios(
             &rest_get,
             "calls/s",
         )
+        .server_cpu(rest_cpu, args.calls)
         .against(percent(rest_get.share_of(&get)), "≥ 90 %"),
     );
     table.push(
         Row::latency("lookup: GetCustomer p99 vs echo p99", name, &get.latencies)
             .against(times(p99(&get) / p99(&ceiling)), "≤ 2×"),
+    );
+    table.push(
+        Row::rate("lookup: GetPerson (vs echo)", name, &person, "calls/s")
+            .server_cpu(person_cpu, args.calls)
+            .against(percent(person.share_of(&ceiling)), "≥ 60 %"),
+    );
+    table.push(
+        Row::rate(
+            "lookup: GetUser, keys + company (vs echo)",
+            name,
+            &user,
+            "calls/s",
+        )
+        .server_cpu(user_cpu, args.calls)
+        .against(percent(user.share_of(&ceiling)), "≥ 60 %"),
+    );
+    table.push(
+        Row::rate(
+            &format!("lookup: ListCustomers, {PAGE} with 10 members each"),
+            name,
+            &list,
+            "pages/s",
+        )
+        .server_cpu(list_cpu, pages),
     );
     Ok(())
 }

@@ -47,6 +47,15 @@ impl Dialect {
         }
     }
 
+    /// The aggregate that gathers `(name, value)` rows into one JSON
+    /// object. Over no rows, SQLite's gives `{}` and PostgreSQL's NULL.
+    pub fn json_object_aggregate(self) -> &'static str {
+        match self {
+            Self::Sqlite => "json_group_object",
+            Self::Postgres => "json_object_agg",
+        }
+    }
+
     /// Appends a condition: the customer's `metadata` holds `key` with this
     /// value.
     pub fn push_metadata_filter(self, sql: &mut Sql, key: &str, value: &MetadataValue) {

@@ -31,6 +31,28 @@ pub(super) async fn snapshot_isolation(pool: &PgPool) -> anyhow::Result<bool> {
     Ok(matches!(level.as_str(), "serializable" | "repeatable read"))
 }
 
+/// A connection that sat idle this long is pinged before it is handed out,
+/// so one that the network or the server dropped meanwhile is replaced
+/// instead of failing a call. A busy pool's connections are idle for far
+/// less and pay no round trip for it (sqlx would ping on every acquire);
+/// one broken while in use is caught by the ping sqlx sends on release.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// The options every PostgreSQL pool, primary or replica, starts from.
+pub(super) fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .test_before_acquire(false)
+        .before_acquire(|connection, idle| {
+            Box::pin(async move {
+                if idle.idle_for >= IDLE_BEFORE_PING {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?;
     // Migrations run on a connection of their own, without the bounds
@@ -47,8 +69,7 @@ pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
         ("statement_timeout", "30s"),
         ("idle_in_transaction_session_timeout", "60s"),
     ]);
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
+    let pool = pool_options()
         // Fail fast while the database is down instead of queueing calls
         // past their deadlines.
         .acquire_timeout(Duration::from_secs(3))

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 
 /// How many of the primary's positions are kept: enough, at one check per
 /// health interval, to bound a lag well past any sensible `max_lag`.
@@ -86,8 +86,7 @@ impl Replicas {
                     // standby refuses every statement at that level.
                     ("default_transaction_isolation", "read committed"),
                 ]);
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
+                let pool = super::postgres::pool_options()
                     // A standby that cannot hand out a connection at once is
                     // passed over for the primary, not waited for.
                     .acquire_timeout(Duration::from_millis(250))

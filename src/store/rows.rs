@@ -15,7 +15,9 @@ use crate::domain::customer::{
 use crate::domain::entity::{Entity, EntityId, EntityType};
 use crate::domain::page::Cursor;
 use crate::domain::person::{Person, PersonStatus, Profile};
-use crate::domain::user::{Company, EXTERNAL_ID_KEY, Keys, MemberRole, Membership, User};
+use crate::domain::user::{
+    Company, EXTERNAL_ID_KEY, Keys, Member, MemberRole, Membership, MembershipDetail, User,
+};
 use crate::domain::workspace::{ApiKey, ApiKeyId, SecretHash, Workspace, WorkspaceName};
 use crate::error::{Error, Result};
 
@@ -262,6 +264,56 @@ impl UserRow {
     }
 }
 
+/// A user with its keys, gathered into one JSON object
+/// (`Dialect::json_object_aggregate`; NULL for none).
+#[derive(sqlx::FromRow)]
+pub(super) struct UserWithKeysRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    stored_keys: Option<Json<BTreeMap<String, String>>>,
+}
+
+impl UserWithKeysRow {
+    pub(super) fn into_user(self) -> User {
+        let keys = self.stored_keys.map(|keys| keys.0).unwrap_or_default();
+        self.user.into_user(keys)
+    }
+}
+
+/// A membership with its company and the company's keys, read in one
+/// statement: the company's columns are prefixed `company_`.
+#[derive(sqlx::FromRow)]
+pub(super) struct MembershipCompanyRow {
+    #[sqlx(flatten)]
+    membership: MembershipRow,
+    company_name: Option<String>,
+    company_external_id: Option<String>,
+    company_traits: Json<serde_json::Map<String, serde_json::Value>>,
+    company_last_seen_at: Option<DateTime<Utc>>,
+    company_created_at: DateTime<Utc>,
+    company_modified_at: Option<DateTime<Utc>>,
+    company_keys: Option<Json<BTreeMap<String, String>>>,
+}
+
+impl MembershipCompanyRow {
+    pub(super) fn into_detail(self) -> MembershipDetail {
+        let company = CompanyRow {
+            id: self.membership.customer_id,
+            name: self.company_name,
+            external_id: self.company_external_id,
+            traits: self.company_traits,
+            last_seen_at: self.company_last_seen_at,
+            created_at: self.company_created_at,
+            modified_at: self.company_modified_at,
+        };
+        let keys = self.company_keys.map(|keys| keys.0).unwrap_or_default();
+        MembershipDetail {
+            company: company.into_company(keys),
+            membership: self.membership.into(),
+        }
+    }
+}
+
 /// One identifying key of a user or company.
 #[derive(sqlx::FromRow)]
 pub(super) struct KeyRow {
@@ -306,6 +358,26 @@ pub(super) struct MembershipRow {
     role: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+/// What a customer's member shows of its user: the name and two keys.
+#[derive(sqlx::FromRow)]
+pub(super) struct MemberUserRow {
+    pub id: Uuid,
+    name: Option<String>,
+    email: Option<String>,
+    external_id: Option<String>,
+}
+
+impl MemberUserRow {
+    pub(super) fn member(&self, membership: Membership) -> Member {
+        Member {
+            membership,
+            email: self.email.clone(),
+            name: self.name.clone(),
+            external_id: self.external_id.clone(),
+        }
+    }
 }
 
 impl From<MembershipRow> for Membership {

@@ -26,16 +26,23 @@ pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool
     // (16 MiB; SQLite's default is 2): with a million people, a batch
     // otherwise rereads them from the OS and runs at 60 % of the rate on an
     // empty table (BENCHMARKS.md, growth).
-    let writer = SqlitePoolOptions::new()
+    let writer = pool_options()
         .max_connections(1)
         .connect_with(options.clone().pragma("cache_size", "-16384"))
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-    let reader = SqlitePoolOptions::new()
+    let reader = pool_options()
         .max_connections(4)
         .connect_with(options.read_only(true))
         .await?;
     Ok((reader, writer))
+}
+
+/// A pool's options. A connection to a local file is not dropped by a
+/// network, so it is not pinged before use (sqlx's default, a round trip
+/// to the connection's worker thread on every acquire).
+fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
 }
 
 /// `sqlite:kith.db`, `sqlite://…` or a plain path, as sqlx spells it.

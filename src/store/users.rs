@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use uuid::Uuid;
 
-use super::rows::{CompanyRow, KeyRow, MembershipRow, UserRow};
+use super::rows::{
+    CompanyRow, KeyRow, MemberUserRow, MembershipCompanyRow, MembershipRow, UserRow,
+    UserWithKeysRow,
+};
 use super::search::{SearchColumns, push_search};
 use super::sql::{Sql, Value};
 use super::{Session, Transaction, push_page};
@@ -18,8 +21,8 @@ use crate::domain::WorkspaceId;
 use crate::domain::page::{Cursor, Page, PageRequest};
 use crate::domain::search::{self, SEARCH_VERSION};
 use crate::domain::user::{
-    Company, EXTERNAL_ID_KEY, Keys, Member, MemberRole, Membership, MembershipDetail,
-    MembershipFilter, User, UserDetail, UserFilter,
+    Company, EXTERNAL_ID_KEY, Keys, MEMBER_EMAIL_KEY, MEMBER_EXTERNAL_ID_KEY, Member, MemberRole,
+    Membership, MembershipDetail, MembershipFilter, User, UserDetail, UserFilter,
 };
 use crate::error::Result;
 
@@ -180,34 +183,43 @@ impl Session {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let users: Vec<UserRow> = self
+        // Two statements: the users with their keys, and their memberships
+        // with each company and its keys; each owner's keys gathered into
+        // one JSON object by the database.
+        let keys = self.dialect().json_object_aggregate();
+        let users: Vec<UserWithKeysRow> = self
             .fetch_all(among(
-                &format!("SELECT {USER_COLUMNS} FROM users"),
+                &format!(
+                    "SELECT {USER_COLUMNS}, (SELECT {keys}(k.name, k.value) FROM user_keys k \
+                     WHERE k.user_id = users.id) AS stored_keys FROM users"
+                ),
                 workspace,
                 "id",
                 ids,
             ))
             .await?;
-        let mut keys = self.keys_of(KeyOwners::Users, workspace, ids).await?;
-        let mut sql = among(
-            &format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships"),
-            workspace,
-            "user_id",
-            ids,
-        );
-        sql.push(" ORDER BY created_at, id");
-        let memberships: Vec<MembershipRow> = self.fetch_all(sql).await?;
-        let memberships: Vec<Membership> = memberships.into_iter().map(Into::into).collect();
-        let company_ids: Vec<Uuid> = memberships.iter().map(|m| m.company_id).collect();
-        let companies = self.companies(workspace, &company_ids).await?;
+        let mut sql = Sql::new(format!(
+            "SELECT m.id, m.user_id, m.customer_id, m.role, m.created_at, m.updated_at, \
+             c.name AS company_name, c.external_id AS company_external_id, \
+             c.traits AS company_traits, c.last_seen_at AS company_last_seen_at, \
+             c.created_at AS company_created_at, c.modified_at AS company_modified_at, \
+             (SELECT {keys}(k.name, k.value) FROM customer_keys k \
+             WHERE k.customer_id = m.customer_id) AS company_keys \
+             FROM memberships m JOIN customers c ON c.id = m.customer_id \
+             AND c.deleted_at IS NULL \
+             WHERE m.workspace_id = $1 AND m.user_id IN ("
+        ))
+        .bind(workspace.0);
+        sql.push_list(ids.iter().copied())
+            .push(") ORDER BY m.created_at, m.id");
+        let memberships: Vec<MembershipCompanyRow> = self.fetch_all(sql.unprepared()).await?;
 
         let mut users: HashMap<Uuid, UserDetail> = users
             .into_iter()
             .map(|row| {
-                let id = row.id;
-                let user = row.into_user(keys.remove(&id).unwrap_or_default());
+                let user = row.into_user();
                 (
-                    id,
+                    user.id,
                     UserDetail {
                         user,
                         memberships: Vec::new(),
@@ -215,15 +227,10 @@ impl Session {
                 )
             })
             .collect();
-        for membership in memberships {
-            if let (Some(detail), Some(company)) = (
-                users.get_mut(&membership.user_id),
-                companies.get(&membership.company_id),
-            ) {
-                detail.memberships.push(MembershipDetail {
-                    company: company.clone(),
-                    membership,
-                });
+        for row in memberships {
+            let membership = row.into_detail();
+            if let Some(detail) = users.get_mut(&membership.membership.user_id) {
+                detail.memberships.push(membership);
             }
         }
         Ok(ids.iter().filter_map(|id| users.remove(id)).collect())
@@ -387,23 +394,44 @@ impl Session {
             sql = sql.unprepared();
         }
         let rows: Vec<MembershipRow> = self.fetch_all(sql).await?;
+        if rows.is_empty() {
+            return Ok(members);
+        }
         let memberships: Vec<Membership> = rows.into_iter().map(Into::into).collect();
         let user_ids: Vec<Uuid> = memberships.iter().map(|m| m.user_id).collect();
-        let users: HashMap<Uuid, User> = self
-            .users(workspace, &user_ids)
-            .await?
-            .into_iter()
-            .map(|detail| (detail.user.id, detail.user))
-            .collect();
+        let users = self.member_users(workspace, &user_ids).await?;
         for membership in memberships {
             if let Some(user) = users.get(&membership.user_id) {
                 members
                     .entry(membership.company_id)
                     .or_default()
-                    .push(Member::of(membership, user));
+                    .push(user.member(membership));
             }
         }
         Ok(members)
+    }
+
+    /// What members show of these users, in one statement: not whole users
+    /// (keys, memberships, companies), which take five. Kept apart from the
+    /// memberships' statement: joined into it, PostgreSQL re-plans the
+    /// statement on every Get rather than reuse a generic plan.
+    async fn member_users(
+        &mut self,
+        workspace: WorkspaceId,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, MemberUserRow>> {
+        let select = "SELECT u.id, u.name, \
+             (SELECT k.value FROM user_keys k WHERE k.user_id = u.id AND k.name = $2) AS email, \
+             (SELECT k.value FROM user_keys k WHERE k.user_id = u.id AND k.name = $3) \
+             AS external_id \
+             FROM users u WHERE u.workspace_id = $1 AND u.id IN (";
+        let mut sql = Sql::new(select)
+            .bind(workspace.0)
+            .bind(MEMBER_EMAIL_KEY)
+            .bind(MEMBER_EXTERNAL_ID_KEY);
+        sql.push_list(ids.iter().copied()).push(")");
+        let rows: Vec<MemberUserRow> = self.fetch_all(sql.unprepared()).await?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
     }
 }
 

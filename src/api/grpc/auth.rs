@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::{Layer, Service};
@@ -18,14 +19,18 @@ use crate::service::noting_commits;
 /// grpcurl and `buf curl` work with no credentials.
 const PUBLIC_PREFIXES: [&str; 2] = ["/grpc.health.", "/grpc.reflection."];
 
+/// Shared by every call: cloning the authenticator itself would clone the
+/// service it reads keys through, a dozen reference counts per call.
 #[derive(Clone)]
 pub struct RequireApiKey {
-    authenticator: Authenticator,
+    authenticator: Arc<Authenticator>,
 }
 
 impl RequireApiKey {
     pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+        Self {
+            authenticator: Arc::new(authenticator),
+        }
     }
 }
 
@@ -43,7 +48,7 @@ impl<S> Layer<S> for RequireApiKey {
 #[derive(Clone)]
 pub struct RequireApiKeyService<S> {
     inner: S,
-    authenticator: Authenticator,
+    authenticator: Arc<Authenticator>,
 }
 
 impl<S, B> Service<http::Request<B>> for RequireApiKeyService<S>
