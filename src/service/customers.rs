@@ -48,11 +48,10 @@ impl Service {
     ) -> Result<CustomerDetail> {
         self.reading(caller, |mut session| {
             Box::pin(async move {
-                let customer = found(
-                    session.customer(caller.workspace, lookup).await?,
+                found(
+                    session.customer_detail(caller.workspace, lookup).await?,
                     "customer",
-                )?;
-                with_members(&mut session, caller, customer).await
+                )
             })
         })
         .await

@@ -104,6 +104,43 @@ impl From<CustomerRow> for Customer {
     }
 }
 
+/// A customer with one of its members, or none (`member_id` NULL): the
+/// rows of a customer `LEFT JOIN` its memberships, each member with what
+/// it shows of its user.
+#[derive(sqlx::FromRow)]
+pub(super) struct CustomerMemberRow {
+    #[sqlx(flatten)]
+    pub customer: CustomerRow,
+    member_id: Option<Uuid>,
+    member_user_id: Option<Uuid>,
+    member_role: Option<String>,
+    member_created_at: Option<DateTime<Utc>>,
+    member_updated_at: Option<DateTime<Utc>>,
+    member_name: Option<String>,
+    member_email: Option<String>,
+    member_external_id: Option<String>,
+}
+
+impl CustomerMemberRow {
+    /// The row's member, if it has one.
+    pub(super) fn member(&mut self) -> Option<Member> {
+        let membership = Membership {
+            id: self.member_id?,
+            user_id: self.member_user_id?,
+            company_id: self.customer.id,
+            role: MemberRole::from_stored(self.member_role.as_deref()?),
+            created_at: self.member_created_at?,
+            updated_at: self.member_updated_at?,
+        };
+        Some(Member {
+            membership,
+            email: self.member_email.take(),
+            name: self.member_name.take(),
+            external_id: self.member_external_id.take(),
+        })
+    }
+}
+
 pub(super) fn customer_cursor(customer: &Customer) -> Cursor {
     Cursor {
         created_at: customer.created_at,
