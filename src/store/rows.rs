@@ -317,36 +317,35 @@ impl UserWithKeysRow {
     }
 }
 
-/// A membership with its company and the company's keys, read in one
-/// statement: the company's columns are prefixed `company_`.
+/// A company with one membership in it and the company's keys, read in
+/// one statement: the membership's own columns are prefixed
+/// `membership_`.
 #[derive(sqlx::FromRow)]
 pub(super) struct MembershipCompanyRow {
     #[sqlx(flatten)]
-    membership: MembershipRow,
-    company_name: Option<String>,
-    company_external_id: Option<String>,
-    company_traits: Json<serde_json::Map<String, serde_json::Value>>,
-    company_last_seen_at: Option<DateTime<Utc>>,
-    company_created_at: DateTime<Utc>,
-    company_modified_at: Option<DateTime<Utc>>,
+    company: CompanyRow,
     company_keys: Option<Json<BTreeMap<String, String>>>,
+    membership_id: Uuid,
+    pub user_id: Uuid,
+    membership_role: String,
+    membership_created_at: DateTime<Utc>,
+    membership_updated_at: DateTime<Utc>,
 }
 
 impl MembershipCompanyRow {
     pub(super) fn into_detail(self) -> MembershipDetail {
-        let company = CompanyRow {
-            id: self.membership.customer_id,
-            name: self.company_name,
-            external_id: self.company_external_id,
-            traits: self.company_traits,
-            last_seen_at: self.company_last_seen_at,
-            created_at: self.company_created_at,
-            modified_at: self.company_modified_at,
+        let membership = Membership {
+            id: self.membership_id,
+            user_id: self.user_id,
+            company_id: self.company.id,
+            role: MemberRole::from_stored(&self.membership_role),
+            created_at: self.membership_created_at,
+            updated_at: self.membership_updated_at,
         };
         let keys = self.company_keys.map(|keys| keys.0).unwrap_or_default();
         MembershipDetail {
-            company: company.into_company(keys),
-            membership: self.membership.into(),
+            company: self.company.into_company(keys),
+            membership,
         }
     }
 }

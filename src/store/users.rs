@@ -199,12 +199,11 @@ impl Session {
             ))
             .await?;
         let mut sql = Sql::new(format!(
-            "SELECT m.id, m.user_id, m.customer_id, m.role, m.created_at, m.updated_at, \
-             c.name AS company_name, c.external_id AS company_external_id, \
-             c.traits AS company_traits, c.last_seen_at AS company_last_seen_at, \
-             c.created_at AS company_created_at, c.modified_at AS company_modified_at, \
-             (SELECT {keys}(k.name, k.value) FROM customer_keys k \
-             WHERE k.customer_id = m.customer_id) AS company_keys \
+            "SELECT c.id, c.name, c.external_id, c.traits, c.last_seen_at, c.created_at, \
+             c.modified_at, (SELECT {keys}(k.name, k.value) FROM customer_keys k \
+             WHERE k.customer_id = c.id) AS company_keys, \
+             m.id AS membership_id, m.user_id, m.role AS membership_role, \
+             m.created_at AS membership_created_at, m.updated_at AS membership_updated_at \
              FROM memberships m JOIN customers c ON c.id = m.customer_id \
              AND c.deleted_at IS NULL \
              WHERE m.workspace_id = $1 AND m.user_id IN ("
